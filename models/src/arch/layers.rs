@@ -1,0 +1,257 @@
+//! Building blocks shared by the architectures: attention masks, the KV cache, RMSNorm, rotary embeddings
+//! and attention itself.
+
+use tch::{Device, Kind, Tensor};
+
+use super::ModelShape;
+
+/// Which keys each query may attend to.
+pub enum AttentionMask {
+    /// Plain causal attention over one unpadded sequence with no cached keys.
+    Causal,
+    /// Every query may see every key (a single new token per row, no padding).
+    Full,
+    /// An explicit additive mask `[batch, 1, query, key]` (0 = attend, very negative = blocked).
+    Additive(Tensor),
+}
+
+impl AttentionMask {
+    /// The mask for `seq` new tokens per row after `past` cached ones; `key_valid` `[batch, past + seq]`
+    /// marks real (non-padding) tokens, `None` when no row is padded.
+    pub fn build(
+        seq: i64,
+        past: i64,
+        key_valid: Option<&Tensor>,
+        device: Device,
+        kind: Kind,
+    ) -> Self {
+        match (key_valid, past, seq) {
+            (None, 0, _) => AttentionMask::Causal,
+            (None, _, 1) => AttentionMask::Full,
+            _ => {
+                let total = past + seq;
+                let q_pos = Tensor::arange_start(past, total, (Kind::Int64, device)).view([seq, 1]);
+                let k_pos = Tensor::arange(total, (Kind::Int64, device)).view([1, total]);
+                let mut allowed = k_pos.le_tensor(&q_pos).view([1, 1, seq, total]);
+                if let Some(valid) = key_valid {
+                    let batch = valid.size()[0];
+                    allowed =
+                        allowed.logical_and(&valid.to_device(device).view([batch, 1, 1, total]));
+                }
+                let blocked = allowed.logical_not().to_kind(kind);
+                AttentionMask::Additive(blocked * lowest(kind))
+            }
+        }
+    }
+}
+
+/// The most negative finite value of `kind`: blocked scores stay finite, so fully blocked (padding) rows
+/// give uniform attention instead of NaN.
+fn lowest(kind: Kind) -> f64 {
+    match kind {
+        Kind::Half => f64::from(half::f16::MIN),
+        Kind::BFloat16 => f64::from(half::bf16::MIN),
+        _ => f64::from(f32::MIN),
+    }
+}
+
+/// Keys and values of past tokens, preallocated for `capacity` positions.
+pub struct KvCache {
+    layers: Vec<(Tensor, Tensor)>,
+    len: i64,
+    capacity: i64,
+}
+
+impl KvCache {
+    /// An empty cache for `batch` rows of up to `capacity` tokens.
+    pub fn new(shape: &ModelShape, batch: i64, capacity: i64, device: Device, kind: Kind) -> Self {
+        let dims = [
+            batch,
+            shape.n_kv_heads as i64,
+            capacity,
+            shape.head_dim as i64,
+        ];
+        let layers = (0..shape.n_layers)
+            .map(|_| {
+                (
+                    Tensor::zeros(dims, (kind, device)),
+                    Tensor::zeros(dims, (kind, device)),
+                )
+            })
+            .collect();
+        KvCache {
+            layers,
+            len: 0,
+            capacity,
+        }
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> i64 {
+        self.len
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Positions still free.
+    pub fn remaining(&self) -> i64 {
+        self.capacity - self.len
+    }
+
+    /// Writes layer `layer`'s new keys and values `[batch, kv_heads, seq, head_dim]` after the cached ones
+    /// and returns all of them.
+    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> (Tensor, Tensor) {
+        let seq = k.size()[2];
+        let (kc, vc) = &mut self.layers[layer];
+        kc.narrow(2, self.len, seq).copy_(k);
+        vc.narrow(2, self.len, seq).copy_(v);
+        (
+            kc.narrow(2, 0, self.len + seq),
+            vc.narrow(2, 0, self.len + seq),
+        )
+    }
+
+    /// Marks `seq` more positions as cached; called once per forward pass after every layer appended.
+    pub fn advance(&mut self, seq: i64) {
+        self.len += seq;
+    }
+}
+
+/// RMSNorm as Hugging Face computes it: normalize in f32, cast back, then scale.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Tensor {
+    let d = *x.size().last().unwrap_or(&0);
+    if x.kind() == Kind::Float {
+        x.rms_norm([d], Some(weight), eps)
+    } else {
+        x.to_kind(Kind::Float)
+            .rms_norm([d], None::<&Tensor>, eps)
+            .to_kind(x.kind())
+            * weight
+    }
+}
+
+/// Rotary position embeddings (rotate-half convention), precomputed for every position.
+pub struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+    rotary_dim: i64,
+}
+
+impl Rope {
+    /// Tables for `rotary_dim` dimensions of each head, positions `0..max_positions`, computed in f32 the
+    /// way Hugging Face does (inverse frequencies, then position x frequency).
+    pub fn new(rotary_dim: i64, base: f64, max_positions: i64, device: Device, kind: Kind) -> Self {
+        let exponents = Tensor::arange_start_step(0, rotary_dim, 2, (Kind::Int64, Device::Cpu))
+            .to_kind(Kind::Float)
+            / rotary_dim as f64;
+        let inv_freq = Tensor::pow_scalar(base, &exponents).reciprocal();
+        let positions =
+            Tensor::arange(max_positions, (Kind::Int64, Device::Cpu)).to_kind(Kind::Float);
+        let freqs = positions.unsqueeze(1).matmul(&inv_freq.unsqueeze(0));
+        let emb = Tensor::cat(&[&freqs, &freqs], -1);
+        Rope {
+            cos: emb.cos().to_device(device).to_kind(kind),
+            sin: emb.sin().to_device(device).to_kind(kind),
+            rotary_dim,
+        }
+    }
+
+    /// Rotates the first `rotary_dim` dimensions of `x` `[batch, heads, seq, head_dim]` by `positions` `[batch, seq]`.
+    pub fn apply(&self, x: &Tensor, positions: &Tensor) -> Tensor {
+        let (b, t) = (positions.size()[0], positions.size()[1]);
+        let flat = positions.flatten(0, -1);
+        let cos = self
+            .cos
+            .index_select(0, &flat)
+            .view([b, 1, t, self.rotary_dim]);
+        let sin = self
+            .sin
+            .index_select(0, &flat)
+            .view([b, 1, t, self.rotary_dim]);
+        let head_dim = *x.size().last().unwrap_or(&0);
+        let (rot, pass) = if self.rotary_dim == head_dim {
+            (x.shallow_clone(), None)
+        } else {
+            (
+                x.narrow(-1, 0, self.rotary_dim),
+                Some(x.narrow(-1, self.rotary_dim, head_dim - self.rotary_dim)),
+            )
+        };
+        let half = self.rotary_dim / 2;
+        let rotated = Tensor::cat(
+            &[rot.narrow(-1, half, half).neg(), rot.narrow(-1, 0, half)],
+            -1,
+        );
+        let out = &rot * cos + rotated * sin;
+        match pass {
+            None => out,
+            Some(p) => Tensor::cat(&[out, p], -1),
+        }
+    }
+}
+
+/// Scaled dot-product attention of `q` `[batch, heads, seq, head_dim]` over `k`, `v`
+/// `[batch, kv_heads, keys, head_dim]` (grouped-query when there are fewer kv heads). When `want_pattern`,
+/// computes the probabilities explicitly and returns them too; otherwise uses the fused kernel.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &AttentionMask,
+    scale: f64,
+    want_pattern: bool,
+) -> (Tensor, Option<Tensor>) {
+    let gqa = q.size()[1] != k.size()[1];
+    if !want_pattern {
+        let out = match mask {
+            AttentionMask::Causal => Tensor::scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                None::<&Tensor>,
+                0.0,
+                q.size()[2] > 1,
+                scale,
+                gqa,
+            ),
+            AttentionMask::Full => Tensor::scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                None::<&Tensor>,
+                0.0,
+                false,
+                scale,
+                gqa,
+            ),
+            AttentionMask::Additive(m) => {
+                Tensor::scaled_dot_product_attention(q, k, v, Some(m), 0.0, false, scale, gqa)
+            }
+        };
+        return (out, None);
+    }
+    let repeat = q.size()[1] / k.size()[1];
+    let (k, v) = if repeat > 1 {
+        (
+            k.repeat_interleave_self_int(repeat, 1, None),
+            v.repeat_interleave_self_int(repeat, 1, None),
+        )
+    } else {
+        (k.shallow_clone(), v.shallow_clone())
+    };
+    let mut scores = q.matmul(&k.transpose(-2, -1)) * scale;
+    match mask {
+        AttentionMask::Full => {}
+        AttentionMask::Causal => {
+            let (t, s) = (scores.size()[2], scores.size()[3]);
+            let future = Tensor::ones([t, s], (Kind::Bool, scores.device())).triu(s - t + 1);
+            scores = scores.masked_fill(&future, f64::NEG_INFINITY);
+        }
+        AttentionMask::Additive(m) => scores = scores + m,
+    }
+    let pattern = scores.softmax(-1, Kind::Float).to_kind(q.kind());
+    (pattern.matmul(&v), Some(pattern))
+}

@@ -1,0 +1,114 @@
+//! Architectures: one file each, sharing the [`Architecture`] trait, the KV cache and a few layers.
+
+mod layers;
+pub mod llama;
+
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+pub use layers::{AttentionMask, KvCache};
+
+use crate::error::{ModelError, Result};
+use crate::hooks::Hooks;
+
+/// The architectures this runtime implements, by their `model_type` / GGUF `general.architecture`.
+pub const SUPPORTED: &[&str] = &["llama"];
+
+/// Sizes of a loaded transformer, common to every architecture.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelShape {
+    /// `model_type` of the architecture (`llama`, `gpt2` ...).
+    pub architecture: String,
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Residual stream width.
+    pub d_model: usize,
+    /// MLP neurons per layer (width of `mlp.hook_post`).
+    pub d_mlp: usize,
+    /// Attention query heads.
+    pub n_heads: usize,
+    /// Key/value heads (fewer than `n_heads` with grouped-query attention).
+    pub n_kv_heads: usize,
+    /// Width of one attention head.
+    pub head_dim: usize,
+    /// Vocabulary size (rows of the unembedding).
+    pub vocab_size: usize,
+    /// Longest sequence the model handles.
+    pub context_length: usize,
+    /// Whether the unembedding shares the token embedding's weights.
+    pub tied_embeddings: bool,
+}
+
+/// One batch of token ids for a forward pass.
+pub struct ForwardInput<'a> {
+    /// Token ids `[batch, seq]` (int64).
+    pub ids: &'a Tensor,
+    /// Absolute position of each token `[batch, seq]` (int64); left padding shifts them per row.
+    pub positions: &'a Tensor,
+    /// Which keys each query may attend to.
+    pub mask: &'a AttentionMask,
+}
+
+/// The weights that make up one layer's MLP neurons, in `nn.Linear` layout (`[out, in]`). The tensors
+/// share storage with the model, so writing into them edits the model.
+pub struct MlpWeights {
+    /// Input projections whose row i feeds neuron i: `[gate, up]` for gated MLPs, `[fc_in]` otherwise.
+    pub inputs: Vec<(String, Tensor)>,
+    /// Output projection `[d_model, d_mlp]`; column i is neuron i's output vector.
+    pub output: (String, Tensor),
+}
+
+/// What every architecture provides to the rest of the workbench.
+pub trait Architecture: Send {
+    /// Sizes of the model.
+    fn shape(&self) -> &ModelShape;
+
+    /// Embeds, runs every block and the final norm, calling `hooks` at each hook point; returns the final
+    /// normalized residual `[batch, seq, d_model]`. With a cache, keys and values are appended to it.
+    fn forward(
+        &self,
+        input: &ForwardInput,
+        cache: Option<&mut KvCache>,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor>;
+
+    /// Applies the final norm to a residual-stream tensor (used by the logit lens).
+    fn final_norm(&self, resid: &Tensor) -> Tensor;
+
+    /// Logits `[.., vocab]` from final-normalized residuals.
+    fn unembed(&self, normalized: &Tensor) -> Tensor;
+
+    /// The unembedding matrix `[vocab, d_model]`.
+    fn unembedding(&self) -> &Tensor;
+
+    /// Layer `layer`'s MLP weights.
+    fn mlp(&self, layer: usize) -> MlpWeights;
+
+    /// Every parameter under its Hugging Face name, sharing storage with the model (tied weights once).
+    fn parameters(&self) -> Vec<(String, Tensor)>;
+}
+
+/// Where an architecture reads its weights from, by Hugging Face tensor name.
+pub trait WeightSource {
+    /// The tensor `name` as f32 on the CPU, checked against `shape`.
+    fn tensor(&mut self, name: &str, shape: &[i64]) -> Result<Tensor>;
+    /// Whether the checkpoint holds `name` (used for optional tensors such as an untied `lm_head`).
+    fn contains(&self, name: &str) -> bool;
+}
+
+/// Moves a loaded tensor to the model's device and dtype.
+pub(crate) fn place(t: Tensor, device: Device, kind: Kind) -> Tensor {
+    t.to_device(device).to_kind(kind)
+}
+
+/// Checks that `found` has `expected` shape.
+pub(crate) fn check_shape(name: &str, expected: &[i64], found: &[i64]) -> Result<()> {
+    if expected != found {
+        return Err(ModelError::ShapeMismatch {
+            tensor: name.to_string(),
+            expected: expected.to_vec(),
+            found: found.to_vec(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! The tch runtime of the workbench: model files (GGUF), tokenizers, architectures, hook points and
+//! interventions, neuron weight edits, and generation.
+//!
+//! ```no_run
+//! use models::{Model, LoadOptions, HookPoint};
+//! let model = Model::load("smollm2-135m-instruct", LoadOptions::default())?;
+//! let ids = model.encode("import json\njson.")?;
+//! let (logits, cache) = model.run_with_cache(&ids, |p| matches!(p, HookPoint::MlpPost(_)))?;
+//! # Ok::<(), models::ModelError>(())
+//! ```
+
+pub mod arch;
+pub mod catalogue;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod gguf;
+pub mod gguf_weights;
+pub mod hooks;
+pub mod model;
+pub mod neurons;
+pub mod tokenizer;
+
+pub use arch::{Architecture, ModelShape};
+pub use error::{ModelError, Result};
+pub use generate::{Generation, GenerationConfig, Sampling, StopReason};
+pub use hooks::{ActivationCache, Edit, HookPoint, Hooks, Intervention, Positions};
+pub use model::{parse_device, parse_kind, Batch, LoadOptions, Model, ModelFormat};
+pub use neurons::{Neuron, NeuronWeights, WeightSnapshot};
+pub use tch;
+pub use tokenizer::{ChatMessage, Tokenizer};

@@ -1,0 +1,341 @@
+//! A loaded model: architecture, tokenizer and device, with the forward passes every analysis builds on.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use crate::arch::llama::{Llama, LlamaConfig};
+use crate::arch::{Architecture, AttentionMask, ForwardInput, KvCache, ModelShape};
+use crate::catalogue;
+use crate::error::{ModelError, Result};
+use crate::gguf::GgufFile;
+use crate::gguf_weights::GgufWeights;
+use crate::hooks::{ActivationCache, HookPoint, Hooks};
+use crate::tokenizer::Tokenizer;
+
+/// Where and in which precision to run a model.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// CPU or a CUDA device.
+    pub device: Device,
+    /// `Float` (default), `BFloat16` or `Half`.
+    pub kind: Kind,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: Device::Cpu,
+            kind: Kind::Float,
+        }
+    }
+}
+
+/// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
+pub fn parse_device(spec: &str) -> Result<Device> {
+    let cuda = |i: usize| {
+        if tch::Cuda::is_available() && i < tch::Cuda::device_count() as usize {
+            Ok(Device::Cuda(i))
+        } else {
+            Err(ModelError::InvalidInput(format!(
+                "device {spec:?}: CUDA device {i} is not available here; use cpu or auto"
+            )))
+        }
+    };
+    match spec {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" | "gpu" => cuda(0),
+        s => match s.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+            Some(i) => cuda(i),
+            None => Err(ModelError::InvalidInput(format!(
+                "unknown device {spec:?}; use cpu, cuda, cuda:N or auto"
+            ))),
+        },
+    }
+}
+
+/// Parses `f32`, `bf16` or `f16`.
+pub fn parse_kind(spec: &str) -> Result<Kind> {
+    match spec {
+        "f32" | "float32" => Ok(Kind::Float),
+        "bf16" | "bfloat16" => Ok(Kind::BFloat16),
+        "f16" | "float16" => Ok(Kind::Half),
+        _ => Err(ModelError::InvalidInput(format!(
+            "unknown dtype {spec:?}; use f32, bf16 or f16"
+        ))),
+    }
+}
+
+/// How a model was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ModelFormat {
+    /// A single GGUF file.
+    Gguf,
+    /// A Hugging Face folder (config.json, safetensors, tokenizer.json).
+    HfFolder,
+}
+
+/// Where a model came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSource {
+    /// The name or path the user gave.
+    pub spec: String,
+    /// The file or folder it resolved to.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: ModelFormat,
+    /// The model's own name from its metadata, if it has one.
+    pub display_name: Option<String>,
+}
+
+/// Token ids of several prompts, left-padded to one length.
+pub struct Batch {
+    /// `[batch, seq]` int64.
+    pub ids: Tensor,
+    /// Absolute positions `[batch, seq]`; padding gets position 0.
+    pub positions: Tensor,
+    /// `[batch, seq]` bool, false on padding; `None` when no row is padded.
+    pub valid: Option<Tensor>,
+    /// Unpadded length of each row.
+    pub lengths: Vec<usize>,
+}
+
+impl Batch {
+    /// Number of rows.
+    pub fn size(&self) -> usize {
+        self.lengths.len()
+    }
+
+    /// Padded length.
+    pub fn seq_len(&self) -> i64 {
+        self.ids.size()[1]
+    }
+}
+
+/// A model ready to run: its architecture, tokenizer and device.
+pub struct Model {
+    arch: Box<dyn Architecture>,
+    /// The model's tokenizer.
+    pub tokenizer: Tokenizer,
+    /// Where it runs.
+    pub device: Device,
+    /// Its parameter dtype.
+    pub kind: Kind,
+    /// Where it was loaded from.
+    pub source: ModelSource,
+}
+
+impl Model {
+    /// Loads a model by catalogue name, `.gguf` path or Hugging Face folder.
+    pub fn load(spec: &str, options: LoadOptions) -> Result<Self> {
+        let path = catalogue::resolve(spec)?;
+        if path.is_dir() {
+            return Err(ModelError::UnknownArchitecture(format!(
+                "Hugging Face folders are not supported yet ({})",
+                path.display()
+            )));
+        }
+        let mut model = Self::from_gguf(&path, options)?;
+        model.source.spec = spec.to_string();
+        Ok(model)
+    }
+
+    /// Loads a GGUF file.
+    pub fn from_gguf(path: &Path, options: LoadOptions) -> Result<Self> {
+        let file = GgufFile::open(path)?;
+        let architecture = file.require_str("general.architecture")?;
+        let arch: Box<dyn Architecture> = match architecture {
+            "llama" => {
+                let config = LlamaConfig::from_gguf(&file)?;
+                let mut weights = GgufWeights::new(
+                    &file,
+                    config.num_attention_heads,
+                    config.num_key_value_heads,
+                )?;
+                Box::new(Llama::load(
+                    config,
+                    &mut weights,
+                    options.device,
+                    options.kind,
+                )?)
+            }
+            other => return Err(ModelError::UnknownArchitecture(other.to_string())),
+        };
+        let tokenizer = Tokenizer::from_gguf(&file)?;
+        let display_name = file
+            .get("general.name")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let source = ModelSource {
+            spec: path.display().to_string(),
+            path: path.to_path_buf(),
+            format: ModelFormat::Gguf,
+            display_name,
+        };
+        Ok(Model {
+            arch,
+            tokenizer,
+            device: options.device,
+            kind: options.kind,
+            source,
+        })
+    }
+
+    /// The architecture, for code that needs its weights or layers.
+    pub fn arch(&self) -> &dyn Architecture {
+        self.arch.as_ref()
+    }
+
+    /// Sizes of the model.
+    pub fn shape(&self) -> &ModelShape {
+        self.arch.shape()
+    }
+
+    /// Number of parameters (tied weights counted once).
+    pub fn parameter_count(&self) -> i64 {
+        self.arch
+            .parameters()
+            .iter()
+            .map(|(_, t)| t.numel() as i64)
+            .sum()
+    }
+
+    /// Bytes the parameters take in memory.
+    pub fn parameter_bytes(&self) -> i64 {
+        self.arch
+            .parameters()
+            .iter()
+            .map(|(_, t)| (t.numel() * t.kind().elt_size_in_bytes()) as i64)
+            .sum()
+    }
+
+    /// Token ids of a prompt, checked to be non-empty and to fit the context.
+    pub fn encode(&self, prompt: &str) -> Result<Vec<u32>> {
+        let ids = self.tokenizer.encode(prompt, true)?;
+        self.check_prompt(&ids)?;
+        Ok(ids)
+    }
+
+    /// Refuses empty prompts and prompts longer than the context.
+    pub fn check_prompt(&self, ids: &[u32]) -> Result<()> {
+        if ids.is_empty() {
+            return Err(ModelError::InvalidInput("the prompt is empty".into()));
+        }
+        let context = self.shape().context_length;
+        if ids.len() > context {
+            return Err(ModelError::ContextOverflow {
+                tokens: ids.len(),
+                context,
+            });
+        }
+        if let Some(&bad) = ids
+            .iter()
+            .find(|&&id| id as usize >= self.shape().vocab_size)
+        {
+            return Err(ModelError::InvalidInput(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.shape().vocab_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Left-pads `prompts` into one batch on the model's device.
+    pub fn batch(&self, prompts: &[Vec<u32>]) -> Result<Batch> {
+        if prompts.is_empty() {
+            return Err(ModelError::InvalidInput("no prompts given".into()));
+        }
+        for p in prompts {
+            self.check_prompt(p)?;
+        }
+        let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+        let seq = *lengths.iter().max().unwrap_or(&0);
+        let pad = i64::from(self.tokenizer.pad_id.or(self.tokenizer.eos_id).unwrap_or(0));
+        let (mut ids, mut positions, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+        for p in prompts {
+            let padding = seq - p.len();
+            ids.extend(std::iter::repeat_n(pad, padding).chain(p.iter().map(|&t| i64::from(t))));
+            positions.extend(std::iter::repeat_n(0, padding).chain(0..p.len() as i64));
+            valid.extend(
+                std::iter::repeat_n(false, padding).chain(std::iter::repeat_n(true, p.len())),
+            );
+        }
+        let shape = [prompts.len() as i64, seq as i64];
+        let padded = lengths.iter().any(|&l| l != seq);
+        Ok(Batch {
+            ids: Tensor::from_slice(&ids).view(shape).to_device(self.device),
+            positions: Tensor::from_slice(&positions)
+                .view(shape)
+                .to_device(self.device),
+            valid: padded.then(|| {
+                Tensor::from_slice(&valid)
+                    .view(shape)
+                    .to_device(self.device)
+            }),
+            lengths,
+        })
+    }
+
+    /// Runs `batch` (continuing `cache` if given) and returns the final normalized residual
+    /// `[batch, seq, d_model]`.
+    pub fn forward(
+        &self,
+        batch: &Batch,
+        cache: Option<&mut KvCache>,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
+        for intervention in hooks.interventions() {
+            intervention.point.check(self.shape().n_layers)?;
+        }
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        let mask = AttentionMask::build(
+            batch.seq_len(),
+            past,
+            batch.valid.as_ref(),
+            self.device,
+            self.kind,
+        );
+        let input = ForwardInput {
+            ids: &batch.ids,
+            positions: &batch.positions,
+            mask: &mask,
+        };
+        self.arch.forward(&input, cache, hooks)
+    }
+
+    /// Logits `[seq, vocab]` (f32) of one prompt's token ids, with `hooks` applied and recorded.
+    pub fn run_with_hooks(&self, ids: &[u32], hooks: &mut Hooks) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let batch = self.batch(&[ids.to_vec()])?;
+        let normalized = self.forward(&batch, None, hooks)?;
+        Ok(self
+            .arch
+            .unembed(&normalized.squeeze_dim(0))
+            .to_kind(Kind::Float))
+    }
+
+    /// Logits `[seq, vocab]` (f32) of one prompt's token ids.
+    pub fn logits(&self, ids: &[u32]) -> Result<Tensor> {
+        self.run_with_hooks(ids, &mut Hooks::default())
+    }
+
+    /// Logits and the activations at every hook point `filter` accepts (TransformerLens' `run_with_cache`).
+    pub fn run_with_cache(
+        &self,
+        ids: &[u32],
+        filter: impl Fn(HookPoint) -> bool + Send + 'static,
+    ) -> Result<(Tensor, ActivationCache)> {
+        let mut hooks = Hooks::recording(filter);
+        let logits = self.run_with_hooks(ids, &mut hooks)?;
+        Ok((logits, hooks.cache))
+    }
+
+    /// Logits of several prompts at once `[batch, seq, vocab]` (left-padded; see [`Batch`]).
+    pub fn batch_logits(&self, batch: &Batch, hooks: &mut Hooks) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let normalized = self.forward(batch, None, hooks)?;
+        Ok(self.arch.unembed(&normalized).to_kind(Kind::Float))
+    }
+}

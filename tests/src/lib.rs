@@ -1,0 +1,230 @@
+//! Helpers shared by the integration tests: the project's Python (the venv `./x setup` made), the reference
+//! scripts under `tests/python/`, the default model, real CPython files, and tiny hand-made GGUF models.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use anyhow::{bail, Context, Result};
+use models::gguf::{GgmlType, GgufWriter, MetaValue};
+use models::{LoadOptions, Model};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Python interpreter of the project's venv (`$WORKBENCH_PYTHON`, else `.venv/bin/python`).
+pub fn python() -> PathBuf {
+    std::env::var_os("WORKBENCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python"))
+}
+
+/// Runs `tests/python/<script>` with `args`; fails with its stderr if it fails.
+pub fn run_python(script: &str, args: &[&Path]) -> Result<String> {
+    let output = Command::new(python())
+        .arg(root().join("tests/python").join(script))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TRANSFORMERS_VERBOSITY", "error")
+        .output()
+        .with_context(|| format!("running {} (did ./x setup run?)", python().display()))?;
+    if !output.status.success() {
+        bail!(
+            "{script} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Path of the default model's GGUF file.
+pub fn default_model_path() -> PathBuf {
+    models::catalogue::resolve(models::catalogue::DEFAULT_MODEL)
+        .expect("the default model is installed by ./x setup")
+}
+
+/// The default model loaded once per test binary, in f32 on the CPU.
+pub fn default_model() -> MutexGuard<'static, Model> {
+    static MODEL: OnceLock<Mutex<Model>> = OnceLock::new();
+    let model = MODEL.get_or_init(|| {
+        Mutex::new(
+            Model::load(models::catalogue::DEFAULT_MODEL, LoadOptions::default())
+                .expect("default model loads"),
+        )
+    });
+    model
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The first `count` Python files of the CPython standard library (top level, sorted by name, 2 to 40 KB):
+/// a fixed list of real code.
+pub fn stdlib_files(count: usize) -> Vec<PathBuf> {
+    let dir = models::catalogue::data_dir().join("cpython-stdlib");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (run ./x setup)", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "py")
+                && std::fs::metadata(p).is_ok_and(|m| (2_000..40_000).contains(&m.len()))
+        })
+        .collect();
+    files.sort();
+    files.truncate(count);
+    assert_eq!(files.len(), count, "not enough files in {}", dir.display());
+    files
+}
+
+/// Reads a raw little-endian f32 file.
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// The largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Sizes of a tiny Llama for hand-made test files.
+#[derive(Debug, Clone, Copy)]
+pub struct TinyLlama {
+    /// Blocks.
+    pub layers: usize,
+    /// Residual width.
+    pub d_model: usize,
+    /// MLP neurons.
+    pub d_mlp: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Context length.
+    pub context: usize,
+}
+
+impl Default for TinyLlama {
+    fn default() -> Self {
+        TinyLlama {
+            layers: 2,
+            d_model: 32,
+            d_mlp: 64,
+            heads: 4,
+            kv_heads: 2,
+            context: 16,
+        }
+    }
+}
+
+impl TinyLlama {
+    /// A GGUF writer holding a random tiny Llama whose vocabulary is the 256 byte tokens (and no merges): metadata,
+    /// tokenizer and every tensor, so tests can remove or break one piece.
+    pub fn writer(&self, seed: u64) -> GgufWriter {
+        let mut w = GgufWriter::new();
+        let s = |v: &str| MetaValue::String(v.to_string());
+        let u = |v: usize| MetaValue::U32(v as u32);
+        w.set("general.architecture", s("llama"));
+        w.set("general.name", s("tiny test llama"));
+        w.set("llama.block_count", u(self.layers));
+        w.set("llama.context_length", u(self.context));
+        w.set("llama.embedding_length", u(self.d_model));
+        w.set("llama.feed_forward_length", u(self.d_mlp));
+        w.set("llama.attention.head_count", u(self.heads));
+        w.set("llama.attention.head_count_kv", u(self.kv_heads));
+        w.set("llama.rope.freq_base", MetaValue::F32(10000.0));
+        w.set(
+            "llama.attention.layer_norm_rms_epsilon",
+            MetaValue::F32(1e-5),
+        );
+        w.set("tokenizer.ggml.model", s("gpt2"));
+        w.set("tokenizer.ggml.pre", s("gpt2"));
+        w.set(
+            "tokenizer.ggml.tokens",
+            MetaValue::Array(
+                byte_level_alphabet()
+                    .into_iter()
+                    .map(MetaValue::String)
+                    .collect(),
+            ),
+        );
+        w.set("tokenizer.ggml.merges", MetaValue::Array(vec![]));
+        w.set("tokenizer.ggml.eos_token_id", u(0));
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut random = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.4
+                })
+                .collect()
+        };
+        let (d, m, hd) = (
+            self.d_model as i64,
+            self.d_mlp as i64,
+            (self.d_model / self.heads) as i64,
+        );
+        let kv = self.kv_heads as i64 * hd;
+        let mut tensors: Vec<(String, Vec<i64>)> = vec![
+            ("token_embd.weight".into(), vec![256, d]),
+            ("output_norm.weight".into(), vec![d]),
+        ];
+        for l in 0..self.layers {
+            for (name, shape) in [
+                ("attn_norm", vec![d]),
+                ("attn_q", vec![d, d]),
+                ("attn_k", vec![kv, d]),
+                ("attn_v", vec![kv, d]),
+                ("attn_output", vec![d, d]),
+                ("ffn_norm", vec![d]),
+                ("ffn_gate", vec![m, d]),
+                ("ffn_up", vec![m, d]),
+                ("ffn_down", vec![d, m]),
+            ] {
+                tensors.push((format!("blk.{l}.{name}.weight"), shape));
+            }
+        }
+        for (name, shape) in tensors {
+            let n = shape.iter().product::<i64>() as usize;
+            let values = if name.ends_with("norm.weight") {
+                vec![1.0; n]
+            } else {
+                random(n)
+            };
+            w.add_f32(&name, &shape, &values, GgmlType::F32)
+                .expect("valid tensor");
+        }
+        w
+    }
+}
+
+/// The 256 byte-level BPE tokens in GPT-2's byte-to-unicode order by byte value.
+fn byte_level_alphabet() -> Vec<String> {
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut extra = 0;
+    (0u32..256)
+        .map(|b| {
+            if printable(b) {
+                char::from_u32(b).map(String::from).unwrap_or_default()
+            } else {
+                extra += 1;
+                char::from_u32(255 + extra)
+                    .map(String::from)
+                    .unwrap_or_default()
+            }
+        })
+        .collect()
+}

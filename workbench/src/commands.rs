@@ -1,0 +1,220 @@
+//! Subcommands of the `workbench` command line.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use models::{parse_device, parse_kind, GenerationConfig, LoadOptions, Model, Sampling};
+
+/// A workbench for interpretability and repair of code language models.
+#[derive(Debug, Parser)]
+#[command(name = "workbench", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the model's architecture, sizes and memory.
+    Info(ModelArgs),
+    /// Continue a prompt.
+    Generate(GenerateArgs),
+    /// Per position: the top next tokens, and the logit-lens top-1 at every layer.
+    Inspect(InspectArgs),
+}
+
+/// Which model to load and where to run it.
+#[derive(Debug, Args)]
+struct ModelArgs {
+    /// Catalogue name (smollm2-135m-instruct), a .gguf file, or a Hugging Face folder.
+    #[arg(long, default_value = models::catalogue::DEFAULT_MODEL)]
+    model: String,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<Model> {
+        let options = LoadOptions {
+            device: parse_device(&self.device)?,
+            kind: parse_kind(&self.dtype)?,
+        };
+        Model::load(&self.model, options).with_context(|| format!("loading model {}", self.model))
+    }
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The prompt text.
+    #[arg(long)]
+    prompt: String,
+    /// Wrap the prompt as a user message in the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// Sampling temperature; 0 means greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Keep the k most likely tokens when sampling.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Nucleus sampling threshold.
+    #[arg(long)]
+    top_p: Option<f64>,
+    /// Random seed for sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop when the text contains this (repeatable).
+    #[arg(long = "stop")]
+    stop: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The prompt text.
+    #[arg(long)]
+    prompt: String,
+    /// How many next tokens to show per position.
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info(args) => info(&args),
+        Command::Generate(args) => generate(&args),
+        Command::Inspect(args) => inspect(&args),
+    }
+}
+
+fn info(args: &ModelArgs) -> Result<()> {
+    let model = args.load()?;
+    let shape = model.shape();
+    if args.json {
+        let value = serde_json::json!({"source": model.source, "shape": shape, "parameters": model.parameter_count(), "bytes": model.parameter_bytes(), "device": format!("{:?}", model.device), "dtype": format!("{:?}", model.kind)});
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!(
+        "model         {}",
+        model
+            .source
+            .display_name
+            .as_deref()
+            .unwrap_or(&model.source.spec)
+    );
+    println!(
+        "file          {} ({:?})",
+        model.source.path.display(),
+        model.source.format
+    );
+    println!("architecture  {}", shape.architecture);
+    println!("layers        {}", shape.n_layers);
+    println!("d_model       {}", shape.d_model);
+    println!(
+        "neurons/layer {} (mlp.hook_post), {} in all",
+        shape.d_mlp,
+        shape.d_mlp * shape.n_layers
+    );
+    println!(
+        "heads         {} query, {} key/value, {} wide",
+        shape.n_heads, shape.n_kv_heads, shape.head_dim
+    );
+    println!(
+        "vocabulary    {} (tokenizer {}), context {}",
+        shape.vocab_size,
+        model.tokenizer.vocab_size(),
+        shape.context_length
+    );
+    println!(
+        "embeddings    {}",
+        if shape.tied_embeddings {
+            "tied"
+        } else {
+            "untied"
+        }
+    );
+    println!(
+        "parameters    {} ({:.1} MiB as {:?} on {:?})",
+        model.parameter_count(),
+        model.parameter_bytes() as f64 / 1048576.0,
+        model.kind,
+        model.device
+    );
+    Ok(())
+}
+
+fn generate(args: &GenerateArgs) -> Result<()> {
+    let model = args.model.load()?;
+    let prompt = if args.chat {
+        model.chat_prompt(&args.prompt)?
+    } else {
+        args.prompt.clone()
+    };
+    let sampling = if args.temperature > 0.0 {
+        Sampling::Random {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            seed: args.seed,
+        }
+    } else {
+        Sampling::Greedy
+    };
+    let config = GenerationConfig {
+        max_new_tokens: args.max_tokens,
+        sampling,
+        stop_sequences: args.stop.clone(),
+        stop_at_eos: true,
+    };
+    let generation = model.generate_text(&[&prompt], &config)?.remove(0);
+    if args.model.json {
+        println!("{}", serde_json::to_string_pretty(&generation)?);
+    } else {
+        println!("{}", generation.text);
+        eprintln!(
+            "[{} tokens, stopped: {:?}]",
+            generation.tokens.len(),
+            generation.stop
+        );
+    }
+    Ok(())
+}
+
+fn inspect(args: &InspectArgs) -> Result<()> {
+    let model = args.model.load()?;
+    let ids = model.encode(&args.prompt)?;
+    let lens = probes::logit_lens(&model, &ids, args.top_k)?;
+    if args.model.json {
+        println!("{}", serde_json::to_string_pretty(&lens)?);
+        return Ok(());
+    }
+    for (pos, &id) in ids.iter().enumerate() {
+        println!("[{pos}] {:?}", model.tokenizer.token_text(id));
+        let next: Vec<String> = lens.final_top[pos]
+            .iter()
+            .map(|p| format!("{:?} {:.3}", p.text, p.prob))
+            .collect();
+        println!("    next: {}", next.join(", "));
+        let by_layer: Vec<String> = lens
+            .top1
+            .iter()
+            .map(|layer| format!("{:?}", layer[pos].text))
+            .collect();
+        println!("    lens: {}", by_layer.join(" "));
+    }
+    Ok(())
+}
