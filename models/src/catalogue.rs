@@ -29,11 +29,7 @@ pub const DEFAULT_MODEL: &str = "smollm2-135m-instruct";
 pub fn data_dir() -> PathBuf {
     std::env::var_os("WORKBENCH_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("data")
-        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data"))
 }
 
 /// Resolves a catalogue name, a `.gguf` path or a Hugging Face folder to a path that exists.
@@ -47,10 +43,7 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
                 &path,
                 std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    format!(
-                        "{} comes from the {}; run ./x setup",
-                        entry.name, entry.origin
-                    ),
+                    format!("{} comes from the {}; run ./x setup", entry.name, entry.origin),
                 ),
             ))
         };
@@ -61,10 +54,6 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
     }
     Err(ModelError::UnknownModel {
         name: spec.to_string(),
-        catalogue: CATALOGUE
-            .iter()
-            .map(|e| e.name)
-            .collect::<Vec<_>>()
-            .join(", "),
+        catalogue: CATALOGUE.iter().map(|e| e.name).collect::<Vec<_>>().join(", "),
     })
 }

@@ -18,19 +18,15 @@ impl HfConfig {
 
     /// The `model_type` field.
     pub fn model_type(&self) -> Result<&str> {
-        self.value["model_type"]
-            .as_str()
-            .ok_or_else(|| ModelError::config("model_type", "missing from config.json"))
+        self.value["model_type"].as_str().ok_or_else(|| ModelError::config("model_type", "missing from config.json"))
     }
 
     /// A required non-negative integer field.
     pub fn usize(&self, key: &str) -> Result<usize> {
-        self.value[key].as_u64().map(|v| v as usize).ok_or_else(|| {
-            ModelError::config(
-                key,
-                "missing from config.json or not a non-negative integer",
-            )
-        })
+        self.value[key]
+            .as_u64()
+            .map(|v| v as usize)
+            .ok_or_else(|| ModelError::config(key, "missing from config.json or not a non-negative integer"))
     }
 
     /// An optional integer field.
@@ -45,9 +41,7 @@ impl HfConfig {
     pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         match &self.value[key] {
             Value::Null => Ok(default),
-            v => v
-                .as_f64()
-                .ok_or_else(|| ModelError::config(key, "is not a number")),
+            v => v.as_f64().ok_or_else(|| ModelError::config(key, "is not a number")),
         }
     }
 
@@ -55,9 +49,7 @@ impl HfConfig {
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
         match &self.value[key] {
             Value::Null => Ok(default),
-            v => v
-                .as_bool()
-                .ok_or_else(|| ModelError::config(key, "is not true or false")),
+            v => v.as_bool().ok_or_else(|| ModelError::config(key, "is not true or false")),
         }
     }
 
@@ -71,23 +63,14 @@ impl HfConfig {
     pub fn rope_theta(&self, default: f64) -> Result<f64> {
         for key in ["rope_scaling", "rope_parameters"] {
             let params = self.get(key);
-            if let Some(kind) = params
-                .get("rope_type")
-                .or_else(|| params.get("type"))
-                .and_then(Value::as_str)
-            {
+            if let Some(kind) = params.get("rope_type").or_else(|| params.get("type")).and_then(Value::as_str) {
                 if kind != "default" {
-                    return Err(ModelError::config(
-                        key,
-                        format!("rotary scaling {kind:?} is not supported"),
-                    ));
+                    return Err(ModelError::config(key, format!("rotary scaling {kind:?} is not supported")));
                 }
             }
         }
         match self.get("rope_parameters").get("rope_theta") {
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| ModelError::config("rope_parameters.rope_theta", "is not a number")),
+            Some(v) => v.as_f64().ok_or_else(|| ModelError::config("rope_parameters.rope_theta", "is not a number")),
             None => self.f64_or("rope_theta", default),
         }
     }

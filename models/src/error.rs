@@ -123,17 +123,11 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 impl ModelError {
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        ModelError::Io {
-            path: path.into(),
-            source,
-        }
+        ModelError::Io { path: path.into(), source }
     }
 
     /// A missing or invalid config value.
     pub fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ModelError::Config {
-            key: key.into(),
-            reason: reason.into(),
-        }
+        ModelError::Config { key: key.into(), reason: reason.into() }
     }
 }

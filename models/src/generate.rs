@@ -47,12 +47,7 @@ pub struct GenerationConfig {
 impl GenerationConfig {
     /// Greedy decoding of up to `max_new_tokens`, stopping at EOS.
     pub fn greedy(max_new_tokens: usize) -> Self {
-        GenerationConfig {
-            max_new_tokens,
-            sampling: Sampling::Greedy,
-            stop_sequences: Vec::new(),
-            stop_at_eos: true,
-        }
+        GenerationConfig { max_new_tokens, sampling: Sampling::Greedy, stop_sequences: Vec::new(), stop_at_eos: true }
     }
 }
 
@@ -90,20 +85,12 @@ struct RowState {
 impl Model {
     /// The prompt text of a one-turn chat, rendered with the model's chat template.
     pub fn chat_prompt(&self, user_message: &str) -> Result<String> {
-        self.tokenizer
-            .apply_chat_template(&[ChatMessage::user(user_message)], true)
+        self.tokenizer.apply_chat_template(&[ChatMessage::user(user_message)], true)
     }
 
     /// Generates continuations of text prompts.
-    pub fn generate_text(
-        &self,
-        prompts: &[&str],
-        config: &GenerationConfig,
-    ) -> Result<Vec<Generation>> {
-        let ids: Vec<Vec<u32>> = prompts
-            .iter()
-            .map(|p| self.encode(p))
-            .collect::<Result<_>>()?;
+    pub fn generate_text(&self, prompts: &[&str], config: &GenerationConfig) -> Result<Vec<Generation>> {
+        let ids: Vec<Vec<u32>> = prompts.iter().map(|p| self.encode(p)).collect::<Result<_>>()?;
         self.generate(&ids, config, &mut Hooks::default())
     }
 
@@ -114,36 +101,24 @@ impl Model {
         config: &GenerationConfig,
         hooks: &mut Hooks,
     ) -> Result<Vec<Generation>> {
-        if let Sampling::Random {
-            temperature, top_p, ..
-        } = &config.sampling
-        {
+        if let Sampling::Random { temperature, top_p, .. } = &config.sampling {
             if *temperature <= 0.0 || top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
-                return Err(ModelError::InvalidInput(
-                    "sampling needs temperature > 0 and top_p in (0, 1]".into(),
-                ));
+                return Err(ModelError::InvalidInput("sampling needs temperature > 0 and top_p in (0, 1]".into()));
             }
         }
         let _guard = tch::no_grad_guard();
         let batch = self.batch(prompts)?;
         let context = self.shape().context_length as i64;
         let budget = (config.max_new_tokens as i64).min(context - batch.seq_len());
-        let mut cache = KvCache::new(
-            self.shape(),
-            batch.size() as i64,
-            batch.seq_len() + budget.max(0),
-            self.device,
-            self.kind,
-        );
+        let mut cache =
+            KvCache::new(self.shape(), batch.size() as i64, batch.seq_len() + budget.max(0), self.device, self.kind);
         let mut rows: Vec<RowState> = (0..batch.size())
             .map(|i| RowState {
                 tokens: Vec::new(),
                 text: String::new(),
                 stop: None,
                 rng: match &config.sampling {
-                    Sampling::Random { seed, .. } => {
-                        Some(StdRng::seed_from_u64(seed.wrapping_add(i as u64)))
-                    }
+                    Sampling::Random { seed, .. } => Some(StdRng::seed_from_u64(seed.wrapping_add(i as u64))),
                     Sampling::Greedy => None,
                 },
             })
@@ -152,10 +127,7 @@ impl Model {
         let mut positions: Vec<i64> = batch.lengths.iter().map(|&l| l as i64).collect();
         let mut hidden = self.forward(&batch, Some(&mut cache), hooks)?;
         for step in 0..budget {
-            let logits = self
-                .arch()
-                .unembed(&hidden.select(1, -1))
-                .to_kind(Kind::Float);
+            let logits = self.arch().unembed(&hidden.select(1, -1)).to_kind(Kind::Float);
             let next = self.choose(&logits, &mut rows, &config.sampling)?;
             for (row, &token) in rows.iter_mut().zip(&next) {
                 if row.stop.is_none() {
@@ -166,19 +138,13 @@ impl Model {
                 break;
             }
             let pad = self.tokenizer.pad_id.or(self.tokenizer.eos_id).unwrap_or(0);
-            let ids: Vec<i64> = rows
-                .iter()
-                .zip(&next)
-                .map(|(r, &t)| i64::from(if r.stop.is_some() { pad } else { t }))
-                .collect();
+            let ids: Vec<i64> =
+                rows.iter().zip(&next).map(|(r, &t)| i64::from(if r.stop.is_some() { pad } else { t })).collect();
             let n = ids.len() as i64;
-            valid = valid
-                .map(|v| Tensor::cat(&[v, Tensor::ones([n, 1], (Kind::Bool, self.device))], 1));
+            valid = valid.map(|v| Tensor::cat(&[v, Tensor::ones([n, 1], (Kind::Bool, self.device))], 1));
             let step_batch = Batch {
                 ids: Tensor::from_slice(&ids).view([n, 1]).to_device(self.device),
-                positions: Tensor::from_slice(&positions)
-                    .view([n, 1])
-                    .to_device(self.device),
+                positions: Tensor::from_slice(&positions).view([n, 1]).to_device(self.device),
                 valid: valid.as_ref().map(Tensor::shallow_clone),
                 lengths: vec![1; ids.len()],
             };
@@ -189,21 +155,13 @@ impl Model {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let stop = r.stop.unwrap_or(if out_of_room {
-                    StopReason::ContextFull
-                } else {
-                    StopReason::MaxTokens
-                });
+                let stop = r.stop.unwrap_or(if out_of_room { StopReason::ContextFull } else { StopReason::MaxTokens });
                 let text = if matches!(stop, StopReason::StopSequence(_)) {
                     r.text
                 } else {
                     self.tokenizer.decode(&r.tokens, true).unwrap_or_default()
                 };
-                Generation {
-                    tokens: r.tokens,
-                    text,
-                    stop,
-                }
+                Generation { tokens: r.tokens, text, stop }
             })
             .collect())
     }
@@ -231,34 +189,22 @@ impl Model {
     }
 
     /// The next token of each row from its logits `[batch, vocab]`.
-    fn choose(
-        &self,
-        logits: &Tensor,
-        rows: &mut [RowState],
-        sampling: &Sampling,
-    ) -> Result<Vec<u32>> {
+    fn choose(&self, logits: &Tensor, rows: &mut [RowState], sampling: &Sampling) -> Result<Vec<u32>> {
         match sampling {
             Sampling::Greedy => {
-                let ids: Vec<i64> =
-                    Vec::try_from(logits.argmax(-1, false).to_device(tch::Device::Cpu))?;
+                let ids: Vec<i64> = Vec::try_from(logits.argmax(-1, false).to_device(tch::Device::Cpu))?;
                 Ok(ids.into_iter().map(|i| i as u32).collect())
             }
-            Sampling::Random {
-                temperature,
-                top_k,
-                top_p,
-                ..
-            } => {
-                let probs = (logits / *temperature)
-                    .softmax(-1, Kind::Float)
-                    .to_device(tch::Device::Cpu);
+            Sampling::Random { temperature, top_k, top_p, .. } => {
+                let probs = (logits / *temperature).softmax(-1, Kind::Float).to_device(tch::Device::Cpu);
                 rows.iter_mut()
                     .enumerate()
                     .map(|(i, row)| {
                         let p: Vec<f32> = Vec::try_from(probs.get(i as i64))?;
-                        let rng = row.rng.as_mut().ok_or_else(|| {
-                            ModelError::InvalidInput("sampling without a seed".into())
-                        })?;
+                        let rng = row
+                            .rng
+                            .as_mut()
+                            .ok_or_else(|| ModelError::InvalidInput("sampling without a seed".into()))?;
                         Ok(sample(&p, *top_k, *top_p, rng))
                     })
                     .collect()
@@ -313,12 +259,7 @@ mod tests {
     fn sampling_follows_the_distribution() {
         let probs = [0.25f32, 0.75];
         let mut rng = StdRng::seed_from_u64(7);
-        let ones = (0..4000)
-            .filter(|_| sample(&probs, None, None, &mut rng) == 1)
-            .count();
-        assert!(
-            (2850..3150).contains(&ones),
-            "{ones} of 4000 draws were token 1, expected about 3000"
-        );
+        let ones = (0..4000).filter(|_| sample(&probs, None, None, &mut rng) == 1).count();
+        assert!((2850..3150).contains(&ones), "{ones} of 4000 draws were token 1, expected about 3000");
     }
 }

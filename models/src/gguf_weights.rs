@@ -19,12 +19,7 @@ impl<'a> GgufWeights<'a> {
     /// Wraps `file`; the head counts are needed to undo the query/key permutation of Llama files.
     pub fn new(file: &'a GgufFile, n_heads: usize, n_kv_heads: usize) -> Result<Self> {
         let architecture = file.require_str("general.architecture")?.to_string();
-        Ok(GgufWeights {
-            file,
-            architecture,
-            n_heads: n_heads as i64,
-            n_kv_heads: n_kv_heads as i64,
-        })
+        Ok(GgufWeights { file, architecture, n_heads: n_heads as i64, n_kv_heads: n_kv_heads as i64 })
     }
 }
 
@@ -63,18 +58,14 @@ pub fn unpermute_rotary_rows(w: &Tensor, n_head: i64) -> Tensor {
     let rows = shape[0];
     let mut grouped = vec![n_head, rows / n_head / 2, 2];
     grouped.extend_from_slice(&shape[1..]);
-    w.reshape(grouped.as_slice())
-        .transpose(1, 2)
-        .reshape(shape.as_slice())
+    w.reshape(grouped.as_slice()).transpose(1, 2).reshape(shape.as_slice())
 }
 
 impl WeightSource for GgufWeights<'_> {
     fn tensor(&mut self, name: &str, shape: &[i64]) -> Result<Tensor> {
         let gguf = gguf_name(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
         if self.file.tensor(&gguf).is_none() {
-            return Err(ModelError::MissingTensor(format!(
-                "{gguf} (Hugging Face name {name})"
-            )));
+            return Err(ModelError::MissingTensor(format!("{gguf} (Hugging Face name {name})")));
         }
         let (values, found) = self.file.dequantize(&gguf)?;
         check_shape(&gguf, shape, &found)?;
@@ -101,18 +92,9 @@ mod tests {
 
     #[test]
     fn names_map_to_llama_cpp() {
-        assert_eq!(
-            gguf_name("model.layers.3.self_attn.q_proj.weight").unwrap(),
-            "blk.3.attn_q.weight"
-        );
-        assert_eq!(
-            gguf_name("model.layers.0.mlp.down_proj.weight").unwrap(),
-            "blk.0.ffn_down.weight"
-        );
-        assert_eq!(
-            gguf_name("model.embed_tokens.weight").unwrap(),
-            "token_embd.weight"
-        );
+        assert_eq!(gguf_name("model.layers.3.self_attn.q_proj.weight").unwrap(), "blk.3.attn_q.weight");
+        assert_eq!(gguf_name("model.layers.0.mlp.down_proj.weight").unwrap(), "blk.0.ffn_down.weight");
+        assert_eq!(gguf_name("model.embed_tokens.weight").unwrap(), "token_embd.weight");
         assert!(gguf_name("model.layers.0.something.weight").is_none());
     }
 
@@ -121,10 +103,7 @@ mod tests {
         // llama.cpp: w.reshape(n, 2, r/n/2, c).swapaxes(1, 2).reshape(r, c)
         let (n, r, c) = (2i64, 8i64, 3i64);
         let original = Tensor::arange(r * c, (tch::Kind::Float, tch::Device::Cpu)).view([r, c]);
-        let permuted = original
-            .reshape([n, 2, r / n / 2, c])
-            .transpose(1, 2)
-            .reshape([r, c]);
+        let permuted = original.reshape([n, 2, r / n / 2, c]).transpose(1, 2).reshape([r, c]);
         assert!(unpermute_rotary_rows(&permuted, n).equal(&original));
     }
 }

@@ -86,10 +86,7 @@ impl HookPoint {
         match self.layer() {
             Some(l) if l >= n_layers => Err(ModelError::HookPoint {
                 name: self.to_string(),
-                reason: format!(
-                    "the model has {n_layers} layers (0..{})",
-                    n_layers.saturating_sub(1)
-                ),
+                reason: format!("the model has {n_layers} layers (0..{})", n_layers.saturating_sub(1)),
             }),
             _ => Ok(self),
         }
@@ -117,24 +114,17 @@ impl FromStr for HookPoint {
     type Err = ModelError;
 
     fn from_str(name: &str) -> Result<Self> {
-        let bad = |reason: &str| ModelError::HookPoint {
-            name: name.to_string(),
-            reason: reason.to_string(),
-        };
+        let bad = |reason: &str| ModelError::HookPoint { name: name.to_string(), reason: reason.to_string() };
         match name {
             "embed" | "hook_embed" => return Ok(HookPoint::Embed),
             "ln_final.hook_normalized" => return Ok(HookPoint::LnFinal),
             _ => {}
         }
-        let rest = name.strip_prefix("blocks.").ok_or_else(|| {
-            bad("names are embed, ln_final.hook_normalized or blocks.{l}.<point>")
-        })?;
-        let (layer, point) = rest
-            .split_once('.')
-            .ok_or_else(|| bad("expected blocks.{l}.<point>"))?;
-        let l: usize = layer
-            .parse()
-            .map_err(|_| bad("the layer is not a number"))?;
+        let rest = name
+            .strip_prefix("blocks.")
+            .ok_or_else(|| bad("names are embed, ln_final.hook_normalized or blocks.{l}.<point>"))?;
+        let (layer, point) = rest.split_once('.').ok_or_else(|| bad("expected blocks.{l}.<point>"))?;
+        let l: usize = layer.parse().map_err(|_| bad("the layer is not a number"))?;
         Ok(match point {
             "hook_resid_pre" => HookPoint::ResidPre(l),
             "attn.hook_pattern" => HookPoint::AttnPattern(l),
@@ -227,8 +217,7 @@ impl ActivationCache {
 
     /// The mean of `point`'s activation over batch and positions, `[d]`: the value for mean ablation.
     pub fn feature_means(&self, point: HookPoint) -> Option<Tensor> {
-        self.get(point)
-            .map(|t| t.flatten(0, -2).mean_dim(0, false, Kind::Float))
+        self.get(point).map(|t| t.flatten(0, -2).mean_dim(0, false, Kind::Float))
     }
 
     fn insert(&mut self, point: HookPoint, value: Tensor) {
@@ -260,10 +249,7 @@ impl fmt::Debug for Hooks {
 impl Hooks {
     /// Records every point that `filter` accepts.
     pub fn recording(filter: impl Fn(HookPoint) -> bool + Send + 'static) -> Self {
-        Hooks {
-            record: Some(Box::new(filter)),
-            ..Default::default()
-        }
+        Hooks { record: Some(Box::new(filter)), ..Default::default() }
     }
 
     /// Records every hook point.
@@ -295,8 +281,7 @@ impl Hooks {
 
     /// Whether the forward pass must record `point`'s attention pattern (attention can skip computing it otherwise).
     pub fn wants(&self, point: HookPoint) -> bool {
-        self.record.as_ref().is_some_and(|f| f(point))
-            || self.interventions.iter().any(|i| i.point == point)
+        self.record.as_ref().is_some_and(|f| f(point)) || self.interventions.iter().any(|i| i.point == point)
     }
 
     /// Called by architectures at each hook point: applies this point's interventions, records the result
@@ -316,12 +301,7 @@ impl Hooks {
 }
 
 /// A `[..]` boolean mask over `x` that is true at the intervention's positions (and features, if given).
-fn selection_mask(
-    x: &Tensor,
-    point: HookPoint,
-    positions: &Positions,
-    features: Option<&[i64]>,
-) -> Result<Tensor> {
+fn selection_mask(x: &Tensor, point: HookPoint, positions: &Positions, features: Option<&[i64]>) -> Result<Tensor> {
     let dims = x.size();
     let pos_dim = point.position_dim() as usize;
     let mut shape = vec![1i64; dims.len()];
@@ -339,9 +319,7 @@ fn selection_mask(
             let mut feat_shape = vec![1i64; dims.len()];
             feat_shape[dims.len() - 1] = width;
             pos_mask.logical_and(
-                &index_mask(list, width, point, "feature")?
-                    .to_device(x.device())
-                    .view(feat_shape.as_slice()),
+                &index_mask(list, width, point, "feature")?.to_device(x.device()).view(feat_shape.as_slice()),
             )
         }
     })
@@ -353,9 +331,7 @@ fn index_mask(indices: &[i64], len: i64, point: HookPoint, what: &str) -> Result
     for &i in indices {
         let j = if i < 0 { i + len } else { i };
         if !(0..len).contains(&j) {
-            return Err(ModelError::InvalidInput(format!(
-                "{what} {i} is outside 0..{len} at {point}"
-            )));
+            return Err(ModelError::InvalidInput(format!("{what} {i} is outside 0..{len} at {point}")));
         }
         mask[j as usize] = true;
     }
@@ -363,11 +339,7 @@ fn index_mask(indices: &[i64], len: i64, point: HookPoint, what: &str) -> Result
 }
 
 fn apply_edit(x: &Tensor, intervention: &Intervention) -> Result<Tensor> {
-    let Intervention {
-        point,
-        positions,
-        edit,
-    } = intervention;
+    let Intervention { point, positions, edit } = intervention;
     let width = *x.size().last().unwrap_or(&0);
     let check_vector = |v: &Tensor, what: &str| -> Result<()> {
         if v.size() != [width] {
@@ -386,7 +358,7 @@ fn apply_edit(x: &Tensor, intervention: &Intervention) -> Result<Tensor> {
         Edit::MeanAblate { features, means } => {
             check_vector(means, "mean")?;
             let mask = selection_mask(x, *point, positions, features.as_deref())?;
-            mask.where_self(&means.to_device(x.device()).to_kind(x.kind()), x)
+            means.to_device(x.device()).to_kind(x.kind()).where_self(&mask, x)
         }
         Edit::Add(vector) => {
             check_vector(vector, "steering")?;
@@ -395,16 +367,13 @@ fn apply_edit(x: &Tensor, intervention: &Intervention) -> Result<Tensor> {
         }
         Edit::Patch(source) => {
             let (found, want) = (source.size(), x.size());
-            if found.len() != want.len()
-                || found[1..] != want[1..]
-                || (found[0] != 1 && found[0] != want[0])
-            {
+            if found.len() != want.len() || found[1..] != want[1..] || (found[0] != 1 && found[0] != want[0]) {
                 return Err(ModelError::InvalidInput(format!(
                     "the patch for {point} has shape {found:?}, the activation {want:?}"
                 )));
             }
             let mask = selection_mask(x, *point, positions, None)?;
-            mask.where_self(&source.to_device(x.device()).to_kind(x.kind()), x)
+            source.to_device(x.device()).to_kind(x.kind()).where_self(&mask, x)
         }
     })
 }
@@ -424,12 +393,7 @@ mod tests {
 
     #[test]
     fn bad_names_are_errors() {
-        for name in [
-            "blocks.x.hook_resid_pre",
-            "blocks.1.nothing",
-            "resid",
-            "blocks.2",
-        ] {
+        for name in ["blocks.x.hook_resid_pre", "blocks.1.nothing", "resid", "blocks.2"] {
             assert!(name.parse::<HookPoint>().is_err(), "{name}");
         }
         assert!(HookPoint::MlpPost(5).check(4).is_err());
@@ -453,16 +417,10 @@ mod tests {
     fn steering_adds_at_positions_and_checks_shapes() {
         let x = Tensor::zeros([1, 2, 2], (Kind::Float, tch::Device::Cpu));
         let v = Tensor::from_slice(&[1f32, 2.]);
-        let intervention = Intervention {
-            point: HookPoint::ResidPost(0),
-            positions: Positions::Only(vec![0]),
-            edit: Edit::Add(v),
-        };
+        let intervention =
+            Intervention { point: HookPoint::ResidPost(0), positions: Positions::Only(vec![0]), edit: Edit::Add(v) };
         let y = apply_edit(&x, &intervention).unwrap();
-        assert_eq!(
-            Vec::<f32>::try_from(y.flatten(0, -1)).unwrap(),
-            [1., 2., 0., 0.]
-        );
+        assert_eq!(Vec::<f32>::try_from(y.flatten(0, -1)).unwrap(), [1., 2., 0., 0.]);
         let wrong = Intervention {
             point: HookPoint::ResidPost(0),
             positions: Positions::All,

@@ -25,10 +25,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            device: Device::Cpu,
-            kind: Kind::Float,
-        }
+        LoadOptions { device: Device::Cpu, kind: Kind::Float }
     }
 }
 
@@ -49,9 +46,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         "cuda" | "gpu" => cuda(0),
         s => match s.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
             Some(i) => cuda(i),
-            None => Err(ModelError::InvalidInput(format!(
-                "unknown device {spec:?}; use cpu, cuda, cuda:N or auto"
-            ))),
+            None => Err(ModelError::InvalidInput(format!("unknown device {spec:?}; use cpu, cuda, cuda:N or auto"))),
         },
     }
 }
@@ -62,9 +57,7 @@ pub fn parse_kind(spec: &str) -> Result<Kind> {
         "f32" | "float32" => Ok(Kind::Float),
         "bf16" | "bfloat16" => Ok(Kind::BFloat16),
         "f16" | "float16" => Ok(Kind::Half),
-        _ => Err(ModelError::InvalidInput(format!(
-            "unknown dtype {spec:?}; use f32, bf16 or f16"
-        ))),
+        _ => Err(ModelError::InvalidInput(format!("unknown dtype {spec:?}; use f32, bf16 or f16"))),
     }
 }
 
@@ -149,38 +142,20 @@ impl Model {
         let arch: Box<dyn Architecture> = match architecture {
             "llama" => {
                 let config = LlamaConfig::from_gguf(&file)?;
-                let mut weights = GgufWeights::new(
-                    &file,
-                    config.num_attention_heads,
-                    config.num_key_value_heads,
-                )?;
-                Box::new(Llama::load(
-                    config,
-                    &mut weights,
-                    options.device,
-                    options.kind,
-                )?)
+                let mut weights = GgufWeights::new(&file, config.num_attention_heads, config.num_key_value_heads)?;
+                Box::new(Llama::load(config, &mut weights, options.device, options.kind)?)
             }
             other => return Err(ModelError::UnknownArchitecture(other.to_string())),
         };
         let tokenizer = Tokenizer::from_gguf(&file)?;
-        let display_name = file
-            .get("general.name")
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
+        let display_name = file.get("general.name").and_then(|v| v.as_str()).map(str::to_string);
         let source = ModelSource {
             spec: path.display().to_string(),
             path: path.to_path_buf(),
             format: ModelFormat::Gguf,
             display_name,
         };
-        Ok(Model {
-            arch,
-            tokenizer,
-            device: options.device,
-            kind: options.kind,
-            source,
-        })
+        Ok(Model { arch, tokenizer, device: options.device, kind: options.kind, source })
     }
 
     /// The architecture, for code that needs its weights or layers.
@@ -195,20 +170,12 @@ impl Model {
 
     /// Number of parameters (tied weights counted once).
     pub fn parameter_count(&self) -> i64 {
-        self.arch
-            .parameters()
-            .iter()
-            .map(|(_, t)| t.numel() as i64)
-            .sum()
+        self.arch.parameters().iter().map(|(_, t)| t.numel() as i64).sum()
     }
 
     /// Bytes the parameters take in memory.
     pub fn parameter_bytes(&self) -> i64 {
-        self.arch
-            .parameters()
-            .iter()
-            .map(|(_, t)| (t.numel() * t.kind().elt_size_in_bytes()) as i64)
-            .sum()
+        self.arch.parameters().iter().map(|(_, t)| (t.numel() * t.kind().elt_size_in_bytes()) as i64).sum()
     }
 
     /// Token ids of a prompt, checked to be non-empty and to fit the context.
@@ -225,15 +192,9 @@ impl Model {
         }
         let context = self.shape().context_length;
         if ids.len() > context {
-            return Err(ModelError::ContextOverflow {
-                tokens: ids.len(),
-                context,
-            });
+            return Err(ModelError::ContextOverflow { tokens: ids.len(), context });
         }
-        if let Some(&bad) = ids
-            .iter()
-            .find(|&&id| id as usize >= self.shape().vocab_size)
-        {
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.shape().vocab_size) {
             return Err(ModelError::InvalidInput(format!(
                 "token id {bad} is outside the vocabulary of {}",
                 self.shape().vocab_size
@@ -258,50 +219,27 @@ impl Model {
             let padding = seq - p.len();
             ids.extend(std::iter::repeat_n(pad, padding).chain(p.iter().map(|&t| i64::from(t))));
             positions.extend(std::iter::repeat_n(0, padding).chain(0..p.len() as i64));
-            valid.extend(
-                std::iter::repeat_n(false, padding).chain(std::iter::repeat_n(true, p.len())),
-            );
+            valid.extend(std::iter::repeat_n(false, padding).chain(std::iter::repeat_n(true, p.len())));
         }
         let shape = [prompts.len() as i64, seq as i64];
         let padded = lengths.iter().any(|&l| l != seq);
         Ok(Batch {
             ids: Tensor::from_slice(&ids).view(shape).to_device(self.device),
-            positions: Tensor::from_slice(&positions)
-                .view(shape)
-                .to_device(self.device),
-            valid: padded.then(|| {
-                Tensor::from_slice(&valid)
-                    .view(shape)
-                    .to_device(self.device)
-            }),
+            positions: Tensor::from_slice(&positions).view(shape).to_device(self.device),
+            valid: padded.then(|| Tensor::from_slice(&valid).view(shape).to_device(self.device)),
             lengths,
         })
     }
 
     /// Runs `batch` (continuing `cache` if given) and returns the final normalized residual
     /// `[batch, seq, d_model]`.
-    pub fn forward(
-        &self,
-        batch: &Batch,
-        cache: Option<&mut KvCache>,
-        hooks: &mut Hooks,
-    ) -> Result<Tensor> {
+    pub fn forward(&self, batch: &Batch, cache: Option<&mut KvCache>, hooks: &mut Hooks) -> Result<Tensor> {
         for intervention in hooks.interventions() {
             intervention.point.check(self.shape().n_layers)?;
         }
         let past = cache.as_ref().map_or(0, |c| c.len());
-        let mask = AttentionMask::build(
-            batch.seq_len(),
-            past,
-            batch.valid.as_ref(),
-            self.device,
-            self.kind,
-        );
-        let input = ForwardInput {
-            ids: &batch.ids,
-            positions: &batch.positions,
-            mask: &mask,
-        };
+        let mask = AttentionMask::build(batch.seq_len(), past, batch.valid.as_ref(), self.device, self.kind);
+        let input = ForwardInput { ids: &batch.ids, positions: &batch.positions, mask: &mask };
         self.arch.forward(&input, cache, hooks)
     }
 
@@ -310,10 +248,7 @@ impl Model {
         let _guard = tch::no_grad_guard();
         let batch = self.batch(&[ids.to_vec()])?;
         let normalized = self.forward(&batch, None, hooks)?;
-        Ok(self
-            .arch
-            .unembed(&normalized.squeeze_dim(0))
-            .to_kind(Kind::Float))
+        Ok(self.arch.unembed(&normalized.squeeze_dim(0)).to_kind(Kind::Float))
     }
 
     /// Logits `[seq, vocab]` (f32) of one prompt's token ids.

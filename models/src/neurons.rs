@@ -52,26 +52,15 @@ impl Model {
         self.check_neuron(neuron)?;
         let mlp = self.arch().mlp(neuron.layer);
         let i = neuron.index as i64;
-        let inputs = mlp
-            .inputs
-            .iter()
-            .map(|(name, w)| Ok((name.clone(), to_vec(&w.get(i))?)))
-            .collect::<Result<_>>()?;
-        Ok(NeuronWeights {
-            inputs,
-            output: to_vec(&mlp.output.1.select(1, i))?,
-        })
+        let inputs =
+            mlp.inputs.iter().map(|(name, w)| Ok((name.clone(), to_vec(&w.get(i))?))).collect::<Result<_>>()?;
+        Ok(NeuronWeights { inputs, output: to_vec(&mlp.output.1.select(1, i))? })
     }
 
     /// Overwrites `neuron`'s output column.
     pub fn set_neuron_output(&self, neuron: Neuron, output: &[f32]) -> Result<()> {
         self.check_neuron(neuron)?;
-        let mut column = self
-            .arch()
-            .mlp(neuron.layer)
-            .output
-            .1
-            .select(1, neuron.index as i64);
+        let mut column = self.arch().mlp(neuron.layer).output.1.select(1, neuron.index as i64);
         write_vector(&mut column, output, "output column")
     }
 
@@ -103,14 +92,7 @@ impl Model {
     /// Copies every parameter.
     pub fn snapshot(&self) -> WeightSnapshot {
         let _guard = tch::no_grad_guard();
-        WeightSnapshot {
-            tensors: self
-                .arch()
-                .parameters()
-                .into_iter()
-                .map(|(name, t)| (name, t.copy()))
-                .collect(),
-        }
+        WeightSnapshot { tensors: self.arch().parameters().into_iter().map(|(name, t)| (name, t.copy())).collect() }
     }
 
     /// Writes a snapshot back into the model, bit for bit.
@@ -118,15 +100,11 @@ impl Model {
         let _guard = tch::no_grad_guard();
         let params = self.arch().parameters();
         if params.len() != snapshot.tensors.len() {
-            return Err(ModelError::InvalidInput(
-                "the snapshot was taken from another model".into(),
-            ));
+            return Err(ModelError::InvalidInput("the snapshot was taken from another model".into()));
         }
         for ((name, mut target), (snap_name, saved)) in params.into_iter().zip(&snapshot.tensors) {
             if &name != snap_name || target.size() != saved.size() {
-                return Err(ModelError::InvalidInput(format!(
-                    "the snapshot does not match parameter {name}"
-                )));
+                return Err(ModelError::InvalidInput(format!("the snapshot does not match parameter {name}")));
             }
             target.copy_(saved);
         }
@@ -135,9 +113,7 @@ impl Model {
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(Vec::try_from(
-        t.to_kind(Kind::Float).to_device(tch::Device::Cpu),
-    )?)
+    Ok(Vec::try_from(t.to_kind(Kind::Float).to_device(tch::Device::Cpu))?)
 }
 
 fn write_vector(target: &mut Tensor, values: &[f32], what: &str) -> Result<()> {
@@ -149,10 +125,6 @@ fn write_vector(target: &mut Tensor, values: &[f32], what: &str) -> Result<()> {
         )));
     }
     let _guard = tch::no_grad_guard();
-    target.copy_(
-        &Tensor::from_slice(values)
-            .to_kind(target.kind())
-            .to_device(target.device()),
-    );
+    target.copy_(&Tensor::from_slice(values).to_kind(target.kind()).to_device(target.device()));
     Ok(())
 }

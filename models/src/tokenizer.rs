@@ -15,7 +15,8 @@ const TOKEN_TYPE_CONTROL: u64 = 3;
 const TOKEN_TYPE_USER_DEFINED: u64 = 4;
 
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// One message of a chat, as chat templates expect it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,10 +30,7 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: "user".into(),
-            content: content.into(),
-        }
+        ChatMessage { role: "user".into(), content: content.into() }
     }
 }
 
@@ -71,38 +69,24 @@ impl Tokenizer {
                 "GGUF tokenizer model {model:?} is not supported (byte-level BPE, \"gpt2\", is)"
             )));
         }
-        let pre = file
-            .get("tokenizer.ggml.pre")
-            .and_then(MetaValue::as_str)
-            .unwrap_or("default");
+        let pre = file.get("tokenizer.ggml.pre").and_then(MetaValue::as_str).unwrap_or("default");
         let tokens = string_array(file, "tokenizer.ggml.tokens")?;
         let merges = string_array(file, "tokenizer.ggml.merges")?;
-        let token_types: Vec<u64> = match file
-            .get("tokenizer.ggml.token_type")
-            .and_then(MetaValue::as_array)
-        {
+        let token_types: Vec<u64> = match file.get("tokenizer.ggml.token_type").and_then(MetaValue::as_array) {
             Some(items) => items.iter().map(|v| v.as_u64().unwrap_or(1)).collect(),
             None => vec![1; tokens.len()],
         };
         let json = byte_level_bpe_json(&tokens, &merges, &token_types, pre_tokenizer_json(pre)?)?;
-        let inner =
-            tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes()).map_err(|e| {
-                ModelError::Tokenizer(format!("building the tokenizer from GGUF metadata: {e}"))
-            })?;
+        let inner = tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes())
+            .map_err(|e| ModelError::Tokenizer(format!("building the tokenizer from GGUF metadata: {e}")))?;
         let id = |key: &str| file.get(key).and_then(MetaValue::as_u64).map(|v| v as u32);
         Ok(Tokenizer {
             inner,
             bos_id: id("tokenizer.ggml.bos_token_id"),
             eos_id: id("tokenizer.ggml.eos_token_id"),
             pad_id: id("tokenizer.ggml.padding_token_id"),
-            add_bos: file
-                .get("tokenizer.ggml.add_bos_token")
-                .and_then(MetaValue::as_bool)
-                .unwrap_or(false),
-            chat_template: file
-                .get("tokenizer.chat_template")
-                .and_then(MetaValue::as_str)
-                .map(str::to_string),
+            add_bos: file.get("tokenizer.ggml.add_bos_token").and_then(MetaValue::as_bool).unwrap_or(false),
+            chat_template: file.get("tokenizer.chat_template").and_then(MetaValue::as_str).map(str::to_string),
         })
     }
 
@@ -128,17 +112,9 @@ impl Tokenizer {
             };
             by_name
                 .and_then(|name| inner.token_to_id(&name))
-                .or_else(|| {
-                    model_config[format!("{field}_id")]
-                        .as_u64()
-                        .map(|v| v as u32)
-                })
+                .or_else(|| model_config[format!("{field}_id")].as_u64().map(|v| v as u32))
         };
-        let (bos_id, eos_id, pad_id) = (
-            token_id("bos_token"),
-            token_id("eos_token"),
-            token_id("pad_token"),
-        );
+        let (bos_id, eos_id, pad_id) = (token_id("bos_token"), token_id("eos_token"), token_id("pad_token"));
         Ok(Tokenizer {
             bos_id,
             eos_id,
@@ -162,10 +138,7 @@ impl Tokenizer {
     /// Token ids of `text`. With `add_special`, BOS is prepended when the model asks for it. Special-token
     /// strings in the text (`<|im_start|>`) become their ids.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
-        let encoding = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let encoding = self.inner.encode(text, false).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         let mut ids = Vec::with_capacity(encoding.len() + 1);
         if add_special && self.add_bos {
             ids.extend(self.bos_id);
@@ -176,42 +149,28 @@ impl Tokenizer {
 
     /// The text of `ids`; special tokens are dropped when `skip_special` is set.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))
+        self.inner.decode(ids, skip_special).map_err(|e| ModelError::Tokenizer(e.to_string()))
     }
 
     /// A token's text as it reads, for displays (`" return"`, `"\n"`).
     pub fn token_text(&self, id: u32) -> String {
-        self.inner
-            .decode(&[id], false)
-            .unwrap_or_else(|_| format!("<{id}>"))
+        self.inner.decode(&[id], false).unwrap_or_else(|_| format!("<{id}>"))
     }
 
     /// Renders `messages` with the model's chat template, as `transformers`' `apply_chat_template` does.
-    pub fn apply_chat_template(
-        &self,
-        messages: &[ChatMessage],
-        add_generation_prompt: bool,
-    ) -> Result<String> {
-        let template = self.chat_template.as_deref().ok_or_else(|| {
-            ModelError::ChatTemplate("the model file has no chat template".into())
-        })?;
+    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        let template = self
+            .chat_template
+            .as_deref()
+            .ok_or_else(|| ModelError::ChatTemplate("the model file has no chat template".into()))?;
         let mut env = minijinja::Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function(
-            "raise_exception",
-            |msg: String| -> Result<String, minijinja::Error> {
-                Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    msg,
-                ))
-            },
-        );
-        env.add_template("chat", template)
-            .map_err(|e| ModelError::ChatTemplate(e.to_string()))?;
+        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+        });
+        env.add_template("chat", template).map_err(|e| ModelError::ChatTemplate(e.to_string()))?;
         let token = |id: Option<u32>| id.map(|i| self.token_text(i)).unwrap_or_default();
         let context = minijinja::context! {
             messages => messages,
@@ -219,9 +178,7 @@ impl Tokenizer {
             bos_token => token(self.bos_id),
             eos_token => token(self.eos_id),
         };
-        env.get_template("chat")
-            .and_then(|t| t.render(context))
-            .map_err(|e| ModelError::ChatTemplate(e.to_string()))
+        env.get_template("chat").and_then(|t| t.render(context)).map_err(|e| ModelError::ChatTemplate(e.to_string()))
     }
 }
 
@@ -232,11 +189,7 @@ fn string_array(file: &GgufFile, key: &str) -> Result<Vec<String>> {
         .ok_or_else(|| ModelError::config(key, "missing from the GGUF metadata or not an array"))?;
     items
         .iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| ModelError::config(key, "has a non-string element"))
-        })
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| ModelError::config(key, "has a non-string element")))
         .collect()
 }
 
@@ -261,18 +214,13 @@ fn byte_level_bpe_json(
     token_types: &[u64],
     pre_tokenizer: Value,
 ) -> Result<Value> {
-    let vocab: serde_json::Map<String, Value> = tokens
-        .iter()
-        .enumerate()
-        .map(|(id, t)| (t.clone(), json!(id)))
-        .collect();
+    let vocab: serde_json::Map<String, Value> =
+        tokens.iter().enumerate().map(|(id, t)| (t.clone(), json!(id))).collect();
     // Checked here because the tokenizers crate panics on a merge whose result is not in the vocabulary.
     let merges: Vec<Value> = merges
         .iter()
         .map(|m| {
-            let (a, b) = m
-                .split_once(' ')
-                .ok_or_else(|| ModelError::Tokenizer(format!("merge {m:?} has no space")))?;
+            let (a, b) = m.split_once(' ').ok_or_else(|| ModelError::Tokenizer(format!("merge {m:?} has no space")))?;
             for part in [a, b, &format!("{a}{b}")] {
                 if !vocab.contains_key(part) {
                     return Err(ModelError::Tokenizer(format!(

@@ -34,11 +34,7 @@ pub fn top_predictions(model: &Model, logits: &Tensor, k: usize) -> Result<Vec<P
     Ok(indices
         .into_iter()
         .zip(values)
-        .map(|(i, prob)| Prediction {
-            token: i as u32,
-            text: model.tokenizer.token_text(i as u32),
-            prob,
-        })
+        .map(|(i, prob)| Prediction { token: i as u32, text: model.tokenizer.token_text(i as u32), prob })
         .collect())
 }
 
@@ -50,10 +46,7 @@ pub fn logit_lens(model: &Model, ids: &[u32], k: usize) -> Result<LogitLens> {
     let seq = ids.len() as i64;
     let mut top1 = Vec::with_capacity(model.shape().n_layers);
     for layer in 0..model.shape().n_layers {
-        let resid = cache
-            .get(HookPoint::ResidPost(layer))
-            .expect("recorded by the filter above")
-            .squeeze_dim(0);
+        let resid = cache.get(HookPoint::ResidPost(layer)).expect("recorded by the filter above").squeeze_dim(0);
         let layer_logits = arch.unembed(&arch.final_norm(&resid));
         top1.push(
             (0..seq)
@@ -61,8 +54,6 @@ pub fn logit_lens(model: &Model, ids: &[u32], k: usize) -> Result<LogitLens> {
                 .collect::<Result<Vec<_>>>()?,
         );
     }
-    let final_top = (0..seq)
-        .map(|pos| top_predictions(model, &logits.get(pos), k))
-        .collect::<Result<_>>()?;
+    let final_top = (0..seq).map(|pos| top_predictions(model, &logits.get(pos), k)).collect::<Result<_>>()?;
     Ok(LogitLens { top1, final_top })
 }

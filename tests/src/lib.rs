@@ -16,9 +16,7 @@ pub fn root() -> PathBuf {
 
 /// The Python interpreter of the project's venv (`$WORKBENCH_PYTHON`, else `.venv/bin/python`).
 pub fn python() -> PathBuf {
-    std::env::var_os("WORKBENCH_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/python"))
+    std::env::var_os("WORKBENCH_PYTHON").map(PathBuf::from).unwrap_or_else(|| root().join(".venv/bin/python"))
 }
 
 /// Runs `tests/python/<script>` with `args`; fails with its stderr if it fails.
@@ -31,32 +29,23 @@ pub fn run_python(script: &str, args: &[&Path]) -> Result<String> {
         .output()
         .with_context(|| format!("running {} (did ./x setup run?)", python().display()))?;
     if !output.status.success() {
-        bail!(
-            "{script} failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        bail!("{script} failed:\n{}", String::from_utf8_lossy(&output.stderr));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Path of the default model's GGUF file.
 pub fn default_model_path() -> PathBuf {
-    models::catalogue::resolve(models::catalogue::DEFAULT_MODEL)
-        .expect("the default model is installed by ./x setup")
+    models::catalogue::resolve(models::catalogue::DEFAULT_MODEL).expect("the default model is installed by ./x setup")
 }
 
 /// The default model loaded once per test binary, in f32 on the CPU.
 pub fn default_model() -> MutexGuard<'static, Model> {
     static MODEL: OnceLock<Mutex<Model>> = OnceLock::new();
     let model = MODEL.get_or_init(|| {
-        Mutex::new(
-            Model::load(models::catalogue::DEFAULT_MODEL, LoadOptions::default())
-                .expect("default model loads"),
-        )
+        Mutex::new(Model::load(models::catalogue::DEFAULT_MODEL, LoadOptions::default()).expect("default model loads"))
     });
-    model
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    model.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The first `count` Python files of the CPython standard library (top level, sorted by name, 2 to 40 KB):
@@ -80,19 +69,13 @@ pub fn stdlib_files(count: usize) -> Vec<PathBuf> {
 /// Reads a raw little-endian f32 file.
 pub fn read_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 /// The largest absolute difference between two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Sizes of a tiny Llama for hand-made test files.
@@ -114,14 +97,7 @@ pub struct TinyLlama {
 
 impl Default for TinyLlama {
     fn default() -> Self {
-        TinyLlama {
-            layers: 2,
-            d_model: 32,
-            d_mlp: 64,
-            heads: 4,
-            kv_heads: 2,
-            context: 16,
-        }
+        TinyLlama { layers: 2, d_model: 32, d_mlp: 64, heads: 4, kv_heads: 2, context: 16 }
     }
 }
 
@@ -141,46 +117,28 @@ impl TinyLlama {
         w.set("llama.attention.head_count", u(self.heads));
         w.set("llama.attention.head_count_kv", u(self.kv_heads));
         w.set("llama.rope.freq_base", MetaValue::F32(10000.0));
-        w.set(
-            "llama.attention.layer_norm_rms_epsilon",
-            MetaValue::F32(1e-5),
-        );
+        w.set("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(1e-5));
         w.set("tokenizer.ggml.model", s("gpt2"));
         w.set("tokenizer.ggml.pre", s("gpt2"));
         w.set(
             "tokenizer.ggml.tokens",
-            MetaValue::Array(
-                byte_level_alphabet()
-                    .into_iter()
-                    .map(MetaValue::String)
-                    .collect(),
-            ),
+            MetaValue::Array(byte_level_alphabet().into_iter().map(MetaValue::String).collect()),
         );
         w.set("tokenizer.ggml.merges", MetaValue::Array(vec![]));
         w.set("tokenizer.ggml.eos_token_id", u(0));
-        let mut state = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let mut random = |n: usize| -> Vec<f32> {
             (0..n)
                 .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.4
                 })
                 .collect()
         };
-        let (d, m, hd) = (
-            self.d_model as i64,
-            self.d_mlp as i64,
-            (self.d_model / self.heads) as i64,
-        );
+        let (d, m, hd) = (self.d_model as i64, self.d_mlp as i64, (self.d_model / self.heads) as i64);
         let kv = self.kv_heads as i64 * hd;
-        let mut tensors: Vec<(String, Vec<i64>)> = vec![
-            ("token_embd.weight".into(), vec![256, d]),
-            ("output_norm.weight".into(), vec![d]),
-        ];
+        let mut tensors: Vec<(String, Vec<i64>)> =
+            vec![("token_embd.weight".into(), vec![256, d]), ("output_norm.weight".into(), vec![d])];
         for l in 0..self.layers {
             for (name, shape) in [
                 ("attn_norm", vec![d]),
@@ -198,13 +156,8 @@ impl TinyLlama {
         }
         for (name, shape) in tensors {
             let n = shape.iter().product::<i64>() as usize;
-            let values = if name.ends_with("norm.weight") {
-                vec![1.0; n]
-            } else {
-                random(n)
-            };
-            w.add_f32(&name, &shape, &values, GgmlType::F32)
-                .expect("valid tensor");
+            let values = if name.ends_with("norm.weight") { vec![1.0; n] } else { random(n) };
+            w.add_f32(&name, &shape, &values, GgmlType::F32).expect("valid tensor");
         }
         w
     }
@@ -212,8 +165,7 @@ impl TinyLlama {
 
 /// The 256 byte-level BPE tokens in GPT-2's byte-to-unicode order by byte value.
 fn byte_level_alphabet() -> Vec<String> {
-    let printable =
-        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
     let mut extra = 0;
     (0u32..256)
         .map(|b| {
@@ -221,9 +173,7 @@ fn byte_level_alphabet() -> Vec<String> {
                 char::from_u32(b).map(String::from).unwrap_or_default()
             } else {
                 extra += 1;
-                char::from_u32(255 + extra)
-                    .map(String::from)
-                    .unwrap_or_default()
+                char::from_u32(255 + extra).map(String::from).unwrap_or_default()
             }
         })
         .collect()

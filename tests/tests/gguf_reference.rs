@@ -13,26 +13,15 @@ fn reference() -> &'static (PathBuf, Value) {
     static REFERENCE: OnceLock<(PathBuf, Value)> = OnceLock::new();
     REFERENCE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir").keep();
-        run_python("gguf_reference.py", &[&default_model_path(), &dir])
-            .expect("reference script runs");
-        let manifest = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("manifest.json")).expect("manifest"),
-        )
-        .expect("manifest is JSON");
+        run_python("gguf_reference.py", &[&default_model_path(), &dir]).expect("reference script runs");
+        let manifest = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).expect("manifest"))
+            .expect("manifest is JSON");
         (dir, manifest)
     })
 }
 
-fn assert_matches(
-    file: &GgufFile,
-    name: &str,
-    expected_type: &str,
-    expected_shape: &Value,
-    reference: &Path,
-) {
-    let info = file
-        .tensor(name)
-        .unwrap_or_else(|| panic!("tensor {name} is missing"));
+fn assert_matches(file: &GgufFile, name: &str, expected_type: &str, expected_shape: &Value, reference: &Path) {
+    let info = file.tensor(name).unwrap_or_else(|| panic!("tensor {name} is missing"));
     assert_eq!(info.kind.name(), expected_type, "{name}");
     let (values, shape) = file.dequantize(name).unwrap();
     let want_shape: Vec<i64> = serde_json::from_value(expected_shape.clone()).unwrap();
@@ -40,10 +29,7 @@ fn assert_matches(
     let expected = read_f32(reference);
     let scale = expected.iter().fold(1f32, |m, v| m.max(v.abs()));
     let diff = max_abs_diff(&values, &expected);
-    assert!(
-        diff <= 1e-6 * scale,
-        "{name} ({expected_type}): max |difference| {diff} against gguf.quants.dequantize"
-    );
+    assert!(diff <= 1e-6 * scale, "{name} ({expected_type}): max |difference| {diff} against gguf.quants.dequantize");
 }
 
 #[test]
@@ -54,13 +40,7 @@ fn real_smollm2_tensors_dequantize_like_gguf_py() {
     assert_eq!(real.len(), 4);
     for t in real {
         let name = t["name"].as_str().unwrap();
-        assert_matches(
-            &file,
-            name,
-            t["type"].as_str().unwrap(),
-            &t["shape"],
-            &dir.join(format!("real-{name}.f32")),
-        );
+        assert_matches(&file, name, t["type"].as_str().unwrap(), &t["shape"], &dir.join(format!("real-{name}.f32")));
     }
 }
 
@@ -69,23 +49,11 @@ fn every_supported_type_dequantizes_like_gguf_py() {
     let (dir, manifest) = reference();
     let file = GgufFile::open(dir.join("synthetic.gguf")).unwrap();
     let synthetic = manifest["synthetic"].as_array().unwrap();
-    let types: Vec<&str> = synthetic
-        .iter()
-        .map(|t| t["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]
-    );
+    let types: Vec<&str> = synthetic.iter().map(|t| t["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]);
     for t in synthetic {
         let name = t["name"].as_str().unwrap();
-        assert_matches(
-            &file,
-            name,
-            t["type"].as_str().unwrap(),
-            &t["shape"],
-            &dir.join(format!("{name}.f32")),
-        );
+        assert_matches(&file, name, t["type"].as_str().unwrap(), &t["shape"], &dir.join(format!("{name}.f32")));
     }
 }
 
@@ -93,23 +61,13 @@ fn every_supported_type_dequantizes_like_gguf_py() {
 fn tensor_offsets_honour_the_custom_alignment() {
     let (dir, manifest) = reference();
     let file = GgufFile::open(dir.join("synthetic.gguf")).unwrap();
-    assert_eq!(
-        file.get("general.alignment").and_then(MetaValue::as_u64),
-        Some(64)
-    );
+    assert_eq!(file.get("general.alignment").and_then(MetaValue::as_u64), Some(64));
     let bytes = std::fs::read(dir.join("synthetic.gguf")).unwrap();
-    for (name, offset) in manifest["python_reader_tensor_offsets"]
-        .as_object()
-        .unwrap()
-    {
+    for (name, offset) in manifest["python_reader_tensor_offsets"].as_object().unwrap() {
         let info = file.tensor(name).unwrap();
         let data = file.tensor_bytes(info).unwrap();
         let start = offset.as_u64().unwrap() as usize;
-        assert_eq!(
-            data,
-            &bytes[start..start + data.len()],
-            "{name}: our data section differs from gguf-py's"
-        );
+        assert_eq!(data, &bytes[start..start + data.len()], "{name}: our data section differs from gguf-py's");
         assert_eq!(start % 64, 0);
     }
 }
@@ -149,11 +107,7 @@ fn every_metadata_value_type_reads_back() {
             }
             _ => false,
         };
-        assert!(
-            ok,
-            "{key}: read {value:?}, gguf-py wrote {want} as {}",
-            entry["type"]
-        );
+        assert!(ok, "{key}: read {value:?}, gguf-py wrote {want} as {}", entry["type"]);
     }
 }
 
@@ -163,16 +117,7 @@ fn the_real_file_has_the_documented_layout() {
     assert_eq!(file.version, 3);
     assert_eq!(file.tensors.len(), 272);
     assert_eq!(file.require_str("general.architecture").unwrap(), "llama");
-    assert_eq!(
-        file.tensor("token_embd.weight").unwrap().kind,
-        GgmlType::Q8_0
-    );
-    assert_eq!(
-        file.tensor("blk.0.attn_q.weight").unwrap().kind,
-        GgmlType::Q4_1
-    );
-    assert!(
-        file.tensor("output.weight").is_none(),
-        "SmolLM2 ties its embeddings"
-    );
+    assert_eq!(file.tensor("token_embd.weight").unwrap().kind, GgmlType::Q8_0);
+    assert_eq!(file.tensor("blk.0.attn_q.weight").unwrap().kind, GgmlType::Q4_1);
+    assert!(file.tensor("output.weight").is_none(), "SmolLM2 ties its embeddings");
 }

@@ -25,46 +25,30 @@ const EDGE_CASES: &[&str] = &[
 #[test]
 fn ids_match_transformers_on_cpython_files_and_edge_cases() {
     let files = stdlib_files(60);
-    let mut texts: Vec<String> = files
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .collect();
+    let mut texts: Vec<String> =
+        files.iter().map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).collect();
     texts.extend(EDGE_CASES.iter().map(|s| s.to_string()));
     let chats = vec![
         vec![ChatMessage::user("Write a function that reverses a list.")],
         vec![
-            ChatMessage {
-                role: "system".into(),
-                content: "You write Python.".into(),
-            },
+            ChatMessage { role: "system".into(), content: "You write Python.".into() },
             ChatMessage::user("sum of 1..10?"),
-            ChatMessage {
-                role: "assistant".into(),
-                content: "55".into(),
-            },
+            ChatMessage { role: "assistant".into(), content: "55".into() },
             ChatMessage::user("and 1..100?"),
         ],
     ];
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("in.json"), dir.path().join("out.json"));
     std::fs::write(&input, json!({"texts": texts, "chat": chats}).to_string()).unwrap();
-    run_python(
-        "tokenizer_reference.py",
-        &[&default_model_path(), &input, &output],
-    )
-    .unwrap();
-    let reference: Value =
-        serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    run_python("tokenizer_reference.py", &[&default_model_path(), &input, &output]).unwrap();
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
 
     let tokenizer = Tokenizer::from_gguf(&GgufFile::open(default_model_path()).unwrap()).unwrap();
     let mut total_tokens = 0;
     for (i, text) in texts.iter().enumerate() {
         let ours = tokenizer.encode(text, true).unwrap();
         let theirs: Vec<u32> = serde_json::from_value(reference["ids"][i].clone()).unwrap();
-        let label = files.get(i).map_or_else(
-            || format!("edge case {:?}", text),
-            |p| p.display().to_string(),
-        );
+        let label = files.get(i).map_or_else(|| format!("edge case {:?}", text), |p| p.display().to_string());
         if let Some(at) = ours
             .iter()
             .zip(&theirs)
@@ -84,19 +68,16 @@ fn ids_match_transformers_on_cpython_files_and_edge_cases() {
         );
         total_tokens += ours.len();
     }
-    assert!(
-        total_tokens > 100_000,
-        "only {total_tokens} tokens compared"
+    assert!(total_tokens > 100_000, "only {total_tokens} tokens compared");
+    eprintln!(
+        "{} texts, {total_tokens} tokens identical; transformers' unpatched GGUF tokenizer differs on {} texts",
+        texts.len(),
+        reference["plain_gguf_disagreements"]
     );
-    eprintln!("{} texts, {total_tokens} tokens identical; transformers' unpatched GGUF tokenizer differs on {} texts", texts.len(), reference["plain_gguf_disagreements"]);
 
     for (i, chat) in chats.iter().enumerate() {
         let text = tokenizer.apply_chat_template(chat, true).unwrap();
-        assert_eq!(
-            text,
-            reference["chat_text"][i].as_str().unwrap(),
-            "chat template rendering"
-        );
+        assert_eq!(text, reference["chat_text"][i].as_str().unwrap(), "chat template rendering");
         let ids: Vec<u32> = serde_json::from_value(reference["chat_ids"][i].clone()).unwrap();
         assert_eq!(tokenizer.encode(&text, false).unwrap(), ids, "chat ids");
     }
@@ -106,9 +87,7 @@ fn ids_match_transformers_on_cpython_files_and_edge_cases() {
 #[test]
 fn special_tokens_are_single_ids() {
     let tokenizer = Tokenizer::from_gguf(&GgufFile::open(default_model_path()).unwrap()).unwrap();
-    let ids = tokenizer
-        .encode("<|im_start|>user<|im_end|>", false)
-        .unwrap();
+    let ids = tokenizer.encode("<|im_start|>user<|im_end|>", false).unwrap();
     assert_eq!(ids.first(), Some(&1));
     assert_eq!(ids.last(), Some(&2));
     assert_eq!(tokenizer.eos_id, Some(2));

@@ -41,10 +41,7 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self) -> Result<Model> {
-        let options = LoadOptions {
-            device: parse_device(&self.device)?,
-            kind: parse_kind(&self.dtype)?,
-        };
+        let options = LoadOptions { device: parse_device(&self.device)?, kind: parse_kind(&self.dtype)? };
         Model::load(&self.model, options).with_context(|| format!("loading model {}", self.model))
     }
 }
@@ -108,45 +105,20 @@ fn info(args: &ModelArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    println!(
-        "model         {}",
-        model
-            .source
-            .display_name
-            .as_deref()
-            .unwrap_or(&model.source.spec)
-    );
-    println!(
-        "file          {} ({:?})",
-        model.source.path.display(),
-        model.source.format
-    );
+    println!("model         {}", model.source.display_name.as_deref().unwrap_or(&model.source.spec));
+    println!("file          {} ({:?})", model.source.path.display(), model.source.format);
     println!("architecture  {}", shape.architecture);
     println!("layers        {}", shape.n_layers);
     println!("d_model       {}", shape.d_model);
-    println!(
-        "neurons/layer {} (mlp.hook_post), {} in all",
-        shape.d_mlp,
-        shape.d_mlp * shape.n_layers
-    );
-    println!(
-        "heads         {} query, {} key/value, {} wide",
-        shape.n_heads, shape.n_kv_heads, shape.head_dim
-    );
+    println!("neurons/layer {} (mlp.hook_post), {} in all", shape.d_mlp, shape.d_mlp * shape.n_layers);
+    println!("heads         {} query, {} key/value, {} wide", shape.n_heads, shape.n_kv_heads, shape.head_dim);
     println!(
         "vocabulary    {} (tokenizer {}), context {}",
         shape.vocab_size,
         model.tokenizer.vocab_size(),
         shape.context_length
     );
-    println!(
-        "embeddings    {}",
-        if shape.tied_embeddings {
-            "tied"
-        } else {
-            "untied"
-        }
-    );
+    println!("embeddings    {}", if shape.tied_embeddings { "tied" } else { "untied" });
     println!(
         "parameters    {} ({:.1} MiB as {:?} on {:?})",
         model.parameter_count(),
@@ -159,18 +131,9 @@ fn info(args: &ModelArgs) -> Result<()> {
 
 fn generate(args: &GenerateArgs) -> Result<()> {
     let model = args.model.load()?;
-    let prompt = if args.chat {
-        model.chat_prompt(&args.prompt)?
-    } else {
-        args.prompt.clone()
-    };
+    let prompt = if args.chat { model.chat_prompt(&args.prompt)? } else { args.prompt.clone() };
     let sampling = if args.temperature > 0.0 {
-        Sampling::Random {
-            temperature: args.temperature,
-            top_k: args.top_k,
-            top_p: args.top_p,
-            seed: args.seed,
-        }
+        Sampling::Random { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed }
     } else {
         Sampling::Greedy
     };
@@ -185,11 +148,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&generation)?);
     } else {
         println!("{}", generation.text);
-        eprintln!(
-            "[{} tokens, stopped: {:?}]",
-            generation.tokens.len(),
-            generation.stop
-        );
+        eprintln!("[{} tokens, stopped: {:?}]", generation.tokens.len(), generation.stop);
     }
     Ok(())
 }
@@ -204,16 +163,9 @@ fn inspect(args: &InspectArgs) -> Result<()> {
     }
     for (pos, &id) in ids.iter().enumerate() {
         println!("[{pos}] {:?}", model.tokenizer.token_text(id));
-        let next: Vec<String> = lens.final_top[pos]
-            .iter()
-            .map(|p| format!("{:?} {:.3}", p.text, p.prob))
-            .collect();
+        let next: Vec<String> = lens.final_top[pos].iter().map(|p| format!("{:?} {:.3}", p.text, p.prob)).collect();
         println!("    next: {}", next.join(", "));
-        let by_layer: Vec<String> = lens
-            .top1
-            .iter()
-            .map(|layer| format!("{:?}", layer[pos].text))
-            .collect();
+        let by_layer: Vec<String> = lens.top1.iter().map(|layer| format!("{:?}", layer[pos].text)).collect();
         println!("    lens: {}", by_layer.join(" "));
     }
     Ok(())

@@ -18,13 +18,7 @@ pub enum AttentionMask {
 impl AttentionMask {
     /// The mask for `seq` new tokens per row after `past` cached ones; `key_valid` `[batch, past + seq]`
     /// marks real (non-padding) tokens, `None` when no row is padded.
-    pub fn build(
-        seq: i64,
-        past: i64,
-        key_valid: Option<&Tensor>,
-        device: Device,
-        kind: Kind,
-    ) -> Self {
+    pub fn build(seq: i64, past: i64, key_valid: Option<&Tensor>, device: Device, kind: Kind) -> Self {
         match (key_valid, past, seq) {
             (None, 0, _) => AttentionMask::Causal,
             (None, _, 1) => AttentionMask::Full,
@@ -35,8 +29,7 @@ impl AttentionMask {
                 let mut allowed = k_pos.le_tensor(&q_pos).view([1, 1, seq, total]);
                 if let Some(valid) = key_valid {
                     let batch = valid.size()[0];
-                    allowed =
-                        allowed.logical_and(&valid.to_device(device).view([batch, 1, 1, total]));
+                    allowed = allowed.logical_and(&valid.to_device(device).view([batch, 1, 1, total]));
                 }
                 let blocked = allowed.logical_not().to_kind(kind);
                 AttentionMask::Additive(blocked * lowest(kind))
@@ -65,25 +58,11 @@ pub struct KvCache {
 impl KvCache {
     /// An empty cache for `batch` rows of up to `capacity` tokens.
     pub fn new(shape: &ModelShape, batch: i64, capacity: i64, device: Device, kind: Kind) -> Self {
-        let dims = [
-            batch,
-            shape.n_kv_heads as i64,
-            capacity,
-            shape.head_dim as i64,
-        ];
+        let dims = [batch, shape.n_kv_heads as i64, capacity, shape.head_dim as i64];
         let layers = (0..shape.n_layers)
-            .map(|_| {
-                (
-                    Tensor::zeros(dims, (kind, device)),
-                    Tensor::zeros(dims, (kind, device)),
-                )
-            })
+            .map(|_| (Tensor::zeros(dims, (kind, device)), Tensor::zeros(dims, (kind, device))))
             .collect();
-        KvCache {
-            layers,
-            len: 0,
-            capacity,
-        }
+        KvCache { layers, len: 0, capacity }
     }
 
     /// Number of cached positions.
@@ -108,10 +87,7 @@ impl KvCache {
         let (kc, vc) = &mut self.layers[layer];
         kc.narrow(2, self.len, seq).copy_(k);
         vc.narrow(2, self.len, seq).copy_(v);
-        (
-            kc.narrow(2, 0, self.len + seq),
-            vc.narrow(2, 0, self.len + seq),
-        )
+        (kc.narrow(2, 0, self.len + seq), vc.narrow(2, 0, self.len + seq))
     }
 
     /// Marks `seq` more positions as cached; called once per forward pass after every layer appended.
@@ -126,10 +102,7 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Tensor {
     if x.kind() == Kind::Float {
         x.rms_norm([d], Some(weight), eps)
     } else {
-        x.to_kind(Kind::Float)
-            .rms_norm([d], None::<&Tensor>, eps)
-            .to_kind(x.kind())
-            * weight
+        x.to_kind(Kind::Float).rms_norm([d], None::<&Tensor>, eps).to_kind(x.kind()) * weight
     }
 }
 
@@ -137,6 +110,8 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Tensor {
 pub struct Rope {
     cos: Tensor,
     sin: Tensor,
+    /// `rotate_half` as a matrix of zeros and ±1: `x.matmul(half_turn)` is exactly `cat(-x2, x1)`, in one op.
+    half_turn: Tensor,
     rotary_dim: i64,
 }
 
@@ -144,48 +119,40 @@ impl Rope {
     /// Tables for `rotary_dim` dimensions of each head, positions `0..max_positions`, computed in f32 the
     /// way Hugging Face does (inverse frequencies, then position x frequency).
     pub fn new(rotary_dim: i64, base: f64, max_positions: i64, device: Device, kind: Kind) -> Self {
-        let exponents = Tensor::arange_start_step(0, rotary_dim, 2, (Kind::Int64, Device::Cpu))
-            .to_kind(Kind::Float)
+        let exponents = Tensor::arange_start_step(0, rotary_dim, 2, (Kind::Int64, Device::Cpu)).to_kind(Kind::Float)
             / rotary_dim as f64;
         let inv_freq = Tensor::pow_scalar(base, &exponents).reciprocal();
-        let positions =
-            Tensor::arange(max_positions, (Kind::Int64, Device::Cpu)).to_kind(Kind::Float);
+        let positions = Tensor::arange(max_positions, (Kind::Int64, Device::Cpu)).to_kind(Kind::Float);
         let freqs = positions.unsqueeze(1).matmul(&inv_freq.unsqueeze(0));
         let emb = Tensor::cat(&[&freqs, &freqs], -1);
-        Rope {
-            cos: emb.cos().to_device(device).to_kind(kind),
-            sin: emb.sin().to_device(device).to_kind(kind),
-            rotary_dim,
-        }
+        let half = rotary_dim / 2;
+        let identity = Tensor::eye(half, (Kind::Float, Device::Cpu));
+        let zeros = Tensor::zeros([half, half], (Kind::Float, Device::Cpu));
+        // out_j = -x_{half + j} and out_{half + j} = x_j, written as rows (inputs) by columns (outputs).
+        let half_turn = Tensor::cat(&[Tensor::cat(&[&zeros, &identity], 1), Tensor::cat(&[-&identity, zeros], 1)], 0);
+        let place = |t: Tensor| t.to_device(device).to_kind(kind);
+        Rope { cos: place(emb.cos()), sin: place(emb.sin()), half_turn: place(half_turn), rotary_dim }
     }
 
-    /// Rotates the first `rotary_dim` dimensions of `x` `[batch, heads, seq, head_dim]` by `positions` `[batch, seq]`.
-    pub fn apply(&self, x: &Tensor, positions: &Tensor) -> Tensor {
+    /// The cos and sin factors of `positions` `[batch, seq]`, shaped `[batch, 1, seq, rotary_dim]`; looked up
+    /// once per forward pass and shared by every layer.
+    pub fn factors(&self, positions: &Tensor) -> (Tensor, Tensor) {
         let (b, t) = (positions.size()[0], positions.size()[1]);
         let flat = positions.flatten(0, -1);
-        let cos = self
-            .cos
-            .index_select(0, &flat)
-            .view([b, 1, t, self.rotary_dim]);
-        let sin = self
-            .sin
-            .index_select(0, &flat)
-            .view([b, 1, t, self.rotary_dim]);
+        let shape = [b, 1, t, self.rotary_dim];
+        (self.cos.index_select(0, &flat).view(shape), self.sin.index_select(0, &flat).view(shape))
+    }
+
+    /// Rotates the first `rotary_dim` dimensions of `x` `[batch, heads, seq, head_dim]` by the
+    /// [`Rope::factors`] of its positions.
+    pub fn apply(&self, x: &Tensor, (cos, sin): &(Tensor, Tensor)) -> Tensor {
         let head_dim = *x.size().last().unwrap_or(&0);
         let (rot, pass) = if self.rotary_dim == head_dim {
             (x.shallow_clone(), None)
         } else {
-            (
-                x.narrow(-1, 0, self.rotary_dim),
-                Some(x.narrow(-1, self.rotary_dim, head_dim - self.rotary_dim)),
-            )
+            (x.narrow(-1, 0, self.rotary_dim), Some(x.narrow(-1, self.rotary_dim, head_dim - self.rotary_dim)))
         };
-        let half = self.rotary_dim / 2;
-        let rotated = Tensor::cat(
-            &[rot.narrow(-1, half, half).neg(), rot.narrow(-1, 0, half)],
-            -1,
-        );
-        let out = &rot * cos + rotated * sin;
+        let out = &rot * cos + rot.matmul(&self.half_turn) * sin;
         match pass {
             None => out,
             Some(p) => Tensor::cat(&[out, p], -1),
@@ -204,29 +171,28 @@ pub fn attention(
     scale: f64,
     want_pattern: bool,
 ) -> (Tensor, Option<Tensor>) {
-    let gqa = q.size()[1] != k.size()[1];
+    let (heads, kv_heads, queries) = (q.size()[1], k.size()[1], q.size()[2]);
+    let gqa = heads != kv_heads;
+    if !want_pattern && gqa && queries == 1 && !matches!(mask, AttentionMask::Causal) {
+        // One new token per row: stack each kv head's query heads as its queries, so the fused kernel runs
+        // without repeating keys and values (the decode step of generation).
+        let (b, hd) = (q.size()[0], q.size()[3]);
+        let grouped = q.reshape([b, kv_heads, heads / kv_heads, hd]);
+        let m = match mask {
+            AttentionMask::Additive(m) => Some(m),
+            _ => None,
+        };
+        let out = Tensor::scaled_dot_product_attention(&grouped, k, v, m, 0.0, false, scale, false);
+        return (out.reshape([b, heads, 1, hd]), None);
+    }
     if !want_pattern {
         let out = match mask {
-            AttentionMask::Causal => Tensor::scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                None::<&Tensor>,
-                0.0,
-                q.size()[2] > 1,
-                scale,
-                gqa,
-            ),
-            AttentionMask::Full => Tensor::scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                None::<&Tensor>,
-                0.0,
-                false,
-                scale,
-                gqa,
-            ),
+            AttentionMask::Causal => {
+                Tensor::scaled_dot_product_attention(q, k, v, None::<&Tensor>, 0.0, q.size()[2] > 1, scale, gqa)
+            }
+            AttentionMask::Full => {
+                Tensor::scaled_dot_product_attention(q, k, v, None::<&Tensor>, 0.0, false, scale, gqa)
+            }
             AttentionMask::Additive(m) => {
                 Tensor::scaled_dot_product_attention(q, k, v, Some(m), 0.0, false, scale, gqa)
             }
@@ -235,10 +201,7 @@ pub fn attention(
     }
     let repeat = q.size()[1] / k.size()[1];
     let (k, v) = if repeat > 1 {
-        (
-            k.repeat_interleave_self_int(repeat, 1, None),
-            v.repeat_interleave_self_int(repeat, 1, None),
-        )
+        (k.repeat_interleave_self_int(repeat, 1, None), v.repeat_interleave_self_int(repeat, 1, None))
     } else {
         (k.shallow_clone(), v.shallow_clone())
     };
@@ -250,7 +213,7 @@ pub fn attention(
             let future = Tensor::ones([t, s], (Kind::Bool, scores.device())).triu(s - t + 1);
             scores = scores.masked_fill(&future, f64::NEG_INFINITY);
         }
-        AttentionMask::Additive(m) => scores = scores + m,
+        AttentionMask::Additive(m) => scores += m,
     }
     let pattern = scores.softmax(-1, Kind::Float).to_kind(q.kind());
     (pattern.matmul(&v), Some(pattern))

@@ -67,10 +67,7 @@ impl LlamaConfig {
                 .and_then(|v| v.as_u64())
                 .map_or(hidden_size / num_attention_heads.max(1), |v| v as usize),
             rms_norm_eps: file.require_f64(&key("attention.layer_norm_rms_epsilon"))?,
-            rope_theta: file
-                .get(&key("rope.freq_base"))
-                .and_then(|v| v.as_f64())
-                .unwrap_or(10_000.0),
+            rope_theta: file.get(&key("rope.freq_base")).and_then(|v| v.as_f64()).unwrap_or(10_000.0),
             vocab_size,
             max_position_embeddings: file.require_u64(&key("context_length"))? as usize,
             tie_word_embeddings: file.tensor("output.weight").is_none(),
@@ -136,12 +133,7 @@ pub struct Llama {
 
 impl Llama {
     /// Loads the weights from `source` onto `device` in `kind`.
-    pub fn load(
-        config: LlamaConfig,
-        source: &mut dyn WeightSource,
-        device: Device,
-        kind: Kind,
-    ) -> Result<Self> {
+    pub fn load(config: LlamaConfig, source: &mut dyn WeightSource, device: Device, kind: Kind) -> Result<Self> {
         let (d, heads, kv, hd, mlp, vocab) = (
             config.hidden_size as i64,
             config.num_attention_heads as i64,
@@ -150,9 +142,8 @@ impl Llama {
             config.intermediate_size as i64,
             config.vocab_size as i64,
         );
-        let mut get = |name: &str, shape: &[i64]| -> Result<Tensor> {
-            Ok(place(source.tensor(name, shape)?, device, kind))
-        };
+        let mut get =
+            |name: &str, shape: &[i64]| -> Result<Tensor> { Ok(place(source.tensor(name, shape)?, device, kind)) };
         let embed = get("model.embed_tokens.weight", &[vocab, d])?;
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
@@ -180,23 +171,9 @@ impl Llama {
         };
         let mut config = config;
         config.tie_word_embeddings = !untied;
-        let rope = Rope::new(
-            hd,
-            config.rope_theta,
-            config.max_position_embeddings as i64,
-            device,
-            kind,
-        );
+        let rope = Rope::new(hd, config.rope_theta, config.max_position_embeddings as i64, device, kind);
         let shape = config.shape();
-        Ok(Llama {
-            config,
-            shape,
-            embed,
-            blocks,
-            norm,
-            lm_head,
-            rope,
-        })
+        Ok(Llama { config, shape, embed, blocks, norm, lm_head, rope })
     }
 
     /// The configuration the model was built from.
@@ -209,6 +186,7 @@ impl Llama {
         l: usize,
         x: Tensor,
         input: &ForwardInput,
+        rope: &(Tensor, Tensor),
         cache: Option<&mut KvCache>,
         hooks: &mut Hooks,
     ) -> Result<Tensor> {
@@ -222,62 +200,32 @@ impl Llama {
         let resid_pre = hooks.apply(HookPoint::ResidPre(l), x)?;
 
         let h = rms_norm(&resid_pre, &block.input_norm, self.config.rms_norm_eps);
-        let qkv = h.linear(&block.qkv, None::<&Tensor>);
-        let parts = qkv.split_with_sizes([heads * hd, kv * hd, kv * hd], -1);
-        let q = self.rope.apply(
-            &parts[0].view([b, t, heads, hd]).transpose(1, 2),
-            input.positions,
-        );
-        let k = self.rope.apply(
-            &parts[1].view([b, t, kv, hd]).transpose(1, 2),
-            input.positions,
-        );
-        let v = parts[2].view([b, t, kv, hd]).transpose(1, 2);
+        // Queries and keys are rotated together: one rotation per layer instead of two.
+        let qkv = h.linear(&block.qkv, None::<&Tensor>).view([b, t, heads + 2 * kv, hd]).transpose(1, 2);
+        let qk = self.rope.apply(&qkv.narrow(1, 0, heads + kv), rope);
+        let (q, k) = (qk.narrow(1, 0, heads), qk.narrow(1, heads, kv));
+        let v = qkv.narrow(1, heads + kv, kv);
         let (k, v) = match cache {
             Some(c) => c.append(l, &k, &v),
             None => (k, v),
         };
         let want_pattern = hooks.wants(HookPoint::AttnPattern(l));
-        let (mut z, pattern) = attention(
-            &q,
-            &k,
-            &v,
-            input.mask,
-            1.0 / (hd as f64).sqrt(),
-            want_pattern,
-        );
+        let (mut z, pattern) = attention(&q, &k, &v, input.mask, 1.0 / (hd as f64).sqrt(), want_pattern);
         if let Some(pattern) = pattern {
             let pattern = hooks.apply(HookPoint::AttnPattern(l), pattern)?;
             let repeat = heads / kv;
-            z = pattern.matmul(&if repeat > 1 {
-                v.repeat_interleave_self_int(repeat, 1, None)
-            } else {
-                v
-            });
+            z = pattern.matmul(&if repeat > 1 { v.repeat_interleave_self_int(repeat, 1, None) } else { v });
         }
-        let attn_out = z
-            .transpose(1, 2)
-            .reshape([b, t, heads * hd])
-            .linear(&block.o, None::<&Tensor>);
+        let attn_out = z.transpose(1, 2).reshape([b, t, heads * hd]).linear(&block.o, None::<&Tensor>);
         let attn_out = hooks.apply(HookPoint::AttnOut(l), attn_out)?;
         let resid_mid = hooks.apply(HookPoint::ResidMid(l), resid_pre + attn_out)?;
 
-        let h = rms_norm(
-            &resid_mid,
-            &block.post_attention_norm,
-            self.config.rms_norm_eps,
-        );
+        let h = rms_norm(&resid_mid, &block.post_attention_norm, self.config.rms_norm_eps);
         let gate_up = h.linear(&block.gate_up, None::<&Tensor>);
         let d_mlp = self.config.intermediate_size as i64;
         let pre = hooks.apply(HookPoint::MlpPre(l), gate_up.narrow(-1, 0, d_mlp))?;
-        let post = hooks.apply(
-            HookPoint::MlpPost(l),
-            pre.silu() * gate_up.narrow(-1, d_mlp, d_mlp),
-        )?;
-        let mlp_out = hooks.apply(
-            HookPoint::MlpOut(l),
-            post.linear(&block.down, None::<&Tensor>),
-        )?;
+        let post = hooks.apply(HookPoint::MlpPost(l), pre.silu() * gate_up.narrow(-1, d_mlp, d_mlp))?;
+        let mlp_out = hooks.apply(HookPoint::MlpOut(l), post.linear(&block.down, None::<&Tensor>))?;
         hooks.apply(HookPoint::ResidPost(l), resid_mid + mlp_out)
     }
 }
@@ -287,18 +235,11 @@ impl Architecture for Llama {
         &self.shape
     }
 
-    fn forward(
-        &self,
-        input: &ForwardInput,
-        mut cache: Option<&mut KvCache>,
-        hooks: &mut Hooks,
-    ) -> Result<Tensor> {
-        let mut x = hooks.apply(
-            HookPoint::Embed,
-            Tensor::embedding(&self.embed, input.ids, -1, false, false),
-        )?;
+    fn forward(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>, hooks: &mut Hooks) -> Result<Tensor> {
+        let mut x = hooks.apply(HookPoint::Embed, Tensor::embedding(&self.embed, input.ids, -1, false, false))?;
+        let rope = self.rope.factors(input.positions);
         for l in 0..self.blocks.len() {
-            x = self.block_forward(l, x, input, cache.as_deref_mut(), hooks)?;
+            x = self.block_forward(l, x, input, &rope, cache.as_deref_mut(), hooks)?;
         }
         if let Some(c) = cache {
             c.advance(input.ids.size()[1]);
@@ -324,14 +265,8 @@ impl Architecture for Llama {
         let p = format!("model.layers.{layer}.mlp");
         MlpWeights {
             inputs: vec![
-                (
-                    format!("{p}.gate_proj.weight"),
-                    block.gate_up.narrow(0, 0, d_mlp),
-                ),
-                (
-                    format!("{p}.up_proj.weight"),
-                    block.gate_up.narrow(0, d_mlp, d_mlp),
-                ),
+                (format!("{p}.gate_proj.weight"), block.gate_up.narrow(0, 0, d_mlp)),
+                (format!("{p}.up_proj.weight"), block.gate_up.narrow(0, d_mlp, d_mlp)),
             ],
             output: (format!("{p}.down_proj.weight"), block.down.shallow_clone()),
         }
@@ -343,36 +278,15 @@ impl Architecture for Llama {
             self.config.num_key_value_heads as i64,
             self.config.head_dim as i64,
         );
-        let mut out = vec![(
-            "model.embed_tokens.weight".to_string(),
-            self.embed.shallow_clone(),
-        )];
+        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.shallow_clone())];
         for (l, block) in self.blocks.iter().enumerate() {
             let p = format!("model.layers.{l}");
-            out.push((
-                format!("{p}.input_layernorm.weight"),
-                block.input_norm.shallow_clone(),
-            ));
-            out.push((
-                format!("{p}.self_attn.q_proj.weight"),
-                block.qkv.narrow(0, 0, heads * hd),
-            ));
-            out.push((
-                format!("{p}.self_attn.k_proj.weight"),
-                block.qkv.narrow(0, heads * hd, kv * hd),
-            ));
-            out.push((
-                format!("{p}.self_attn.v_proj.weight"),
-                block.qkv.narrow(0, (heads + kv) * hd, kv * hd),
-            ));
-            out.push((
-                format!("{p}.self_attn.o_proj.weight"),
-                block.o.shallow_clone(),
-            ));
-            out.push((
-                format!("{p}.post_attention_layernorm.weight"),
-                block.post_attention_norm.shallow_clone(),
-            ));
+            out.push((format!("{p}.input_layernorm.weight"), block.input_norm.shallow_clone()));
+            out.push((format!("{p}.self_attn.q_proj.weight"), block.qkv.narrow(0, 0, heads * hd)));
+            out.push((format!("{p}.self_attn.k_proj.weight"), block.qkv.narrow(0, heads * hd, kv * hd)));
+            out.push((format!("{p}.self_attn.v_proj.weight"), block.qkv.narrow(0, (heads + kv) * hd, kv * hd)));
+            out.push((format!("{p}.self_attn.o_proj.weight"), block.o.shallow_clone()));
+            out.push((format!("{p}.post_attention_layernorm.weight"), block.post_attention_norm.shallow_clone()));
             let mlp = self.mlp(l);
             out.extend(mlp.inputs);
             out.push(mlp.output);

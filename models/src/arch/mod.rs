@@ -65,12 +65,7 @@ pub trait Architecture: Send {
 
     /// Embeds, runs every block and the final norm, calling `hooks` at each hook point; returns the final
     /// normalized residual `[batch, seq, d_model]`. With a cache, keys and values are appended to it.
-    fn forward(
-        &self,
-        input: &ForwardInput,
-        cache: Option<&mut KvCache>,
-        hooks: &mut Hooks,
-    ) -> Result<Tensor>;
+    fn forward(&self, input: &ForwardInput, cache: Option<&mut KvCache>, hooks: &mut Hooks) -> Result<Tensor>;
 
     /// Applies the final norm to a residual-stream tensor (used by the logit lens).
     fn final_norm(&self, resid: &Tensor) -> Tensor;

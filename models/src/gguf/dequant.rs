@@ -98,7 +98,7 @@ impl GgmlType {
     /// Bytes taken by `count` values, or `None` if the type is unknown or `count` is not whole blocks.
     pub fn storage_bytes(self, count: u64) -> Option<u64> {
         let (values, bytes) = self.block_layout()?;
-        (count % values == 0).then(|| count / values * bytes)
+        count.is_multiple_of(values).then(|| count / values * bytes)
     }
 }
 
@@ -124,10 +124,7 @@ pub fn dequantize(kind: GgmlType, data: &[u8], count: usize) -> Option<Vec<f32>>
         GgmlType::Other(_) => return None,
     };
     let mut out = vec![0f32; count];
-    for (block, values) in data
-        .chunks_exact(block_bytes as usize)
-        .zip(out.chunks_exact_mut(block_values as usize))
-    {
+    for (block, values) in data.chunks_exact(block_bytes as usize).zip(out.chunks_exact_mut(block_values as usize)) {
         decode(block, values);
     }
     Some(out)
@@ -210,10 +207,7 @@ fn k_quant_4_or_5(b: &[u8], y: &mut [f32], qh: Option<&[u8]>, qs: &[u8]) {
         let (bit_lo, bit_hi) = (1u8 << (2 * chunk), 2u8 << (2 * chunk));
         for l in 0..32 {
             let (extra_lo, extra_hi) = match qh {
-                Some(h) => (
-                    if h[l] & bit_lo != 0 { 16.0 } else { 0.0 },
-                    if h[l] & bit_hi != 0 { 16.0 } else { 0.0 },
-                ),
+                Some(h) => (if h[l] & bit_lo != 0 { 16.0 } else { 0.0 }, if h[l] & bit_hi != 0 { 16.0 } else { 0.0 }),
                 None => (0.0, 0.0),
             };
             ys[l] = d1 * ((ql[l] & 0x0f) as f32 + extra_lo) - min1;

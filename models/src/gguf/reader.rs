@@ -156,11 +156,7 @@ impl GgufFile {
         let file = File::open(&path).map_err(|e| ModelError::io(&path, e))?;
         // SAFETY: the map is read-only and the file is not modified by this process while it is mapped.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(&path, e))?;
-        let mut cursor = Cursor {
-            bytes: &mmap,
-            pos: 0,
-            path: &path,
-        };
+        let mut cursor = Cursor { bytes: &mmap, pos: 0, path: &path };
         let magic = cursor.take(4, "the magic number")?;
         if magic != MAGIC {
             return Err(cursor.bad(format!("magic is {magic:?}, expected \"GGUF\"")));
@@ -182,34 +178,18 @@ impl GgufFile {
         for _ in 0..tensor_count {
             tensors.push(cursor.tensor_info()?);
         }
-        let index: HashMap<_, _> = metadata
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| (k.clone(), i))
-            .collect();
-        let alignment =
-            match index.get("general.alignment") {
-                Some(&i) => metadata[i].1.as_u64().filter(|a| *a > 0).ok_or_else(|| {
-                    cursor.bad("general.alignment is not a positive integer".into())
-                })?,
-                None => DEFAULT_ALIGNMENT,
-            };
+        let index: HashMap<_, _> = metadata.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+        let alignment = match index.get("general.alignment") {
+            Some(&i) => metadata[i]
+                .1
+                .as_u64()
+                .filter(|a| *a > 0)
+                .ok_or_else(|| cursor.bad("general.alignment is not a positive integer".into()))?,
+            None => DEFAULT_ALIGNMENT,
+        };
         let data_start = (cursor.pos as u64).div_ceil(alignment) * alignment;
-        let tensor_index = tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
-        Ok(GgufFile {
-            path,
-            mmap,
-            version,
-            metadata,
-            index,
-            tensors,
-            tensor_index,
-            data_start,
-        })
+        let tensor_index = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(GgufFile { path, mmap, version, metadata, index, tensors, tensor_index, data_start })
     }
 
     /// The file this was read from.
@@ -224,23 +204,23 @@ impl GgufFile {
 
     /// A required unsigned integer metadata value.
     pub fn require_u64(&self, key: &str) -> Result<u64> {
-        self.get(key).and_then(MetaValue::as_u64).ok_or_else(|| {
-            ModelError::config(key, "missing from the GGUF metadata or not an integer")
-        })
+        self.get(key)
+            .and_then(MetaValue::as_u64)
+            .ok_or_else(|| ModelError::config(key, "missing from the GGUF metadata or not an integer"))
     }
 
     /// A required float metadata value.
     pub fn require_f64(&self, key: &str) -> Result<f64> {
-        self.get(key).and_then(MetaValue::as_f64).ok_or_else(|| {
-            ModelError::config(key, "missing from the GGUF metadata or not a number")
-        })
+        self.get(key)
+            .and_then(MetaValue::as_f64)
+            .ok_or_else(|| ModelError::config(key, "missing from the GGUF metadata or not a number"))
     }
 
     /// A required string metadata value.
     pub fn require_str(&self, key: &str) -> Result<&str> {
-        self.get(key).and_then(MetaValue::as_str).ok_or_else(|| {
-            ModelError::config(key, "missing from the GGUF metadata or not a string")
-        })
+        self.get(key)
+            .and_then(MetaValue::as_str)
+            .ok_or_else(|| ModelError::config(key, "missing from the GGUF metadata or not a string"))
     }
 
     /// A tensor's info by name.
@@ -253,10 +233,7 @@ impl GgufFile {
         let size = info
             .kind
             .storage_bytes(info.element_count())
-            .ok_or_else(|| ModelError::UnsupportedType {
-                tensor: info.name.clone(),
-                kind: info.kind.name(),
-            })?;
+            .ok_or_else(|| ModelError::UnsupportedType { tensor: info.name.clone(), kind: info.kind.name() })?;
         let start = self.data_start.checked_add(info.offset);
         let end = start.and_then(|s| s.checked_add(size));
         let (Some(start), Some(end)) = (start, end) else {
@@ -279,18 +256,9 @@ impl GgufFile {
 
     /// A tensor's values as f32 in torch order, with its torch shape.
     pub fn dequantize(&self, name: &str) -> Result<(Vec<f32>, Vec<i64>)> {
-        let info = self
-            .tensor(name)
-            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
-        let values = dequantize(
-            info.kind,
-            self.tensor_bytes(info)?,
-            info.element_count() as usize,
-        )
-        .ok_or_else(|| ModelError::UnsupportedType {
-            tensor: info.name.clone(),
-            kind: info.kind.name(),
-        })?;
+        let info = self.tensor(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+        let values = dequantize(info.kind, self.tensor_bytes(info)?, info.element_count() as usize)
+            .ok_or_else(|| ModelError::UnsupportedType { tensor: info.name.clone(), kind: info.kind.name() })?;
         Ok((values, info.torch_shape()))
     }
 }
@@ -304,11 +272,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn bad(&self, reason: String) -> ModelError {
-        ModelError::BadFormat {
-            path: self.path.to_path_buf(),
-            format: "GGUF",
-            reason,
-        }
+        ModelError::BadFormat { path: self.path.to_path_buf(), format: "GGUF", reason }
     }
 
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8]> {
@@ -343,8 +307,7 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: &str) -> Result<String> {
         let len = self.u64(what)?;
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| self.bad(format!("{what} is not valid UTF-8")))
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.bad(format!("{what} is not valid UTF-8")))
     }
 
     fn value(&mut self, kind: u32, key: &str, depth: usize) -> Result<MetaValue> {
@@ -401,22 +364,11 @@ impl<'a> Cursor<'a> {
         for _ in 0..n_dims {
             dims.push(self.u64("a tensor dimension")?);
         }
-        if dims
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .is_none()
-        {
-            return Err(self.bad(format!(
-                "tensor {name} has dimensions {dims:?} whose product overflows"
-            )));
+        if dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).is_none() {
+            return Err(self.bad(format!("tensor {name} has dimensions {dims:?} whose product overflows")));
         }
         let kind = GgmlType::from_id(self.u32("a tensor type")?);
         let offset = self.u64("a tensor offset")?;
-        Ok(TensorInfo {
-            name,
-            dims,
-            kind,
-            offset,
-        })
+        Ok(TensorInfo { name, dims, kind, offset })
     }
 }

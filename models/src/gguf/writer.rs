@@ -26,11 +26,7 @@ pub struct GgufWriter {
 
 impl Default for GgufWriter {
     fn default() -> Self {
-        GgufWriter {
-            metadata: Vec::new(),
-            tensors: Vec::new(),
-            alignment: 32,
-        }
+        GgufWriter { metadata: Vec::new(), tensors: Vec::new(), alignment: 32 }
     }
 }
 
@@ -69,13 +65,7 @@ impl GgufWriter {
     }
 
     /// Adds a tensor of `shape` (torch order) from f32 values, stored as `kind` (F32, F16, BF16 or Q8_0).
-    pub fn add_f32(
-        &mut self,
-        name: &str,
-        shape: &[i64],
-        values: &[f32],
-        kind: GgmlType,
-    ) -> Result<()> {
+    pub fn add_f32(&mut self, name: &str, shape: &[i64], values: &[f32], kind: GgmlType) -> Result<()> {
         let count: i64 = shape.iter().product();
         if count as usize != values.len() {
             return Err(ModelError::InvalidInput(format!(
@@ -85,22 +75,15 @@ impl GgufWriter {
         }
         let bytes = match kind {
             GgmlType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            GgmlType::F16 => values
-                .iter()
-                .flat_map(|v| f16::from_f32(*v).to_le_bytes())
-                .collect(),
-            GgmlType::BF16 => values
-                .iter()
-                .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
-                .collect(),
+            GgmlType::F16 => values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
+            GgmlType::BF16 => values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect(),
             GgmlType::Q8_0 => {
-                if values.len() % 32 != 0 || shape.last().is_some_and(|d| d % 32 != 0) {
-                    return Err(ModelError::InvalidInput(format!("tensor {name}: Q8_0 needs rows that are a multiple of 32 values, shape is {shape:?}")));
+                if !values.len().is_multiple_of(32) || shape.last().is_some_and(|d| d % 32 != 0) {
+                    return Err(ModelError::InvalidInput(format!(
+                        "tensor {name}: Q8_0 needs rows that are a multiple of 32 values, shape is {shape:?}"
+                    )));
                 }
-                values
-                    .chunks_exact(32)
-                    .flat_map(quantize_q8_0_block)
-                    .collect()
+                values.chunks_exact(32).flat_map(quantize_q8_0_block).collect()
             }
             other => {
                 return Err(ModelError::UnsupportedType {
@@ -116,12 +99,7 @@ impl GgufWriter {
     /// Adds a tensor from already encoded bytes; nothing is checked (used to build test files).
     pub fn add_raw(&mut self, name: &str, shape: &[i64], kind: GgmlType, bytes: Vec<u8>) {
         let dims = shape.iter().rev().map(|&d| d as u64).collect();
-        self.tensors.push(PendingTensor {
-            name: name.to_string(),
-            dims,
-            kind,
-            bytes,
-        });
+        self.tensors.push(PendingTensor { name: name.to_string(), dims, kind, bytes });
     }
 
     /// The encoded file.
@@ -162,14 +140,8 @@ impl GgufWriter {
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so readers never
 /// see a half-written file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = std::fs::File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
@@ -259,34 +231,19 @@ mod tests {
         let path = dir.path().join("t.gguf");
         let mut w = GgufWriter::new();
         w.set("general.architecture", MetaValue::String("llama".into()));
-        w.set(
-            "a.list",
-            MetaValue::Array(vec![MetaValue::I32(-1), MetaValue::I32(2)]),
-        );
+        w.set("a.list", MetaValue::Array(vec![MetaValue::I32(-1), MetaValue::I32(2)]));
         let values: Vec<f32> = (0..64).map(|i| (i as f32 - 30.0) / 7.0).collect();
         w.add_f32("x", &[2, 32], &values, GgmlType::Q8_0).unwrap();
-        w.add_f32("y", &[3], &[1.0, -2.0, 0.5], GgmlType::F16)
-            .unwrap();
+        w.add_f32("y", &[3], &[1.0, -2.0, 0.5], GgmlType::F16).unwrap();
         w.write(&path).unwrap();
         let file = GgufFile::open(&path).unwrap();
-        assert_eq!(
-            file.get("a.list").unwrap(),
-            &MetaValue::Array(vec![MetaValue::I32(-1), MetaValue::I32(2)])
-        );
+        assert_eq!(file.get("a.list").unwrap(), &MetaValue::Array(vec![MetaValue::I32(-1), MetaValue::I32(2)]));
         let (x, shape) = file.dequantize("x").unwrap();
         assert_eq!(shape, [2, 32]);
         // Q8_0 keeps each value within half a quantization step (amax / 127 / 2) of the original.
         let step = values.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
-        assert!(
-            x.iter()
-                .zip(&values)
-                .all(|(a, b)| (a - b).abs() <= step * 0.51 + 1e-3),
-            "{x:?}"
-        );
+        assert!(x.iter().zip(&values).all(|(a, b)| (a - b).abs() <= step * 0.51 + 1e-3), "{x:?}");
         assert_eq!(file.dequantize("y").unwrap().0, [1.0, -2.0, 0.5]);
-        assert_eq!(
-            dequantize(GgmlType::F32, &1.5f32.to_le_bytes(), 1).unwrap(),
-            [1.5]
-        );
+        assert_eq!(dequantize(GgmlType::F32, &1.5f32.to_le_bytes(), 1).unwrap(), [1.5]);
     }
 }
