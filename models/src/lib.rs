@@ -19,6 +19,7 @@ pub mod gguf_weights;
 pub mod hooks;
 pub mod model;
 pub mod neurons;
+pub mod safetensors_weights;
 pub mod tokenizer;
 
 pub use arch::{Architecture, ModelShape};

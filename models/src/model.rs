@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::arch::llama::{Llama, LlamaConfig};
-use crate::arch::{Architecture, AttentionMask, ForwardInput, KvCache, ModelShape};
+use crate::arch::{self, Architecture, AttentionMask, ForwardInput, KvCache, ModelShape};
 use crate::catalogue;
+use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
-use crate::gguf_weights::GgufWeights;
 use crate::hooks::{ActivationCache, HookPoint, Hooks};
+use crate::safetensors_weights::SafetensorsWeights;
 use crate::tokenizer::Tokenizer;
 
 /// Where and in which precision to run a model.
@@ -124,13 +124,8 @@ impl Model {
     /// Loads a model by catalogue name, `.gguf` path or Hugging Face folder.
     pub fn load(spec: &str, options: LoadOptions) -> Result<Self> {
         let path = catalogue::resolve(spec)?;
-        if path.is_dir() {
-            return Err(ModelError::UnknownArchitecture(format!(
-                "Hugging Face folders are not supported yet ({})",
-                path.display()
-            )));
-        }
-        let mut model = Self::from_gguf(&path, options)?;
+        let mut model =
+            if path.is_dir() { Self::from_hf_dir(&path, options)? } else { Self::from_gguf(&path, options)? };
         model.source.spec = spec.to_string();
         Ok(model)
     }
@@ -138,24 +133,39 @@ impl Model {
     /// Loads a GGUF file.
     pub fn from_gguf(path: &Path, options: LoadOptions) -> Result<Self> {
         let file = GgufFile::open(path)?;
-        let architecture = file.require_str("general.architecture")?;
-        let arch: Box<dyn Architecture> = match architecture {
-            "llama" => {
-                let config = LlamaConfig::from_gguf(&file)?;
-                let mut weights = GgufWeights::new(&file, config.num_attention_heads, config.num_key_value_heads)?;
-                Box::new(Llama::load(config, &mut weights, options.device, options.kind)?)
-            }
-            other => return Err(ModelError::UnknownArchitecture(other.to_string())),
-        };
+        let arch = arch::from_gguf(&file, options.device, options.kind)?;
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let display_name = file.get("general.name").and_then(|v| v.as_str()).map(str::to_string);
-        let source = ModelSource {
-            spec: path.display().to_string(),
-            path: path.to_path_buf(),
-            format: ModelFormat::Gguf,
-            display_name,
-        };
-        Ok(Model { arch, tokenizer, device: options.device, kind: options.kind, source })
+        Ok(Self::assemble(arch, tokenizer, options, path, ModelFormat::Gguf, display_name))
+    }
+
+    /// Loads a Hugging Face folder: `config.json`, `model.safetensors` (or a sharded index) and `tokenizer.json`.
+    pub fn from_hf_dir(dir: &Path, options: LoadOptions) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::BadFormat {
+            path: config_path.clone(),
+            format: "config.json",
+            reason: e.to_string(),
+        })?;
+        let config = HfConfig::new(json);
+        let mut weights = SafetensorsWeights::open(dir)?;
+        let arch = arch::from_hf(&config, &mut weights, options.device, options.kind)?;
+        let tokenizer = Tokenizer::from_hf_dir(dir)?;
+        let display_name = config.get("_name_or_path").as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(Self::assemble(arch, tokenizer, options, dir, ModelFormat::HfFolder, display_name))
+    }
+
+    fn assemble(
+        arch: Box<dyn Architecture>,
+        tokenizer: Tokenizer,
+        options: LoadOptions,
+        path: &Path,
+        format: ModelFormat,
+        display_name: Option<String>,
+    ) -> Self {
+        let source = ModelSource { spec: path.display().to_string(), path: path.to_path_buf(), format, display_name };
+        Model { arch, tokenizer, device: options.device, kind: options.kind, source }
     }
 
     /// The architecture, for code that needs its weights or layers.

@@ -90,8 +90,8 @@ impl Tokenizer {
         })
     }
 
-    /// Reads `tokenizer.json` in `dir`, with special tokens and chat template from `tokenizer_config.json`
-    /// (if present) and `config.json`.
+    /// Reads `tokenizer.json` in `dir`, with special tokens from `tokenizer_config.json` (if present) and
+    /// `config.json`, and the chat template from `chat_template.jinja` or `tokenizer_config.json`.
     pub fn from_hf_dir(dir: &Path) -> Result<Self> {
         let path = dir.join("tokenizer.json");
         let inner = tokenizers::Tokenizer::from_file(&path)
@@ -120,7 +120,9 @@ impl Tokenizer {
             eos_id,
             pad_id,
             add_bos: tok_config["add_bos_token"].as_bool().unwrap_or(false),
-            chat_template: tok_config["chat_template"].as_str().map(str::to_string),
+            chat_template: std::fs::read_to_string(dir.join("chat_template.jinja"))
+                .ok()
+                .or_else(|| tok_config["chat_template"].as_str().map(str::to_string)),
             inner,
         })
     }

@@ -8,7 +8,10 @@ use tch::{Device, Kind, Tensor};
 
 pub use layers::{AttentionMask, KvCache};
 
+use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
+use crate::gguf::GgufFile;
+use crate::gguf_weights::GgufWeights;
 use crate::hooks::Hooks;
 
 /// The architectures this runtime implements, by their `model_type` / GGUF `general.architecture`.
@@ -89,6 +92,31 @@ pub trait WeightSource {
     fn tensor(&mut self, name: &str, shape: &[i64]) -> Result<Tensor>;
     /// Whether the checkpoint holds `name` (used for optional tensors such as an untied `lm_head`).
     fn contains(&self, name: &str) -> bool;
+}
+
+/// Builds the architecture a GGUF file names (`general.architecture`) from its metadata and tensors.
+pub fn from_gguf(file: &GgufFile, device: Device, kind: Kind) -> Result<Box<dyn Architecture>> {
+    match file.require_str("general.architecture")? {
+        "llama" => {
+            let config = llama::LlamaConfig::from_gguf(file)?;
+            let mut weights = GgufWeights::new(file, config.num_attention_heads, config.num_key_value_heads)?;
+            Ok(Box::new(llama::Llama::load(config, &mut weights, device, kind)?))
+        }
+        other => Err(ModelError::UnknownArchitecture(other.to_string())),
+    }
+}
+
+/// Builds the architecture a Hugging Face `config.json` names (`model_type`) from its weights.
+pub fn from_hf(
+    config: &HfConfig,
+    weights: &mut dyn WeightSource,
+    device: Device,
+    kind: Kind,
+) -> Result<Box<dyn Architecture>> {
+    match config.model_type()? {
+        "llama" => Ok(Box::new(llama::Llama::load(llama::LlamaConfig::from_hf(config)?, weights, device, kind)?)),
+        other => Err(ModelError::UnknownArchitecture(other.to_string())),
+    }
 }
 
 /// Moves a loaded tensor to the model's device and dtype.

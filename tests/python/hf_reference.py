@@ -1,0 +1,56 @@
+"""Small randomly initialised Hugging Face checkpoints and their outputs, as references for the runtime.
+
+usage: hf_reference.py ARCH VARIANT TOKENIZER_GGUF OUT_DIR
+  ARCH     llama
+  VARIANT  f32 | f16 | bf16 | sharded (f32 in several safetensors shards)
+Writes OUT_DIR/model/ (config.json, safetensors, tokenizer.json) and, from a float32 forward pass of the saved
+checkpoint, OUT_DIR/logits-<i>.f32 and OUT_DIR/hidden-<i>-<layer>.f32 (output_hidden_states), plus
+OUT_DIR/reference.json with the prompts' token ids and shapes.
+"""
+import json
+import os
+import sys
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+arch, variant, tokenizer_gguf, out = sys.argv[1:5]
+model_dir = os.path.join(out, "model")
+os.makedirs(model_dir, exist_ok=True)
+torch.manual_seed(0)
+
+tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(tokenizer_gguf), gguf_file=os.path.basename(tokenizer_gguf))
+VOCAB = len(tokenizer)
+
+CONFIGS = {
+    "llama": lambda: transformers.LlamaConfig(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=50000.0,
+        tie_word_embeddings=False,
+    ),
+}
+
+config = CONFIGS[arch]()
+model = AutoModelForCausalLM.from_config(config).eval()
+with torch.no_grad():  # random norms, so a wrong norm weight shows
+    for name, p in model.named_parameters():
+        if "norm" in name and name.endswith("weight"):
+            p.copy_(1.0 + 0.1 * torch.randn_like(p))
+dtype = {"f32": torch.float32, "sharded": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[variant]
+model = model.to(dtype)
+model.save_pretrained(model_dir, max_shard_size="1MB" if variant == "sharded" else "10GB")
+tokenizer.save_pretrained(model_dir)
+
+reloaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+prompts = ["def add(a, b):\n    return a + b\n", "import os\nfor name in os.listdir('.'):\n    print(name)"]
+ids = [tokenizer(p)["input_ids"] for p in prompts]
+with torch.no_grad():
+    for i, seq in enumerate(ids):
+        output = reloaded(torch.tensor([seq]), output_hidden_states=True)
+        output.logits[0].float().numpy().tofile(os.path.join(out, f"logits-{i}.f32"))
+        for layer, hidden in enumerate(output.hidden_states):
+            hidden[0].float().numpy().tofile(os.path.join(out, f"hidden-{i}-{layer}.f32"))
+with open(os.path.join(out, "reference.json"), "w") as f:
+    json.dump({"ids": ids, "layers": config.num_hidden_layers, "hidden": config.hidden_size, "vocab": VOCAB,
+               "files": sorted(os.listdir(model_dir))}, f)

@@ -1,0 +1,143 @@
+//! Hugging Face folders (config.json, safetensors, tokenizer.json) against transformers: small random
+//! checkpoints built at test time, in f32, f16, bf16 and sharded form; and the errors bad folders give.
+
+use std::path::{Path, PathBuf};
+
+use integration_tests::{default_model_path, max_abs_diff, read_f32, run_python};
+use models::{HookPoint, LoadOptions, Model, ModelError};
+use serde_json::Value;
+
+/// Builds the reference checkpoint of `arch` in `variant` form; returns its folder and the reference.
+fn reference(arch: &str, variant: &str) -> (tempfile::TempDir, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let out: PathBuf = dir.path().to_path_buf();
+    run_python("hf_reference.py", &[Path::new(arch), Path::new(variant), &default_model_path(), &out]).unwrap();
+    let reference = serde_json::from_str(&std::fs::read_to_string(out.join("reference.json")).unwrap()).unwrap();
+    (dir, reference)
+}
+
+/// Loads the checkpoint and compares logits and the residual stream entering every block (and the final
+/// norm's output) with transformers' `output_hidden_states`.
+fn assert_parity(arch: &str, variant: &str) {
+    let (dir, reference) = reference(arch, variant);
+    let model = Model::load(dir.path().join("model").to_str().unwrap(), LoadOptions::default()).unwrap();
+    let layers = reference["layers"].as_u64().unwrap() as usize;
+    assert_eq!(model.shape().n_layers, layers);
+    for (i, ids) in reference["ids"].as_array().unwrap().iter().enumerate() {
+        let ids: Vec<u32> = serde_json::from_value(ids.clone()).unwrap();
+        let (logits, cache) =
+            model.run_with_cache(&ids, |p| matches!(p, HookPoint::ResidPre(_) | HookPoint::LnFinal)).unwrap();
+        let ours: Vec<f32> = Vec::try_from(logits.flatten(0, -1)).unwrap();
+        let diff = max_abs_diff(&ours, &read_f32(&dir.path().join(format!("logits-{i}.f32"))));
+        assert!(diff <= 1e-4, "{arch} {variant} prompt {i}: max |logit difference| {diff}");
+        for layer in 0..=layers {
+            let point = if layer < layers { HookPoint::ResidPre(layer) } else { HookPoint::LnFinal };
+            let ours: Vec<f32> = Vec::try_from(cache.get(point).unwrap().flatten(0, -1)).unwrap();
+            let theirs = read_f32(&dir.path().join(format!("hidden-{i}-{layer}.f32")));
+            let diff = max_abs_diff(&ours, &theirs);
+            assert!(diff <= 1e-4, "{arch} {variant} prompt {i}: {point} differs from hidden_states[{layer}] by {diff}");
+        }
+    }
+}
+
+#[test]
+fn llama_f32_matches_transformers() {
+    assert_parity("llama", "f32");
+}
+
+#[test]
+fn llama_f16_checkpoint_matches_transformers() {
+    assert_parity("llama", "f16");
+}
+
+#[test]
+fn llama_bf16_checkpoint_matches_transformers() {
+    assert_parity("llama", "bf16");
+}
+
+#[test]
+fn llama_sharded_checkpoint_matches_transformers() {
+    assert_parity("llama", "sharded");
+}
+
+fn load_err(dir: &Path) -> ModelError {
+    match Model::from_hf_dir(dir, LoadOptions::default()) {
+        Ok(_) => panic!("loading {} should fail", dir.display()),
+        Err(e) => e,
+    }
+}
+
+fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let path = dir.join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(config.as_object_mut().unwrap());
+    std::fs::write(path, config.to_string()).unwrap();
+}
+
+#[test]
+fn bad_folders_give_clear_errors() {
+    let (dir, _) = reference("llama", "sharded");
+    let model = dir.path().join("model");
+    let copy = |name: &str| -> PathBuf {
+        let to = dir.path().join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&model).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+        to
+    };
+
+    let unknown = copy("unknown");
+    edit_config(&unknown, |c| drop(c.insert("model_type".into(), "mamba9".into())));
+    let err = load_err(&unknown);
+    assert!(matches!(err, ModelError::UnknownArchitecture(_)) && err.to_string().contains("mamba9"), "{err}");
+
+    let missing_field = copy("missing-field");
+    edit_config(&missing_field, |c| drop(c.remove("intermediate_size")));
+    let err = load_err(&missing_field);
+    assert!(err.to_string().contains("intermediate_size"), "{err}");
+
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("model.safetensors.index.json")).unwrap()).unwrap();
+    let shard_of = |tensor: &str| index["weight_map"][tensor].as_str().unwrap().to_string();
+
+    let missing_shard = copy("missing-shard");
+    std::fs::remove_file(missing_shard.join(shard_of("model.norm.weight"))).unwrap();
+    let err = load_err(&missing_shard);
+    assert!(
+        err.to_string().contains(&shard_of("model.norm.weight")) && err.to_string().contains("names the shard"),
+        "{err}"
+    );
+
+    let missing_tensor = copy("missing-tensor");
+    let path = missing_tensor.join("model.safetensors.index.json");
+    let mut edited = index.clone();
+    edited["weight_map"].as_object_mut().unwrap().remove("model.layers.1.mlp.up_proj.weight");
+    std::fs::write(&path, edited.to_string()).unwrap();
+    let err = load_err(&missing_tensor);
+    assert!(
+        matches!(err, ModelError::MissingTensor(_)) && err.to_string().contains("model.layers.1.mlp.up_proj.weight"),
+        "{err}"
+    );
+
+    let wrong_shape = copy("wrong-shape");
+    edit_config(&wrong_shape, |c| drop(c.insert("intermediate_size".into(), 100.into())));
+    let err = load_err(&wrong_shape);
+    assert!(matches!(err, ModelError::ShapeMismatch { .. }) && err.to_string().contains("[100, 64]"), "{err}");
+
+    let truncated = copy("truncated");
+    let shard = truncated.join(shard_of("model.embed_tokens.weight"));
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_err(&truncated);
+    assert!(matches!(err, ModelError::BadFormat { .. } | ModelError::Truncated { .. }), "{err}");
+
+    let bad_header = copy("bad-header");
+    let shard = bad_header.join(shard_of("model.norm.weight"));
+    let mut bytes = std::fs::read(&shard).unwrap();
+    bytes[..8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    std::fs::write(&shard, &bytes).unwrap();
+    let err = load_err(&bad_header);
+    assert!(matches!(err, ModelError::BadFormat { .. }), "{err}");
+}
