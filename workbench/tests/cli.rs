@@ -1,0 +1,91 @@
+//! The `workbench` binary end to end: each subcommand on the real default model and on a hand-made HF
+//! folder, and a clear error (not a panic) for bad input.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn workbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_workbench")).args(args).args(["--device", "cpu"]).output().expect("workbench runs")
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn info_reports_the_default_models_sizes() {
+    let info = json(&workbench(&["info", "--model", "smollm2-135m-instruct", "--json"]));
+    assert_eq!(info["shape"]["architecture"], "llama");
+    assert_eq!(info["shape"]["n_layers"], 30);
+    assert_eq!(info["shape"]["d_mlp"], 1536);
+    assert_eq!(info["parameters"], 134_515_008);
+    let text = workbench(&["info", "--model", "smollm2-135m-instruct"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("46080 in all"));
+}
+
+#[test]
+fn generate_follows_the_chat_template_and_stops() {
+    let g = json(&workbench(&[
+        "generate",
+        "--prompt",
+        "What is the capital of France?",
+        "--chat",
+        "--max-tokens",
+        "30",
+        "--json",
+    ]));
+    assert!(g["text"].as_str().unwrap().contains("Paris"), "{g}");
+    let g =
+        json(&workbench(&["generate", "--prompt", "def add(a, b):", "--max-tokens", "40", "--stop", "\n\n", "--json"]));
+    assert!(g["stop"].to_string().contains("StopSequence") || g["stop"] == "Eos", "{g}");
+    let sampled = |seed: &str| {
+        json(&workbench(&[
+            "generate",
+            "--prompt",
+            "x =",
+            "--max-tokens",
+            "8",
+            "--temperature",
+            "1.0",
+            "--top-p",
+            "0.9",
+            "--seed",
+            seed,
+            "--json",
+        ]))["tokens"]
+            .clone()
+    };
+    assert_eq!(sampled("5"), sampled("5"));
+}
+
+#[test]
+fn inspect_shows_top_tokens_and_a_lens_row_per_layer() {
+    let lens = json(&workbench(&["inspect", "--prompt", "import json\njson.", "--top-k", "3", "--json"]));
+    let top1 = lens["top1"].as_array().unwrap();
+    assert_eq!(top1.len(), 30);
+    let final_top = lens["final_top"].as_array().unwrap();
+    assert_eq!(final_top.len(), top1[0].as_array().unwrap().len());
+    let last = final_top.last().unwrap().as_array().unwrap();
+    assert_eq!(last.len(), 3);
+    // The logit lens at the last layer is the model's own prediction.
+    assert_eq!(top1[29].as_array().unwrap().last().unwrap()["token"], last[0]["token"]);
+    let probs: Vec<f64> = last.iter().map(|p| p["prob"].as_f64().unwrap()).collect();
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs[0] <= 1.0);
+}
+
+#[test]
+fn bad_input_is_an_error_message_not_a_panic() {
+    for args in [
+        vec!["info", "--model", "no-such-model"],
+        vec!["generate", "--prompt", ""],
+        vec!["info", "--dtype", "f8"],
+        vec!["info", "--model", "/etc/hostname"],
+    ] {
+        let out = workbench(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
