@@ -197,10 +197,10 @@ fn neuron_weights_read_write_and_restore_bit_exactly() {
     assert_eq!(before.inputs.len(), 2, "gate and up rows");
     assert_eq!(before.output.len(), model.shape().d_model);
     let params = model.arch().parameters();
-    let down = &params.iter().find(|(n, _)| n == "model.layers.7.mlp.down_proj.weight").unwrap().1;
+    let down = &params.iter().find(|(n, _)| n == "blocks.7.mlp.out.weight").unwrap().1;
     let column: Vec<f32> = Vec::try_from(down.select(1, 321)).unwrap();
     assert_eq!(column, before.output);
-    let up = &params.iter().find(|(n, _)| n == "model.layers.7.mlp.up_proj.weight").unwrap().1;
+    let up = &params.iter().find(|(n, _)| n == "blocks.7.mlp.up.weight").unwrap().1;
     assert_eq!(Vec::<f32>::try_from(up.get(321)).unwrap(), before.inputs[1].1);
 
     let snapshot = model.snapshot();

@@ -1,7 +1,13 @@
 //! Architectures: one file each, sharing the [`Architecture`] trait, the KV cache and a few layers.
 
+pub mod codegen;
+pub mod decoder;
+pub mod gpt2;
+pub mod gpt_bigcode;
+pub mod gpt_neox;
 mod layers;
 pub mod llama;
+pub mod qwen2;
 
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
@@ -15,7 +21,7 @@ use crate::gguf_weights::GgufWeights;
 use crate::hooks::Hooks;
 
 /// The architectures this runtime implements, by their `model_type` / GGUF `general.architecture`.
-pub const SUPPORTED: &[&str] = &["llama"];
+pub const SUPPORTED: &[&str] = &["llama", "qwen2", "gpt2", "gpt_bigcode", "codegen", "gpt_neox"];
 
 /// Sizes of a loaded transformer, common to every architecture.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,7 +106,7 @@ pub fn from_gguf(file: &GgufFile, device: Device, kind: Kind) -> Result<Box<dyn 
         "llama" => {
             let config = llama::LlamaConfig::from_gguf(file)?;
             let mut weights = GgufWeights::new(file, config.num_attention_heads, config.num_key_value_heads)?;
-            Ok(Box::new(llama::Llama::load(config, &mut weights, device, kind)?))
+            Ok(Box::new(llama::load(&config, &mut weights, device, kind)?))
         }
         other => Err(ModelError::UnknownArchitecture(other.to_string())),
     }
@@ -113,15 +119,16 @@ pub fn from_hf(
     device: Device,
     kind: Kind,
 ) -> Result<Box<dyn Architecture>> {
-    match config.model_type()? {
-        "llama" => Ok(Box::new(llama::Llama::load(llama::LlamaConfig::from_hf(config)?, weights, device, kind)?)),
-        other => Err(ModelError::UnknownArchitecture(other.to_string())),
-    }
-}
-
-/// Moves a loaded tensor to the model's device and dtype.
-pub(crate) fn place(t: Tensor, device: Device, kind: Kind) -> Tensor {
-    t.to_device(device).to_kind(kind)
+    let decoder = match config.model_type()? {
+        "llama" => llama::load(&llama::LlamaConfig::from_hf(config)?, weights, device, kind)?,
+        "qwen2" => llama::load(&qwen2::config_from_hf(config)?, weights, device, kind)?,
+        "gpt2" => gpt2::load(&gpt2::Gpt2Config::from_hf(config)?, weights, device, kind)?,
+        "gpt_bigcode" => gpt2::load(&gpt_bigcode::config_from_hf(config)?, weights, device, kind)?,
+        "gpt_neox" => gpt_neox::load(&gpt_neox::GptNeoXConfig::from_hf(config)?, weights, device, kind)?,
+        "codegen" => codegen::load(&codegen::CodeGenConfig::from_hf(config)?, weights, device, kind)?,
+        other => return Err(ModelError::UnknownArchitecture(other.to_string())),
+    };
+    Ok(Box::new(decoder))
 }
 
 /// Checks that `found` has `expected` shape.

@@ -1,0 +1,390 @@
+//! The decoder-only transformer every supported architecture is an instance of. Each architecture file
+//! reads its own config and tensors and hands them over in one layout: `nn.Linear` weights (`[out, in]`),
+//! query/key/value rows fused as `[q heads; k heads; v heads]` with rotary dimensions in rotate-half order,
+//! gate and up rows fused as `[gate; up]`.
+
+use tch::{Device, Kind, Tensor};
+
+use super::WeightSource;
+
+use super::layers::{attention, rms_norm, KvCache, Rope};
+use super::{Architecture, ForwardInput, MlpWeights, ModelShape};
+use crate::error::{ModelError, Result};
+use crate::hooks::{HookPoint, Hooks};
+
+/// Which normalisation the blocks use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// RMSNorm (weight only).
+    Rms,
+    /// LayerNorm (weight and bias).
+    Layer,
+}
+
+/// The MLP's non-linearity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// SiLU (Llama's SwiGLU gate).
+    Silu,
+    /// GELU with the tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
+    GeluTanh,
+    /// Exact GELU (`gelu`).
+    Gelu,
+}
+
+impl Activation {
+    /// The activation named by a Hugging Face config (`hidden_act` / `activation_function`).
+    pub fn from_hf(name: &str) -> Result<Self> {
+        match name {
+            "silu" | "swish" => Ok(Activation::Silu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
+            "gelu" => Ok(Activation::Gelu),
+            other => Err(ModelError::config("hidden_act", format!("activation {other:?} is not supported"))),
+        }
+    }
+
+    fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::Silu => x.silu(),
+            Activation::GeluTanh => x.gelu("tanh"),
+            Activation::Gelu => x.gelu("none"),
+        }
+    }
+}
+
+/// How attention and MLP join the residual stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residual {
+    /// `x + attn(ln1(x))`, then `+ mlp(ln2(.))` (Llama, GPT-2).
+    Sequential,
+    /// `x + attn(ln1(x)) + mlp(ln2(x))` (GPT-NeoX).
+    Parallel,
+    /// `x + attn(ln1(x)) + mlp(ln1(x))`, one norm shared (CodeGen, GPT-J).
+    ParallelSharedNorm,
+}
+
+/// Everything that distinguishes one architecture's forward pass from another's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecoderConfig {
+    /// Sizes, as reported to the rest of the workbench.
+    pub shape: ModelShape,
+    /// Block and final norms.
+    pub norm: NormKind,
+    /// Norm epsilon.
+    pub norm_eps: f64,
+    /// Rotary embeddings on the first `rotary_dim` dimensions of each head, with this base; `None` for
+    /// learned absolute positions.
+    pub rotary: Option<(i64, f64)>,
+    /// MLP non-linearity.
+    pub activation: Activation,
+    /// Whether the MLP is gated (`act(gate) * up`).
+    pub gated_mlp: bool,
+    /// How the sublayers join the residual stream.
+    pub residual: Residual,
+}
+
+/// A norm's parameters.
+pub struct Norm {
+    /// Scale.
+    pub weight: Tensor,
+    /// Shift (LayerNorm only).
+    pub bias: Option<Tensor>,
+}
+
+/// A linear layer in `nn.Linear` layout.
+pub struct Linear {
+    /// `[out, in]`.
+    pub weight: Tensor,
+    /// `[out]`, if the layer has one.
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+}
+
+/// One block's parameters in the common layout.
+pub struct Block {
+    /// Norm before attention (and before the MLP with a shared norm).
+    pub ln1: Norm,
+    /// Norm before the MLP (absent with [`Residual::ParallelSharedNorm`]).
+    pub ln2: Option<Norm>,
+    /// Fused query/key/value projection.
+    pub qkv: Linear,
+    /// Attention output projection.
+    pub o: Linear,
+    /// MLP input projection (`[gate; up]` when gated).
+    pub mlp_in: Linear,
+    /// MLP output projection `[d_model, d_mlp]`.
+    pub mlp_out: Linear,
+}
+
+/// Non-block parameters.
+pub struct Embeddings {
+    /// Token embeddings `[vocab, d_model]`.
+    pub tokens: Tensor,
+    /// Learned positions `[context, d_model]`, for architectures without rotary embeddings.
+    pub positions: Option<Tensor>,
+    /// Final norm.
+    pub final_norm: Norm,
+    /// Unembedding `[vocab, d_model]` (the token embeddings when tied) and its optional bias.
+    pub unembed: Linear,
+}
+
+/// A decoder-only transformer ready to run.
+pub struct Decoder {
+    config: DecoderConfig,
+    embeddings: Embeddings,
+    blocks: Vec<Block>,
+    rope: Option<Rope>,
+}
+
+impl Decoder {
+    /// Assembles a model from parameters already on their device and in their dtype.
+    pub fn new(config: DecoderConfig, embeddings: Embeddings, blocks: Vec<Block>) -> Self {
+        let (device, kind) = (embeddings.tokens.device(), embeddings.tokens.kind());
+        let rope =
+            config.rotary.map(|(dim, base)| Rope::new(dim, base, config.shape.context_length as i64, device, kind));
+        Decoder { config, embeddings, blocks, rope }
+    }
+
+    /// The configuration the model runs with.
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    fn norm(&self, x: &Tensor, norm: &Norm) -> Tensor {
+        match self.config.norm {
+            NormKind::Rms => rms_norm(x, &norm.weight, self.config.norm_eps),
+            NormKind::Layer => {
+                let d = *x.size().last().unwrap_or(&0);
+                x.layer_norm([d], Some(&norm.weight), norm.bias.as_ref(), self.config.norm_eps, false)
+            }
+        }
+    }
+
+    fn attention_forward(
+        &self,
+        l: usize,
+        h: &Tensor,
+        input: &ForwardInput,
+        rope: Option<&(Tensor, Tensor)>,
+        cache: Option<&mut KvCache>,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
+        let shape = &self.config.shape;
+        let (b, t) = (input.ids.size()[0], input.ids.size()[1]);
+        let (heads, kv, hd) = (shape.n_heads as i64, shape.n_kv_heads as i64, shape.head_dim as i64);
+        let qkv = self.blocks[l].qkv.forward(h).view([b, t, heads + 2 * kv, hd]).transpose(1, 2);
+        // Queries and keys are rotated together: one rotation per layer instead of two.
+        let qk = match (&self.rope, rope) {
+            (Some(r), Some(factors)) => r.apply(&qkv.narrow(1, 0, heads + kv), factors),
+            _ => qkv.narrow(1, 0, heads + kv),
+        };
+        let (q, k, v) = (qk.narrow(1, 0, heads), qk.narrow(1, heads, kv), qkv.narrow(1, heads + kv, kv));
+        let (k, v) = match cache {
+            Some(c) => c.append(l, &k, &v),
+            None => (k, v),
+        };
+        let want_pattern = hooks.wants(HookPoint::AttnPattern(l));
+        let (mut z, pattern) = attention(&q, &k, &v, input.mask, 1.0 / (hd as f64).sqrt(), want_pattern);
+        if let Some(pattern) = pattern {
+            let pattern = hooks.apply(HookPoint::AttnPattern(l), pattern)?;
+            let repeat = heads / kv;
+            z = pattern.matmul(&if repeat > 1 { v.repeat_interleave_self_int(repeat, 1, None) } else { v });
+        }
+        let attn_out = self.blocks[l].o.forward(&z.transpose(1, 2).reshape([b, t, heads * hd]));
+        hooks.apply(HookPoint::AttnOut(l), attn_out)
+    }
+
+    fn mlp_forward(&self, l: usize, h: &Tensor, hooks: &mut Hooks) -> Result<Tensor> {
+        let block = &self.blocks[l];
+        let projected = block.mlp_in.forward(h);
+        let post = if self.config.gated_mlp {
+            let d_mlp = self.config.shape.d_mlp as i64;
+            let pre = hooks.apply(HookPoint::MlpPre(l), projected.narrow(-1, 0, d_mlp))?;
+            self.config.activation.apply(&pre) * projected.narrow(-1, d_mlp, d_mlp)
+        } else {
+            self.config.activation.apply(&hooks.apply(HookPoint::MlpPre(l), projected)?)
+        };
+        let post = hooks.apply(HookPoint::MlpPost(l), post)?;
+        hooks.apply(HookPoint::MlpOut(l), block.mlp_out.forward(&post))
+    }
+
+    fn block_forward(
+        &self,
+        l: usize,
+        x: Tensor,
+        input: &ForwardInput,
+        rope: Option<&(Tensor, Tensor)>,
+        cache: Option<&mut KvCache>,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
+        let block = &self.blocks[l];
+        let resid_pre = hooks.apply(HookPoint::ResidPre(l), x)?;
+        let h = self.norm(&resid_pre, &block.ln1);
+        let attn_out = self.attention_forward(l, &h, input, rope, cache, hooks)?;
+        // With a parallel residual, resid_mid (resid_pre + attn_out) is recorded but the MLP does not read it.
+        let resid_mid = hooks.apply(HookPoint::ResidMid(l), &resid_pre + attn_out)?;
+        let mlp_in = match (self.config.residual, &block.ln2) {
+            (Residual::Sequential, Some(ln2)) => self.norm(&resid_mid, ln2),
+            (Residual::Parallel, Some(ln2)) => self.norm(&resid_pre, ln2),
+            _ => h,
+        };
+        let mlp_out = self.mlp_forward(l, &mlp_in, hooks)?;
+        hooks.apply(HookPoint::ResidPost(l), resid_mid + mlp_out)
+    }
+}
+
+impl Architecture for Decoder {
+    fn shape(&self) -> &ModelShape {
+        &self.config.shape
+    }
+
+    fn forward(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>, hooks: &mut Hooks) -> Result<Tensor> {
+        let mut x = Tensor::embedding(&self.embeddings.tokens, input.ids, -1, false, false);
+        if let Some(positions) = &self.embeddings.positions {
+            x = x + Tensor::embedding(positions, input.positions, -1, false, false);
+        }
+        let mut x = hooks.apply(HookPoint::Embed, x)?;
+        let rope = self.rope.as_ref().map(|r| r.factors(input.positions));
+        for l in 0..self.blocks.len() {
+            x = self.block_forward(l, x, input, rope.as_ref(), cache.as_deref_mut(), hooks)?;
+        }
+        if let Some(c) = cache {
+            c.advance(input.ids.size()[1]);
+        }
+        hooks.apply(HookPoint::LnFinal, self.final_norm(&x))
+    }
+
+    fn final_norm(&self, resid: &Tensor) -> Tensor {
+        self.norm(resid, &self.embeddings.final_norm)
+    }
+
+    fn unembed(&self, normalized: &Tensor) -> Tensor {
+        self.embeddings.unembed.forward(normalized)
+    }
+
+    fn unembedding(&self) -> &Tensor {
+        &self.embeddings.unembed.weight
+    }
+
+    fn mlp(&self, layer: usize) -> MlpWeights {
+        let block = &self.blocks[layer];
+        let p = format!("blocks.{layer}.mlp");
+        let inputs = if self.config.gated_mlp {
+            let d_mlp = self.config.shape.d_mlp as i64;
+            vec![
+                (format!("{p}.gate.weight"), block.mlp_in.weight.narrow(0, 0, d_mlp)),
+                (format!("{p}.up.weight"), block.mlp_in.weight.narrow(0, d_mlp, d_mlp)),
+            ]
+        } else {
+            vec![(format!("{p}.in.weight"), block.mlp_in.weight.shallow_clone())]
+        };
+        MlpWeights { inputs, output: (format!("{p}.out.weight"), block.mlp_out.weight.shallow_clone()) }
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("embed.tokens".to_string(), self.embeddings.tokens.shallow_clone())];
+        let mut push = |name: String, t: Option<&Tensor>| {
+            if let Some(t) = t {
+                out.push((name, t.shallow_clone()));
+            }
+        };
+        push("embed.positions".into(), self.embeddings.positions.as_ref());
+        for (l, block) in self.blocks.iter().enumerate() {
+            let p = format!("blocks.{l}");
+            for (name, norm) in [("ln1", Some(&block.ln1)), ("ln2", block.ln2.as_ref())] {
+                push(format!("{p}.{name}.weight"), norm.map(|n| &n.weight));
+                push(format!("{p}.{name}.bias"), norm.and_then(|n| n.bias.as_ref()));
+            }
+            for (name, linear) in
+                [("attn.qkv", &block.qkv), ("attn.o", &block.o), ("mlp.in", &block.mlp_in), ("mlp.out", &block.mlp_out)]
+            {
+                push(format!("{p}.{name}.weight"), Some(&linear.weight));
+                push(format!("{p}.{name}.bias"), linear.bias.as_ref());
+            }
+        }
+        push("final_norm.weight".into(), Some(&self.embeddings.final_norm.weight));
+        push("final_norm.bias".into(), self.embeddings.final_norm.bias.as_ref());
+        if !self.config.shape.tied_embeddings {
+            push("unembed.weight".into(), Some(&self.embeddings.unembed.weight));
+        }
+        push("unembed.bias".into(), self.embeddings.unembed.bias.as_ref());
+        out
+    }
+}
+
+/// Reads tensors from a [`WeightSource`] and places them on the model's device and dtype.
+pub struct Loader<'a> {
+    source: &'a mut dyn WeightSource,
+    device: Device,
+    kind: Kind,
+}
+
+impl<'a> Loader<'a> {
+    /// A loader onto `device` in `kind`.
+    pub fn new(source: &'a mut dyn WeightSource, device: Device, kind: Kind) -> Self {
+        Loader { source, device, kind }
+    }
+
+    /// A tensor as f32 on the CPU, before any layout change.
+    pub fn raw(&mut self, name: &str, shape: &[i64]) -> Result<Tensor> {
+        self.source.tensor(name, shape)
+    }
+
+    /// Whether the checkpoint has `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.source.contains(name)
+    }
+
+    /// Moves a tensor to the model's device and dtype.
+    pub fn place(&self, t: Tensor) -> Tensor {
+        t.to_device(self.device).to_kind(self.kind)
+    }
+
+    /// A tensor, placed.
+    pub fn get(&mut self, name: &str, shape: &[i64]) -> Result<Tensor> {
+        let t = self.raw(name, shape)?;
+        Ok(self.place(t))
+    }
+
+    /// A norm `{prefix}.weight` (and `{prefix}.bias` for LayerNorm).
+    pub fn norm(&mut self, prefix: &str, d: i64, kind: NormKind) -> Result<Norm> {
+        let bias = match kind {
+            NormKind::Layer => Some(self.get(&format!("{prefix}.bias"), &[d])?),
+            NormKind::Rms => None,
+        };
+        Ok(Norm { weight: self.get(&format!("{prefix}.weight"), &[d])?, bias })
+    }
+
+    /// A linear layer `{prefix}.weight` `[out, in]` with an optional `{prefix}.bias`.
+    pub fn linear(&mut self, prefix: &str, out: i64, inp: i64, bias: bool) -> Result<Linear> {
+        let weight = self.get(&format!("{prefix}.weight"), &[out, inp])?;
+        let bias = if bias { Some(self.get(&format!("{prefix}.bias"), &[out])?) } else { None };
+        Ok(Linear { weight, bias })
+    }
+}
+
+/// Reorders fused projection rows stored per head as `[head][q, k, v][head_dim]` (GPT-NeoX, GPTBigCode
+/// without multi-query) into `[q heads; k heads; v heads]`. Works for weights `[rows, in]` and biases `[rows]`.
+pub fn heads_interleaved_to_blocks(t: &Tensor, heads: i64, head_dim: i64) -> Tensor {
+    let rest: Vec<i64> = t.size()[1..].to_vec();
+    let mut grouped = vec![heads, 3, head_dim];
+    grouped.extend(&rest);
+    let mut flat = vec![3 * heads * head_dim];
+    flat.extend(&rest);
+    t.reshape(grouped.as_slice()).transpose(0, 1).reshape(flat.as_slice())
+}
+
+/// Permutes the rows of a query or key projection `[heads * head_dim, in]` so that rotary dimensions stored
+/// interleaved (pairs `2i, 2i + 1`, GPT-J and CodeGen) come in rotate-half order (pairs `i, i + rotary_dim / 2`).
+/// Scores are unchanged because queries and keys are permuted alike.
+pub fn interleaved_rotary_to_half(t: &Tensor, heads: i64, head_dim: i64, rotary_dim: i64) -> Tensor {
+    let within: Vec<i64> =
+        (0..rotary_dim).step_by(2).chain((1..rotary_dim).step_by(2)).chain(rotary_dim..head_dim).collect();
+    let order: Vec<i64> = (0..heads).flat_map(|h| within.iter().map(move |&i| h * head_dim + i)).collect();
+    t.index_select(0, &Tensor::from_slice(&order))
+}

@@ -1,0 +1,154 @@
+//! GPT-2 (CodeParrot): LayerNorm, learned absolute positions, fused query/key/value in Conv1D layout
+//! (`[in, out]`), a GELU MLP, tied embeddings. GPTBigCode (`gpt_bigcode.rs`) shares the tensor names and is
+//! loaded here too.
+
+use tch::{Device, Kind};
+
+use super::decoder::{
+    heads_interleaved_to_blocks, Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind,
+    Residual,
+};
+use super::{ModelShape, WeightSource};
+use crate::config::HfConfig;
+use crate::error::{ModelError, Result};
+
+/// How a GPT-2-style checkpoint stores its fused query/key/value rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QkvLayout {
+    /// GPT-2's Conv1D `[in, out]`, columns `[q; k; v]`.
+    Conv1d,
+    /// `nn.Linear` rows `[q heads; k heads; v heads]` (GPTBigCode with multi-query attention).
+    Blocks,
+    /// `nn.Linear` rows per head `[head][q, k, v]` (GPTBigCode without multi-query attention).
+    PerHead,
+}
+
+/// Hyper-parameters of a GPT-2-style model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gpt2Config {
+    /// `gpt2` or `gpt_bigcode`.
+    pub model_type: String,
+    /// Residual width (`n_embd`).
+    pub n_embd: usize,
+    /// Blocks (`n_layer`).
+    pub n_layer: usize,
+    /// Query heads (`n_head`).
+    pub n_head: usize,
+    /// Key/value heads (1 with multi-query attention).
+    pub n_kv_head: usize,
+    /// MLP width (`n_inner`, default 4 x `n_embd`).
+    pub n_inner: usize,
+    /// Context length (`n_positions`).
+    pub n_positions: usize,
+    /// LayerNorm epsilon.
+    pub layer_norm_epsilon: f64,
+    /// MLP activation.
+    pub activation: Activation,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Whether the unembedding is the token embedding.
+    pub tie_word_embeddings: bool,
+    /// Storage layout of weights.
+    pub layout: QkvLayout,
+}
+
+impl Gpt2Config {
+    /// Reads the fields GPT-2 and GPTBigCode share; the caller sets what differs.
+    pub fn from_hf_common(config: &HfConfig, default_activation: &str) -> Result<Self> {
+        if config.bool_or("scale_attn_by_inverse_layer_idx", false)? {
+            return Err(ModelError::config("scale_attn_by_inverse_layer_idx", "is not supported"));
+        }
+        let n_embd = config.usize("n_embd")?;
+        let n_head = config.usize("n_head")?;
+        let n_inner = match config.get("n_inner") {
+            serde_json::Value::Null => 4 * n_embd,
+            _ => config.usize("n_inner")?,
+        };
+        Ok(Gpt2Config {
+            model_type: config.model_type()?.to_string(),
+            n_embd,
+            n_layer: config.usize("n_layer")?,
+            n_head,
+            n_kv_head: n_head,
+            n_inner,
+            n_positions: config.usize("n_positions")?,
+            layer_norm_epsilon: config.f64_or("layer_norm_epsilon", 1e-5)?,
+            activation: Activation::from_hf(config.get("activation_function").as_str().unwrap_or(default_activation))?,
+            vocab_size: config.usize("vocab_size")?,
+            tie_word_embeddings: config.bool_or("tie_word_embeddings", true)?,
+            layout: QkvLayout::Conv1d,
+        })
+    }
+
+    /// Reads a GPT-2 `config.json`.
+    pub fn from_hf(config: &HfConfig) -> Result<Self> {
+        Self::from_hf_common(config, "gelu_new")
+    }
+}
+
+/// Loads a GPT-2-style model from weights under Hugging Face names.
+pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, kind: Kind) -> Result<Decoder> {
+    let (d, heads, kv) = (config.n_embd as i64, config.n_head as i64, config.n_kv_head as i64);
+    let (hd, mlp, vocab) = (d / heads, config.n_inner as i64, config.vocab_size as i64);
+    let qkv_rows = (heads + 2 * kv) * hd;
+    let mut loader = Loader::new(source, device, kind);
+    // A linear layer stored as Conv1D ([in, out]) or nn.Linear ([out, in]); `reorder` fixes the row order.
+    let linear = |loader: &mut Loader, prefix: &str, out: i64, inp: i64, reorder: bool| -> Result<Linear> {
+        let (weight, bias) = match config.layout {
+            QkvLayout::Conv1d => (
+                loader.raw(&format!("{prefix}.weight"), &[inp, out])?.tr(),
+                loader.raw(&format!("{prefix}.bias"), &[out])?,
+            ),
+            _ => {
+                (loader.raw(&format!("{prefix}.weight"), &[out, inp])?, loader.raw(&format!("{prefix}.bias"), &[out])?)
+            }
+        };
+        let (weight, bias) = if reorder && config.layout == QkvLayout::PerHead {
+            (heads_interleaved_to_blocks(&weight, heads, hd), heads_interleaved_to_blocks(&bias, heads, hd))
+        } else {
+            (weight, bias)
+        };
+        Ok(Linear { weight: loader.place(weight.contiguous()), bias: Some(loader.place(bias)) })
+    };
+    let tokens = loader.get("transformer.wte.weight", &[vocab, d])?;
+    let positions = loader.get("transformer.wpe.weight", &[config.n_positions as i64, d])?;
+    let mut blocks = Vec::with_capacity(config.n_layer);
+    for l in 0..config.n_layer {
+        let p = format!("transformer.h.{l}");
+        blocks.push(Block {
+            ln1: loader.norm(&format!("{p}.ln_1"), d, NormKind::Layer)?,
+            ln2: Some(loader.norm(&format!("{p}.ln_2"), d, NormKind::Layer)?),
+            qkv: linear(&mut loader, &format!("{p}.attn.c_attn"), qkv_rows, d, true)?,
+            o: linear(&mut loader, &format!("{p}.attn.c_proj"), d, d, false)?,
+            mlp_in: linear(&mut loader, &format!("{p}.mlp.c_fc"), mlp, d, false)?,
+            mlp_out: linear(&mut loader, &format!("{p}.mlp.c_proj"), d, mlp, false)?,
+        });
+    }
+    let final_norm = loader.norm("transformer.ln_f", d, NormKind::Layer)?;
+    let untied = !config.tie_word_embeddings && loader.contains("lm_head.weight");
+    let unembed = if untied { loader.get("lm_head.weight", &[vocab, d])? } else { tokens.shallow_clone() };
+    let shape = ModelShape {
+        architecture: config.model_type.clone(),
+        n_layers: config.n_layer,
+        d_model: config.n_embd,
+        d_mlp: config.n_inner,
+        n_heads: config.n_head,
+        n_kv_heads: config.n_kv_head,
+        head_dim: hd as usize,
+        vocab_size: config.vocab_size,
+        context_length: config.n_positions,
+        tied_embeddings: !untied,
+    };
+    let decoder_config = DecoderConfig {
+        shape,
+        norm: NormKind::Layer,
+        norm_eps: config.layer_norm_epsilon,
+        rotary: None,
+        activation: config.activation,
+        gated_mlp: false,
+        residual: Residual::Sequential,
+    };
+    let embeddings =
+        Embeddings { tokens, positions: Some(positions), final_norm, unembed: Linear { weight: unembed, bias: None } };
+    Ok(Decoder::new(decoder_config, embeddings, blocks))
+}
