@@ -1,7 +1,7 @@
 """Small randomly initialised Hugging Face checkpoints and their outputs, as references for the runtime.
 
 usage: hf_reference.py ARCH VARIANT TOKENIZER_GGUF OUT_DIR
-  ARCH     llama
+  ARCH     llama | qwen2 | gpt2 | gpt_bigcode | gpt_bigcode_mha | codegen | gpt_neox | gpt_neox_sequential
   VARIANT  f32 | f16 | bf16 | sharded (f32 in several safetensors shards)
 Writes OUT_DIR/model/ (config.json, safetensors, tokenizer.json) and, from a float32 forward pass of the saved
 checkpoint, OUT_DIR/logits-<i>.f32 and OUT_DIR/hidden-<i>-<layer>.f32 (output_hidden_states), plus
@@ -29,14 +29,39 @@ CONFIGS = {
         num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=50000.0,
         tie_word_embeddings=False,
     ),
+    "qwen2": lambda: transformers.Qwen2Config(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, rope_theta=20000.0, tie_word_embeddings=True,
+    ),
+    "gpt2": lambda: transformers.GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=3, n_head=4, n_positions=256),
+    "gpt_bigcode": lambda: transformers.GPTBigCodeConfig(
+        vocab_size=VOCAB, n_embd=64, n_layer=3, n_head=4, n_positions=256, multi_query=True,
+    ),
+    "gpt_bigcode_mha": lambda: transformers.GPTBigCodeConfig(
+        vocab_size=VOCAB, n_embd=64, n_layer=3, n_head=4, n_positions=256, multi_query=False,
+    ),
+    "codegen": lambda: transformers.CodeGenConfig(
+        vocab_size=VOCAB, n_embd=64, n_layer=3, n_head=4, rotary_dim=8, n_positions=256, n_ctx=256,
+    ),
+    "gpt_neox": lambda: transformers.GPTNeoXConfig(
+        vocab_size=VOCAB, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128,
+        max_position_embeddings=256, use_parallel_residual=True,
+    ),
+    "gpt_neox_sequential": lambda: transformers.GPTNeoXConfig(
+        vocab_size=VOCAB, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128,
+        max_position_embeddings=256, use_parallel_residual=False,
+    ),
 }
 
 config = CONFIGS[arch]()
+config.initializer_range = 0.1  # larger than the default 0.02, so that a wrong layout changes logits a lot
 model = AutoModelForCausalLM.from_config(config).eval()
-with torch.no_grad():  # random norms, so a wrong norm weight shows
+with torch.no_grad():  # random norms and biases, so a misplaced one shows
     for name, p in model.named_parameters():
-        if "norm" in name and name.endswith("weight"):
+        if p.dim() == 1 and name.endswith("weight"):
             p.copy_(1.0 + 0.1 * torch.randn_like(p))
+        elif name.endswith("bias"):
+            p.copy_(0.1 * torch.randn_like(p))
 dtype = {"f32": torch.float32, "sharded": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[variant]
 model = model.to(dtype)
 model.save_pretrained(model_dir, max_shard_size="1MB" if variant == "sharded" else "10GB")

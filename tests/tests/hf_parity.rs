@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use integration_tests::{default_model_path, max_abs_diff, read_f32, run_python};
-use models::{HookPoint, LoadOptions, Model, ModelError};
+use models::{Edit, HookPoint, Hooks, Intervention, LoadOptions, Model, ModelError, Neuron, Positions};
 use serde_json::Value;
 
 /// Builds the reference checkpoint of `arch` in `variant` form; returns its folder and the reference.
@@ -16,8 +16,27 @@ fn reference(arch: &str, variant: &str) -> (tempfile::TempDir, Value) {
     (dir, reference)
 }
 
+/// Ablating neuron (l, i) on `mlp.hook_post` must equal zeroing its output column, on every architecture.
+fn assert_neuron_ablation_matches_weights(model: &Model, ids: &[u32]) {
+    let neuron = Neuron { layer: 1, index: 5 };
+    let clean = model.logits(ids).unwrap();
+    let mut hooks = Hooks::default().with(Intervention {
+        point: HookPoint::MlpPost(neuron.layer),
+        positions: Positions::All,
+        edit: Edit::ZeroAblate(Some(vec![neuron.index as i64])),
+    });
+    let by_hook = model.run_with_hooks(ids, &mut hooks).unwrap();
+    let saved = model.neuron_weights(neuron).unwrap();
+    model.set_neuron_output(neuron, &vec![0.0; model.shape().d_model]).unwrap();
+    let by_weights = model.logits(ids).unwrap();
+    model.set_neuron_weights(neuron, &saved).unwrap();
+    let diff = (&by_hook - &by_weights).abs().max().double_value(&[]);
+    assert!(diff < 1e-5, "{}: hook and weight ablation differ by {diff}", model.shape().architecture);
+    assert!((&by_hook - &clean).abs().max().double_value(&[]) > 0.0, "ablation changed nothing");
+}
+
 /// Loads the checkpoint and compares logits and the residual stream entering every block (and the final
-/// norm's output) with transformers' `output_hidden_states`.
+/// norm's output) with transformers' `output_hidden_states`; then checks neuron ablation.
 fn assert_parity(arch: &str, variant: &str) {
     let (dir, reference) = reference(arch, variant);
     let model = Model::load(dir.path().join("model").to_str().unwrap(), LoadOptions::default()).unwrap();
@@ -37,6 +56,7 @@ fn assert_parity(arch: &str, variant: &str) {
             let diff = max_abs_diff(&ours, &theirs);
             assert!(diff <= 1e-4, "{arch} {variant} prompt {i}: {point} differs from hidden_states[{layer}] by {diff}");
         }
+        assert_neuron_ablation_matches_weights(&model, &ids);
     }
 }
 
@@ -58,6 +78,41 @@ fn llama_bf16_checkpoint_matches_transformers() {
 #[test]
 fn llama_sharded_checkpoint_matches_transformers() {
     assert_parity("llama", "sharded");
+}
+
+#[test]
+fn qwen2_matches_transformers() {
+    assert_parity("qwen2", "f32");
+}
+
+#[test]
+fn gpt2_matches_transformers() {
+    assert_parity("gpt2", "f32");
+}
+
+#[test]
+fn gpt_bigcode_multi_query_matches_transformers() {
+    assert_parity("gpt_bigcode", "f32");
+}
+
+#[test]
+fn gpt_bigcode_multi_head_matches_transformers() {
+    assert_parity("gpt_bigcode_mha", "f32");
+}
+
+#[test]
+fn codegen_matches_transformers() {
+    assert_parity("codegen", "f32");
+}
+
+#[test]
+fn gpt_neox_parallel_residual_matches_transformers() {
+    assert_parity("gpt_neox", "f32");
+}
+
+#[test]
+fn gpt_neox_sequential_residual_matches_transformers() {
+    assert_parity("gpt_neox_sequential", "f32");
 }
 
 fn load_err(dir: &Path) -> ModelError {

@@ -200,8 +200,10 @@ fn neuron_weights_read_write_and_restore_bit_exactly() {
     let down = &params.iter().find(|(n, _)| n == "blocks.7.mlp.out.weight").unwrap().1;
     let column: Vec<f32> = Vec::try_from(down.select(1, 321)).unwrap();
     assert_eq!(column, before.output);
-    let up = &params.iter().find(|(n, _)| n == "blocks.7.mlp.up.weight").unwrap().1;
-    assert_eq!(Vec::<f32>::try_from(up.get(321)).unwrap(), before.inputs[1].1);
+    // The gated MLP's input is stored fused as [gate; up].
+    let gate_up = &params.iter().find(|(n, _)| n == "blocks.7.mlp.in.weight").unwrap().1;
+    assert_eq!(Vec::<f32>::try_from(gate_up.get(321)).unwrap(), before.inputs[0].1);
+    assert_eq!(Vec::<f32>::try_from(gate_up.get(1536 + 321)).unwrap(), before.inputs[1].1);
 
     let snapshot = model.snapshot();
     let bytes = |m: &Model| -> Vec<Vec<u8>> {
