@@ -246,7 +246,7 @@ impl Architecture for Decoder {
     fn forward(&self, input: &ForwardInput, mut cache: Option<&mut KvCache>, hooks: &mut Hooks) -> Result<Tensor> {
         let mut x = Tensor::embedding(&self.embeddings.tokens, input.ids, -1, false, false);
         if let Some(positions) = &self.embeddings.positions {
-            x = x + Tensor::embedding(positions, input.positions, -1, false, false);
+            x += Tensor::embedding(positions, input.positions, -1, false, false);
         }
         let mut x = hooks.apply(HookPoint::Embed, x)?;
         let rope = self.rope.as_ref().map(|r| r.factors(input.positions));
