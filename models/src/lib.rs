@@ -21,6 +21,7 @@ pub mod model;
 pub mod neurons;
 pub mod safetensors_weights;
 pub mod tokenizer;
+pub mod writers;
 
 pub use arch::{Architecture, ModelShape};
 pub use error::{ModelError, Result};

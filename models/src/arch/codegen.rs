@@ -119,6 +119,7 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
         rotary: Some((rotary, 10_000.0)),
         activation: config.activation,
         gated_mlp: false,
+        hf_config: serde_json::Value::Null,
         residual: Residual::ParallelSharedNorm,
     };
     Ok(Decoder::new(decoder_config, Embeddings { tokens, positions: None, final_norm, unembed }, blocks))

@@ -81,6 +81,8 @@ pub struct DecoderConfig {
     pub gated_mlp: bool,
     /// How the sublayers join the residual stream.
     pub residual: Residual,
+    /// The Hugging Face `config.json` that describes this model, for writers.
+    pub hf_config: serde_json::Value,
 }
 
 /// A norm's parameters.
@@ -153,6 +155,16 @@ impl Decoder {
     /// The configuration the model runs with.
     pub fn config(&self) -> &DecoderConfig {
         &self.config
+    }
+
+    /// The blocks' parameters, for writers.
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// Embeddings, final norm and unembedding, for writers.
+    pub fn embeddings(&self) -> &Embeddings {
+        &self.embeddings
     }
 
     fn norm(&self, x: &Tensor, norm: &Norm) -> Tensor {
@@ -284,6 +296,18 @@ impl Architecture for Decoder {
             vec![(format!("{p}.in.weight"), block.mlp_in.weight.shallow_clone())]
         };
         MlpWeights { inputs, output: (format!("{p}.out.weight"), block.mlp_out.weight.shallow_clone()) }
+    }
+
+    fn hf_export(&self) -> Result<(serde_json::Value, Vec<(String, Tensor)>)> {
+        let tensors = match self.config.shape.architecture.as_str() {
+            "llama" | "qwen2" => super::llama::hf_tensors(self),
+            other => {
+                return Err(ModelError::InvalidInput(format!(
+                    "writing {other} checkpoints is not supported yet (llama and qwen2 are)"
+                )))
+            }
+        };
+        Ok((self.config.hf_config.clone(), tensors))
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {

@@ -146,6 +146,7 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
         rotary: None,
         activation: config.activation,
         gated_mlp: false,
+        hf_config: serde_json::Value::Null,
         residual: Residual::Sequential,
     };
     let embeddings =

@@ -116,6 +116,7 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
         rotary: Some(((hd as f64 * config.partial_rotary_factor) as i64, config.rope_theta)),
         activation: config.activation,
         gated_mlp: false,
+        hf_config: serde_json::Value::Null,
         residual: if config.use_parallel_residual { Residual::Parallel } else { Residual::Sequential },
     };
     let embeddings =

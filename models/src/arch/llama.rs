@@ -127,8 +127,69 @@ impl LlamaConfig {
             activation: Activation::from_hf(&self.hidden_act)?,
             gated_mlp: true,
             residual: Residual::Sequential,
+            hf_config: self.to_hf_json(tied),
         })
     }
+
+    /// The `config.json` transformers reads this model from.
+    pub fn to_hf_json(&self, tied: bool) -> serde_json::Value {
+        let class = if self.model_type == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" };
+        serde_json::json!({
+            "architectures": [class],
+            "model_type": if self.model_type == "qwen2" { "qwen2" } else { "llama" },
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_parameters": {"rope_type": "default", "rope_theta": self.rope_theta},
+            "vocab_size": self.vocab_size,
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": tied,
+            "attention_bias": self.qkv_bias && self.o_bias,
+            "hidden_act": self.hidden_act,
+            "torch_dtype": "float32",
+        })
+    }
+}
+
+/// The tensors of a Llama-family model under Hugging Face names (views of the model's parameters).
+pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
+    let shape = &model.config().shape;
+    let (q_rows, kv_rows, d_mlp) =
+        ((shape.n_heads * shape.head_dim) as i64, (shape.n_kv_heads * shape.head_dim) as i64, shape.d_mlp as i64);
+    let embeddings = model.embeddings();
+    let mut out = vec![("model.embed_tokens.weight".to_string(), embeddings.tokens.shallow_clone())];
+    for (l, block) in model.blocks().iter().enumerate() {
+        let p = format!("model.layers.{l}");
+        out.push((format!("{p}.input_layernorm.weight"), block.ln1.weight.shallow_clone()));
+        for (name, start, rows) in
+            [("q_proj", 0, q_rows), ("k_proj", q_rows, kv_rows), ("v_proj", q_rows + kv_rows, kv_rows)]
+        {
+            out.push((format!("{p}.self_attn.{name}.weight"), block.qkv.weight.narrow(0, start, rows)));
+            if let Some(bias) = &block.qkv.bias {
+                out.push((format!("{p}.self_attn.{name}.bias"), bias.narrow(0, start, rows)));
+            }
+        }
+        out.push((format!("{p}.self_attn.o_proj.weight"), block.o.weight.shallow_clone()));
+        if let Some(bias) = &block.o.bias {
+            out.push((format!("{p}.self_attn.o_proj.bias"), bias.shallow_clone()));
+        }
+        if let Some(ln2) = &block.ln2 {
+            out.push((format!("{p}.post_attention_layernorm.weight"), ln2.weight.shallow_clone()));
+        }
+        out.push((format!("{p}.mlp.gate_proj.weight"), block.mlp_in.weight.narrow(0, 0, d_mlp)));
+        out.push((format!("{p}.mlp.up_proj.weight"), block.mlp_in.weight.narrow(0, d_mlp, d_mlp)));
+        out.push((format!("{p}.mlp.down_proj.weight"), block.mlp_out.weight.shallow_clone()));
+    }
+    out.push(("model.norm.weight".to_string(), embeddings.final_norm.weight.shallow_clone()));
+    if !shape.tied_embeddings {
+        out.push(("lm_head.weight".to_string(), embeddings.unembed.weight.shallow_clone()));
+    }
+    out
 }
 
 /// Loads a Llama-family model from weights under Hugging Face names.

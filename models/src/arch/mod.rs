@@ -88,8 +88,12 @@ pub trait Architecture: Send {
     /// Layer `layer`'s MLP weights.
     fn mlp(&self, layer: usize) -> MlpWeights;
 
-    /// Every parameter under its Hugging Face name, sharing storage with the model (tied weights once).
+    /// Every parameter under a stable name, sharing storage with the model (tied weights once).
     fn parameters(&self) -> Vec<(String, Tensor)>;
+
+    /// The model as a Hugging Face checkpoint: its `config.json` and its tensors under Hugging Face names
+    /// and layouts.
+    fn hf_export(&self) -> Result<(serde_json::Value, Vec<(String, Tensor)>)>;
 }
 
 /// Where an architecture reads its weights from, by Hugging Face tensor name.
