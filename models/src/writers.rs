@@ -11,8 +11,15 @@ use crate::error::{ModelError, Result};
 use crate::gguf::write_atomically;
 use crate::model::Model;
 
+/// A tensor's data ready for a safetensors file.
+struct Encoded {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
 /// The bytes of a tensor in its own dtype, row-major.
-fn tensor_bytes(t: &Tensor) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
+fn encode(t: &Tensor) -> Result<Encoded> {
     let t = t.to_device(tch::Device::Cpu).contiguous();
     let dtype = match t.kind() {
         Kind::Float => Dtype::F32,
@@ -22,7 +29,7 @@ fn tensor_bytes(t: &Tensor) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
     };
     let mut bytes = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
     t.f_copy_data_u8(&mut bytes, t.numel())?;
-    Ok((dtype, t.size().iter().map(|&d| d as usize).collect(), bytes))
+    Ok(Encoded { dtype, shape: t.size().iter().map(|&d| d as usize).collect(), bytes })
 }
 
 /// Writes `model` as a Hugging Face folder `dir` (`config.json`, `model.safetensors`, `tokenizer.json`,
@@ -58,12 +65,12 @@ fn write_folder(model: &Model, dir: &Path, config: &mut serde_json::Value, tenso
     config["pad_token_id"] = json!(tokenizer.pad_id);
     write_atomically(&dir.join("config.json"), serde_json::to_string_pretty(config).unwrap_or_default().as_bytes())?;
 
-    let encoded: Vec<(String, (Dtype, Vec<usize>, Vec<u8>))> =
-        tensors.iter().map(|(n, t)| Ok((n.clone(), tensor_bytes(t)?))).collect::<Result<_>>()?;
+    let encoded: Vec<(String, Encoded)> =
+        tensors.iter().map(|(n, t)| Ok((n.clone(), encode(t)?))).collect::<Result<_>>()?;
     let views: Vec<(String, TensorView)> = encoded
         .iter()
-        .map(|(n, (dtype, shape, bytes))| {
-            TensorView::new(*dtype, shape.clone(), bytes)
+        .map(|(n, e)| {
+            TensorView::new(e.dtype, e.shape.clone(), &e.bytes)
                 .map(|v| (n.clone(), v))
                 .map_err(|e| ModelError::InvalidInput(e.to_string()))
         })
