@@ -1,5 +1,6 @@
-//! Writing a loaded (possibly edited) model as a Hugging Face folder that transformers loads. Every file is
-//! written atomically, and the folder appears only when complete.
+//! Writing a loaded (possibly edited) model as a Hugging Face folder that transformers loads, or as a GGUF
+//! file that llama.cpp, the Python `gguf` package and this runtime read. Every file is written atomically,
+//! and a folder appears only when complete.
 
 use std::path::Path;
 
@@ -8,7 +9,8 @@ use serde_json::json;
 use tch::{Kind, Tensor};
 
 use crate::error::{ModelError, Result};
-use crate::gguf::write_atomically;
+use crate::gguf::{write_atomically, GgmlType, GgufWriter, MetaValue};
+use crate::gguf_weights::gguf_name;
 use crate::model::Model;
 
 /// A tensor's data ready for a safetensors file.
@@ -98,4 +100,133 @@ fn write_folder(model: &Model, dir: &Path, config: &mut serde_json::Value, tenso
         write_atomically(&dir.join("chat_template.jinja"), template.as_bytes())?;
     }
     Ok(())
+}
+
+/// Writes `model` as a GGUF file with llama.cpp's tensor names and metadata; matrices are stored as `kind`
+/// (F32, F16 or Q8_0), norms and biases as F32.
+pub fn save_gguf(model: &Model, path: &Path, kind: GgmlType) -> Result<()> {
+    if !matches!(kind, GgmlType::F32 | GgmlType::F16 | GgmlType::Q8_0) {
+        return Err(ModelError::InvalidInput(format!("GGUF export supports F32, F16 and Q8_0, not {}", kind.name())));
+    }
+    let (config, tensors) = model.arch().hf_export()?;
+    let shape = model.shape();
+    let arch = config["model_type"].as_str().unwrap_or(&shape.architecture).to_string();
+    let mut w = GgufWriter::new();
+    let string = |s: &str| MetaValue::String(s.to_string());
+    let int = |v: usize| MetaValue::U32(v as u32);
+    w.set("general.architecture", string(&arch));
+    w.set("general.name", string(model.source.display_name.as_deref().unwrap_or("workbench export")));
+    let key = |k: &str| format!("{arch}.{k}");
+    w.set(&key("block_count"), int(shape.n_layers));
+    w.set(&key("context_length"), int(shape.context_length));
+    w.set(&key("embedding_length"), int(shape.d_model));
+    w.set(&key("feed_forward_length"), int(shape.d_mlp));
+    w.set(&key("attention.head_count"), int(shape.n_heads));
+    w.set(&key("attention.head_count_kv"), int(shape.n_kv_heads));
+    w.set(&key("attention.key_length"), int(shape.head_dim));
+    w.set(&key("attention.value_length"), int(shape.head_dim));
+    w.set(&key("rope.dimension_count"), int(shape.head_dim));
+    w.set(&key("rope.freq_base"), MetaValue::F32(config["rope_theta"].as_f64().unwrap_or(10_000.0) as f32));
+    w.set(
+        &key("attention.layer_norm_rms_epsilon"),
+        MetaValue::F32(config["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32),
+    );
+    w.set(&key("vocab_size"), int(shape.vocab_size));
+    tokenizer_metadata(model, &mut w)?;
+    for (hf, t) in &tensors {
+        let name = gguf_name(hf).ok_or_else(|| ModelError::InvalidInput(format!("no GGUF name for tensor {hf}")))?;
+        let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float);
+        let permuted_heads = match (arch.as_str(), name.rsplit('.').nth(1)) {
+            ("llama", Some("attn_q")) => Some(shape.n_heads as i64),
+            ("llama", Some("attn_k")) => Some(shape.n_kv_heads as i64),
+            _ => None,
+        };
+        let t = match permuted_heads {
+            // llama.cpp's converter interleaves each head's rotary halves: permute(w, n_head).
+            Some(n) if t.dim() == 2 => {
+                let (rows, cols) = (t.size()[0], t.size()[1]);
+                t.reshape([n, 2, rows / n / 2, cols]).transpose(1, 2).reshape([rows, cols])
+            }
+            _ => t,
+        }
+        .contiguous();
+        let values: Vec<f32> = Vec::try_from(t.flatten(0, -1))?;
+        let stored = if t.dim() >= 2 { kind } else { GgmlType::F32 };
+        w.add_f32(&name, &t.size(), &values, stored)?;
+    }
+    w.write(path)
+}
+
+/// The `tokenizer.ggml.*` metadata of a byte-level BPE tokenizer.
+fn tokenizer_metadata(model: &Model, w: &mut GgufWriter) -> Result<()> {
+    let tokenizer = &model.tokenizer;
+    let json: serde_json::Value =
+        serde_json::from_str(&tokenizer.inner().to_string(false).map_err(|e| ModelError::Tokenizer(e.to_string()))?)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    let unsupported = |what: &str| ModelError::Tokenizer(format!("cannot write this tokenizer to GGUF: {what}"));
+    if json["model"]["type"] != "BPE" {
+        return Err(unsupported("only byte-level BPE is supported"));
+    }
+    let vocab = json["model"]["vocab"].as_object().ok_or_else(|| unsupported("no vocabulary"))?;
+    let mut tokens = vec![String::new(); vocab.len()];
+    for (token, id) in vocab {
+        let slot = id
+            .as_u64()
+            .and_then(|i| tokens.get_mut(i as usize))
+            .ok_or_else(|| unsupported("vocabulary ids are not 0..n"))?;
+        *slot = token.clone();
+    }
+    let mut types = vec![MetaValue::I32(1); tokens.len()];
+    for added in json["added_tokens"].as_array().into_iter().flatten() {
+        if let Some(slot) = added["id"].as_u64().and_then(|i| types.get_mut(i as usize)) {
+            *slot = MetaValue::I32(if added["special"] == true { 3 } else { 4 });
+        }
+    }
+    let merges: Vec<MetaValue> = json["model"]["merges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| match m {
+            serde_json::Value::Array(pair) => {
+                MetaValue::String(format!("{} {}", pair[0].as_str().unwrap_or(""), pair[1].as_str().unwrap_or("")))
+            }
+            other => MetaValue::String(other.as_str().unwrap_or("").to_string()),
+        })
+        .collect();
+    w.set("tokenizer.ggml.model", MetaValue::String("gpt2".into()));
+    w.set(
+        "tokenizer.ggml.pre",
+        MetaValue::String(
+            gguf_pre_tokenizer(&json["pre_tokenizer"]).ok_or_else(|| unsupported("unknown pre-tokenizer"))?.into(),
+        ),
+    );
+    w.set("tokenizer.ggml.tokens", MetaValue::Array(tokens.into_iter().map(MetaValue::String).collect()));
+    w.set("tokenizer.ggml.token_type", MetaValue::Array(types));
+    w.set("tokenizer.ggml.merges", MetaValue::Array(merges));
+    for (name, id) in [("bos", tokenizer.bos_id), ("eos", tokenizer.eos_id), ("padding", tokenizer.pad_id)] {
+        if let Some(id) = id {
+            w.set(&format!("tokenizer.ggml.{name}_token_id"), MetaValue::U32(id));
+        }
+    }
+    w.set("tokenizer.ggml.add_bos_token", MetaValue::Bool(tokenizer.add_bos));
+    if let Some(template) = &tokenizer.chat_template {
+        w.set("tokenizer.chat_template", MetaValue::String(template.clone()));
+    }
+    Ok(())
+}
+
+/// The llama.cpp name of a tokenizer.json pre-tokenizer this runtime also reads back.
+fn gguf_pre_tokenizer(pre: &serde_json::Value) -> Option<&'static str> {
+    let is_byte_level = |p: &serde_json::Value| p["type"] == "ByteLevel" && p["use_regex"] != false;
+    if is_byte_level(pre) {
+        return Some("gpt2");
+    }
+    match pre["pretokenizers"].as_array().map(Vec::as_slice) {
+        Some([digits, byte_level])
+            if digits["type"] == "Digits" && digits["individual_digits"] == true && is_byte_level(byte_level) =>
+        {
+            Some("smollm")
+        }
+        _ => None,
+    }
 }

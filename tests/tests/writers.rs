@@ -43,3 +43,77 @@ fn an_edited_model_round_trips_through_transformers() {
     }
     assert_eq!(reloaded.chat_prompt("hi").unwrap(), model.chat_prompt("hi").unwrap());
 }
+
+/// Fraction of positions whose top-1 token agrees between two logits tensors `[seq, vocab]`.
+fn top1_agreement(a: &models::tch::Tensor, b: &models::tch::Tensor) -> f64 {
+    a.argmax(-1, false)
+        .eq_tensor(&b.argmax(-1, false))
+        .to_kind(models::tch::Kind::Float)
+        .mean(models::tch::Kind::Float)
+        .double_value(&[])
+}
+
+#[test]
+fn gguf_exports_are_read_by_gguf_py_transformers_and_this_runtime() {
+    use models::gguf::{GgmlType, GgufFile};
+    use models::writers::save_gguf;
+
+    let model = default_model();
+    let prompts: Vec<Vec<u32>> =
+        ["import os\nprint(os.getcwd())\n", "class Point:\n    def __init__(self, x, y):\n        self.x = x"]
+            .iter()
+            .map(|t| model.encode(t).unwrap())
+            .collect();
+    let original: Vec<_> = prompts.iter().map(|p| model.logits(p).unwrap()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, label) in [(GgmlType::F32, "f32"), (GgmlType::F16, "f16"), (GgmlType::Q8_0, "q8_0")] {
+        let sub = dir.path().join(label);
+        std::fs::create_dir_all(&sub).unwrap();
+        let path = sub.join("model.gguf");
+        save_gguf(&model, &path, kind).unwrap();
+
+        let input = sub.join("in.json");
+        std::fs::write(&input, json!({"prompts": prompts}).to_string()).unwrap();
+        let mut args = vec![path.clone(), sub.clone()];
+        if kind == GgmlType::F32 {
+            args.push(input);
+        }
+        let arg_refs: Vec<&std::path::Path> = args.iter().map(|p| p.as_path()).collect();
+        run_python("gguf_check.py", &arg_refs).unwrap();
+        let check: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(sub.join("check.json")).unwrap()).unwrap();
+        assert_eq!(check["tensors"], 272, "{label}");
+        assert_eq!(check["architecture"], "llama");
+        assert_eq!(check["pre"], "smollm");
+        let file = GgufFile::open(&path).unwrap();
+        for name in ["token_embd.weight", "blk.0.attn_q.weight", "blk.3.ffn_down.weight", "blk.0.attn_norm.weight"] {
+            let (ours, _) = file.dequantize(name).unwrap();
+            assert_eq!(
+                max_abs_diff(&ours, &read_f32(&sub.join(format!("{name}.f32")))),
+                0.0,
+                "{label} {name}: gguf-py reads other values"
+            );
+        }
+
+        let reloaded = Model::load(path.to_str().unwrap(), LoadOptions::default()).unwrap();
+        assert_eq!(reloaded.encode("x = 12 + 345").unwrap(), model.encode("x = 12 + 345").unwrap());
+        for (i, (p, before)) in prompts.iter().zip(&original).enumerate() {
+            let after = reloaded.logits(p).unwrap();
+            let diff = (&after - before).abs().max().double_value(&[]);
+            let agreement = top1_agreement(&after, before);
+            match kind {
+                GgmlType::F32 => {
+                    assert_eq!(diff, 0.0, "F32 export changes logits");
+                    let hf = read_f32(&sub.join(format!("logits-{i}.f32")));
+                    let ours: Vec<f32> = Vec::try_from(before.flatten(0, -1)).unwrap();
+                    assert!(max_abs_diff(&ours, &hf) <= 1e-4, "transformers reads the exported GGUF differently");
+                }
+                _ => assert!(
+                    agreement >= 0.9,
+                    "{label}: top-1 agrees on {agreement} of positions (max logit change {diff})"
+                ),
+            }
+            eprintln!("{label} prompt {i}: max logit change {diff:.4}, top-1 agreement {agreement:.3}");
+        }
+    }
+}
