@@ -16,6 +16,11 @@ impl HfConfig {
         HfConfig { value }
     }
 
+    /// The whole `config.json`.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
     /// The `model_type` field.
     pub fn model_type(&self) -> Result<&str> {
         self.value["model_type"].as_str().ok_or_else(|| ModelError::config("model_type", "missing from config.json"))

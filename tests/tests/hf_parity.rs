@@ -1,5 +1,6 @@
 //! Hugging Face folders (config.json, safetensors, tokenizer.json) against transformers: small random
-//! checkpoints built at test time, in f32, f16, bf16 and sharded form; and the errors bad folders give.
+//! checkpoints built at test time, in f32, f16, bf16 and sharded form, written back out and read by
+//! transformers again; and the errors bad folders give.
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,25 @@ fn assert_parity(arch: &str, variant: &str) {
             assert!(diff <= 1e-4, "{arch} {variant} prompt {i}: {point} differs from hidden_states[{layer}] by {diff}");
         }
         assert_neuron_ablation_matches_weights(&model, &ids);
+    }
+    assert_written_folder_matches(&model, &dir, &reference);
+}
+
+/// Writes the model as a Hugging Face folder, loads it with transformers, and compares its logits with the
+/// reference logits of the original checkpoint.
+fn assert_written_folder_matches(model: &Model, dir: &tempfile::TempDir, reference: &Value) {
+    let written = dir.path().join("written");
+    models::writers::save_hf_folder(model, &written).unwrap();
+    let out = dir.path().join("written-out");
+    std::fs::create_dir_all(&out).unwrap();
+    let input = dir.path().join("written.json");
+    std::fs::write(&input, serde_json::json!({"prompts": reference["ids"], "texts": []}).to_string()).unwrap();
+    run_python("hf_logits.py", &[&written, &input, &out]).unwrap();
+    for i in 0..reference["ids"].as_array().unwrap().len() {
+        let name = format!("logits-{i}.f32");
+        let diff = max_abs_diff(&read_f32(&out.join(&name)), &read_f32(&dir.path().join(&name)));
+        let arch = &model.shape().architecture;
+        assert!(diff <= 1e-4, "{arch}: transformers' logits of the written folder differ by {diff}");
     }
 }
 

@@ -5,8 +5,8 @@
 use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
-    interleaved_rotary_to_half, Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind,
-    Residual,
+    half_rotary_to_interleaved, interleaved_rotary_to_half, Activation, Block, Decoder, DecoderConfig, Embeddings,
+    Linear, Loader, NormKind, Residual,
 };
 use super::{ModelShape, WeightSource};
 use crate::config::HfConfig;
@@ -123,4 +123,39 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
         residual: Residual::ParallelSharedNorm,
     };
     Ok(Decoder::new(decoder_config, Embeddings { tokens, positions: None, final_norm, unembed }, blocks))
+}
+
+/// The inverse of [`qkv_to_blocks`]: `[q; k; v]` back to CodeGen's shards of `[q, v, k]`.
+fn blocks_to_qkv(w: &Tensor, heads: i64, head_dim: i64, rotary_dim: i64) -> Tensor {
+    let d = heads * head_dim;
+    let unrotate = |t: &Tensor| half_rotary_to_interleaved(t, heads, head_dim, rotary_dim);
+    let (q, k, v) = (unrotate(&w.narrow(0, 0, d)), unrotate(&w.narrow(0, d, d)), w.narrow(0, 2 * d, d));
+    let shard = |t: &Tensor| t.reshape([MP_NUM, 1, d / MP_NUM, d]);
+    Tensor::cat(&[shard(&q), shard(&v), shard(&k)], 1).reshape([3 * d, d])
+}
+
+/// The tensors of a CodeGen model under Hugging Face names and layouts.
+pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
+    let config = model.config();
+    let (heads, hd) = (config.shape.n_heads as i64, config.shape.head_dim as i64);
+    let rotary = config.rotary.map_or(hd, |(dim, _)| dim);
+    let e = model.embeddings();
+    let mut out = vec![("transformer.wte.weight".to_string(), e.tokens.shallow_clone())];
+    let linear_tensors = |out: &mut Vec<(String, Tensor)>, name: String, linear: &Linear| {
+        out.push((format!("{name}.weight"), linear.weight.shallow_clone()));
+        out.extend(linear.bias.as_ref().map(|b| (format!("{name}.bias"), b.shallow_clone())));
+    };
+    for (l, block) in model.blocks().iter().enumerate() {
+        let p = format!("transformer.h.{l}");
+        out.push((format!("{p}.ln_1.weight"), block.ln1.weight.shallow_clone()));
+        out.extend(block.ln1.bias.as_ref().map(|b| (format!("{p}.ln_1.bias"), b.shallow_clone())));
+        out.push((format!("{p}.attn.qkv_proj.weight"), blocks_to_qkv(&block.qkv.weight, heads, hd, rotary)));
+        linear_tensors(&mut out, format!("{p}.attn.out_proj"), &block.o);
+        linear_tensors(&mut out, format!("{p}.mlp.fc_in"), &block.mlp_in);
+        linear_tensors(&mut out, format!("{p}.mlp.fc_out"), &block.mlp_out);
+    }
+    out.push(("transformer.ln_f.weight".to_string(), e.final_norm.weight.shallow_clone()));
+    out.extend(e.final_norm.bias.as_ref().map(|b| ("transformer.ln_f.bias".to_string(), b.shallow_clone())));
+    linear_tensors(&mut out, "lm_head".to_string(), &e.unembed);
+    out
 }

@@ -157,6 +157,12 @@ impl Decoder {
         &self.config
     }
 
+    /// Replaces the `config.json` writers emit (with the one the model was loaded from).
+    pub fn with_hf_config(mut self, config: serde_json::Value) -> Self {
+        self.config.hf_config = config;
+        self
+    }
+
     /// The blocks' parameters, for writers.
     pub fn blocks(&self) -> &[Block] {
         &self.blocks
@@ -301,11 +307,10 @@ impl Architecture for Decoder {
     fn hf_export(&self) -> Result<(serde_json::Value, Vec<(String, Tensor)>)> {
         let tensors = match self.config.shape.architecture.as_str() {
             "llama" | "qwen2" => super::llama::hf_tensors(self),
-            other => {
-                return Err(ModelError::InvalidInput(format!(
-                    "writing {other} checkpoints is not supported yet (llama and qwen2 are)"
-                )))
-            }
+            "gpt2" | "gpt_bigcode" => super::gpt2::hf_tensors(self),
+            "gpt_neox" => super::gpt_neox::hf_tensors(self),
+            "codegen" => super::codegen::hf_tensors(self),
+            other => return Err(ModelError::InvalidInput(format!("writing {other} checkpoints is not supported"))),
         };
         Ok((self.config.hf_config.clone(), tensors))
     }
@@ -395,20 +400,45 @@ impl<'a> Loader<'a> {
 /// Reorders fused projection rows stored per head as `[head][q, k, v][head_dim]` (GPT-NeoX, GPTBigCode
 /// without multi-query) into `[q heads; k heads; v heads]`. Works for weights `[rows, in]` and biases `[rows]`.
 pub fn heads_interleaved_to_blocks(t: &Tensor, heads: i64, head_dim: i64) -> Tensor {
+    regroup(t, [heads, 3, head_dim])
+}
+
+/// The inverse of [`heads_interleaved_to_blocks`], for writers.
+pub fn heads_blocks_to_interleaved(t: &Tensor, heads: i64, head_dim: i64) -> Tensor {
+    regroup(t, [3, heads, head_dim])
+}
+
+/// Views the rows of `t` as `groups` and swaps the first two group dimensions.
+fn regroup(t: &Tensor, groups: [i64; 3]) -> Tensor {
     let rest: Vec<i64> = t.size()[1..].to_vec();
-    let mut grouped = vec![heads, 3, head_dim];
+    let mut grouped = groups.to_vec();
     grouped.extend(&rest);
-    let mut flat = vec![3 * heads * head_dim];
+    let mut flat = vec![groups.iter().product()];
     flat.extend(&rest);
     t.reshape(grouped.as_slice()).transpose(0, 1).reshape(flat.as_slice())
 }
 
-/// Permutes the rows of a query or key projection `[heads * head_dim, in]` so that rotary dimensions stored
-/// interleaved (pairs `2i, 2i + 1`, GPT-J and CodeGen) come in rotate-half order (pairs `i, i + rotary_dim / 2`).
-/// Scores are unchanged because queries and keys are permuted alike.
-pub fn interleaved_rotary_to_half(t: &Tensor, heads: i64, head_dim: i64, rotary_dim: i64) -> Tensor {
+/// Row order that moves each head's rotary dimensions from interleaved (pairs `2i, 2i + 1`) to rotate-half
+/// order (pairs `i, i + rotary_dim / 2`); other dimensions stay.
+fn rotary_half_order(heads: i64, head_dim: i64, rotary_dim: i64) -> Vec<i64> {
     let within: Vec<i64> =
         (0..rotary_dim).step_by(2).chain((1..rotary_dim).step_by(2)).chain(rotary_dim..head_dim).collect();
-    let order: Vec<i64> = (0..heads).flat_map(|h| within.iter().map(move |&i| h * head_dim + i)).collect();
-    t.index_select(0, &Tensor::from_slice(&order))
+    (0..heads).flat_map(|h| within.iter().map(move |&i| h * head_dim + i)).collect()
+}
+
+/// Permutes the rows of a query or key projection `[heads * head_dim, in]` so that rotary dimensions stored
+/// interleaved (GPT-J and CodeGen) come in rotate-half order. Scores are unchanged because queries and keys
+/// are permuted alike.
+pub fn interleaved_rotary_to_half(t: &Tensor, heads: i64, head_dim: i64, rotary_dim: i64) -> Tensor {
+    t.index_select(0, &Tensor::from_slice(&rotary_half_order(heads, head_dim, rotary_dim)))
+}
+
+/// The inverse of [`interleaved_rotary_to_half`], for writers.
+pub fn half_rotary_to_interleaved(t: &Tensor, heads: i64, head_dim: i64, rotary_dim: i64) -> Tensor {
+    let order = rotary_half_order(heads, head_dim, rotary_dim);
+    let mut inverse = vec![0i64; order.len()];
+    for (position, &row) in order.iter().enumerate() {
+        inverse[row as usize] = position as i64;
+    }
+    t.index_select(0, &Tensor::from_slice(&inverse))
 }

@@ -2,11 +2,11 @@
 //! (`[in, out]`), a GELU MLP, tied embeddings. GPTBigCode (`gpt_bigcode.rs`) shares the tensor names and is
 //! loaded here too.
 
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
-    heads_interleaved_to_blocks, Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind,
-    Residual,
+    heads_blocks_to_interleaved, heads_interleaved_to_blocks, Activation, Block, Decoder, DecoderConfig, Embeddings,
+    Linear, Loader, NormKind, Residual,
 };
 use super::{ModelShape, WeightSource};
 use crate::config::HfConfig;
@@ -152,4 +152,57 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
     let embeddings =
         Embeddings { tokens, positions: Some(positions), final_norm, unembed: Linear { weight: unembed, bias: None } };
     Ok(Decoder::new(decoder_config, embeddings, blocks))
+}
+
+/// The tensors of a GPT-2 or GPTBigCode model under Hugging Face names and layouts.
+pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
+    let config = &model.config().hf_config;
+    let shape = &model.config().shape;
+    let layout = match (config["model_type"].as_str(), config["multi_query"].as_bool().unwrap_or(true)) {
+        (Some("gpt_bigcode"), true) => QkvLayout::Blocks,
+        (Some("gpt_bigcode"), false) => QkvLayout::PerHead,
+        _ => QkvLayout::Conv1d,
+    };
+    let (heads, hd) = (shape.n_heads as i64, shape.head_dim as i64);
+    let stored = |t: &Tensor, qkv: bool| match layout {
+        QkvLayout::Conv1d => t.tr(),
+        QkvLayout::PerHead if qkv => heads_blocks_to_interleaved(t, heads, hd),
+        _ => t.shallow_clone(),
+    };
+    let bias = |t: &Option<Tensor>, qkv: bool| {
+        t.as_ref().map(|b| {
+            if qkv && layout == QkvLayout::PerHead {
+                heads_blocks_to_interleaved(b, heads, hd)
+            } else {
+                b.shallow_clone()
+            }
+        })
+    };
+    let e = model.embeddings();
+    let mut out = vec![("transformer.wte.weight".to_string(), e.tokens.shallow_clone())];
+    out.extend(e.positions.as_ref().map(|p| ("transformer.wpe.weight".to_string(), p.shallow_clone())));
+    for (l, block) in model.blocks().iter().enumerate() {
+        let p = format!("transformer.h.{l}");
+        for (name, norm) in [("ln_1", Some(&block.ln1)), ("ln_2", block.ln2.as_ref())] {
+            if let Some(norm) = norm {
+                out.push((format!("{p}.{name}.weight"), norm.weight.shallow_clone()));
+                out.extend(norm.bias.as_ref().map(|b| (format!("{p}.{name}.bias"), b.shallow_clone())));
+            }
+        }
+        for (name, linear, qkv) in [
+            ("attn.c_attn", &block.qkv, true),
+            ("attn.c_proj", &block.o, false),
+            ("mlp.c_fc", &block.mlp_in, false),
+            ("mlp.c_proj", &block.mlp_out, false),
+        ] {
+            out.push((format!("{p}.{name}.weight"), stored(&linear.weight, qkv)));
+            out.extend(bias(&linear.bias, qkv).map(|b| (format!("{p}.{name}.bias"), b)));
+        }
+    }
+    out.push(("transformer.ln_f.weight".to_string(), e.final_norm.weight.shallow_clone()));
+    out.extend(e.final_norm.bias.as_ref().map(|b| ("transformer.ln_f.bias".to_string(), b.shallow_clone())));
+    if !shape.tied_embeddings {
+        out.push(("lm_head.weight".to_string(), e.unembed.weight.shallow_clone()));
+    }
+    out
 }

@@ -1,11 +1,11 @@
 //! GPT-NeoX (Pythia): LayerNorm, partial rotary embeddings, fused query/key/value stored per head, a GELU
 //! MLP, and (usually) a parallel residual `x + attn(ln1(x)) + mlp(ln2(x))`.
 
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
-    heads_interleaved_to_blocks, Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind,
-    Residual,
+    heads_blocks_to_interleaved, heads_interleaved_to_blocks, Activation, Block, Decoder, DecoderConfig, Embeddings,
+    Linear, Loader, NormKind, Residual,
 };
 use super::{ModelShape, WeightSource};
 use crate::config::HfConfig;
@@ -122,4 +122,45 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
     let embeddings =
         Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };
     Ok(Decoder::new(decoder_config, embeddings, blocks))
+}
+
+/// The tensors of a GPT-NeoX model under Hugging Face names and layouts.
+pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
+    let shape = &model.config().shape;
+    let (heads, hd) = (shape.n_heads as i64, shape.head_dim as i64);
+    let e = model.embeddings();
+    let mut out = vec![("gpt_neox.embed_in.weight".to_string(), e.tokens.shallow_clone())];
+    let push_norm = |out: &mut Vec<(String, Tensor)>, name: String, norm: &super::decoder::Norm| {
+        out.push((format!("{name}.weight"), norm.weight.shallow_clone()));
+        out.extend(norm.bias.as_ref().map(|b| (format!("{name}.bias"), b.shallow_clone())));
+    };
+    for (l, block) in model.blocks().iter().enumerate() {
+        let p = format!("gpt_neox.layers.{l}");
+        push_norm(&mut out, format!("{p}.input_layernorm"), &block.ln1);
+        if let Some(ln2) = &block.ln2 {
+            push_norm(&mut out, format!("{p}.post_attention_layernorm"), ln2);
+        }
+        out.push((
+            format!("{p}.attention.query_key_value.weight"),
+            heads_blocks_to_interleaved(&block.qkv.weight, heads, hd),
+        ));
+        out.extend(
+            block
+                .qkv
+                .bias
+                .as_ref()
+                .map(|b| (format!("{p}.attention.query_key_value.bias"), heads_blocks_to_interleaved(b, heads, hd))),
+        );
+        for (name, linear) in
+            [("attention.dense", &block.o), ("mlp.dense_h_to_4h", &block.mlp_in), ("mlp.dense_4h_to_h", &block.mlp_out)]
+        {
+            out.push((format!("{p}.{name}.weight"), linear.weight.shallow_clone()));
+            out.extend(linear.bias.as_ref().map(|b| (format!("{p}.{name}.bias"), b.shallow_clone())));
+        }
+    }
+    push_norm(&mut out, "gpt_neox.final_layer_norm".to_string(), &e.final_norm);
+    if !shape.tied_embeddings {
+        out.push(("embed_out.weight".to_string(), e.unembed.weight.shallow_clone()));
+    }
+    out
 }

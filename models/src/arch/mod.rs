@@ -132,7 +132,7 @@ pub fn from_hf(
         "codegen" => codegen::load(&codegen::CodeGenConfig::from_hf(config)?, weights, device, kind)?,
         other => return Err(ModelError::UnknownArchitecture(other.to_string())),
     };
-    Ok(Box::new(decoder))
+    Ok(Box::new(decoder.with_hf_config(config.value().clone())))
 }
 
 /// Checks that `found` has `expected` shape.
