@@ -112,6 +112,9 @@ pub enum ModelError {
         /// Neurons per layer.
         neurons: usize,
     },
+    /// The user cancelled the job.
+    #[error("cancelled")]
+    Cancelled,
     /// An error raised by libtorch.
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),

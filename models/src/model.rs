@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::arch::{self, Architecture, AttentionMask, ForwardInput, KvCache, ModelShape};
+use crate::arch::{self, Architecture, AttentionMask, ForwardInput, KvCache, ModelShape, ReportingSource};
 use crate::catalogue;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::hooks::{ActivationCache, HookPoint, Hooks};
+use crate::progress::{Progress, Silent};
 use crate::safetensors_weights::SafetensorsWeights;
 use crate::tokenizer::Tokenizer;
 
@@ -123,24 +124,32 @@ pub struct Model {
 impl Model {
     /// Loads a model by catalogue name, `.gguf` path or Hugging Face folder.
     pub fn load(spec: &str, options: LoadOptions) -> Result<Self> {
+        Self::load_with_progress(spec, options, &Silent)
+    }
+
+    /// [`Model::load`], reporting each tensor read to `progress` and stopping when it is cancelled.
+    pub fn load_with_progress(spec: &str, options: LoadOptions, progress: &dyn Progress) -> Result<Self> {
         let path = catalogue::resolve(spec)?;
-        let mut model =
-            if path.is_dir() { Self::from_hf_dir(&path, options)? } else { Self::from_gguf(&path, options)? };
+        let mut model = if path.is_dir() {
+            Self::from_hf_dir(&path, options, progress)?
+        } else {
+            Self::from_gguf(&path, options, progress)?
+        };
         model.source.spec = spec.to_string();
         Ok(model)
     }
 
     /// Loads a GGUF file.
-    pub fn from_gguf(path: &Path, options: LoadOptions) -> Result<Self> {
+    pub fn from_gguf(path: &Path, options: LoadOptions, progress: &dyn Progress) -> Result<Self> {
         let file = GgufFile::open(path)?;
-        let arch = arch::from_gguf(&file, options.device, options.kind)?;
+        let arch = arch::from_gguf(&file, options.device, options.kind, progress)?;
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let display_name = file.get("general.name").and_then(|v| v.as_str()).map(str::to_string);
         Ok(Self::assemble(arch, tokenizer, options, path, ModelFormat::Gguf, display_name))
     }
 
     /// Loads a Hugging Face folder: `config.json`, `model.safetensors` (or a sharded index) and `tokenizer.json`.
-    pub fn from_hf_dir(dir: &Path, options: LoadOptions) -> Result<Self> {
+    pub fn from_hf_dir(dir: &Path, options: LoadOptions, progress: &dyn Progress) -> Result<Self> {
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
         let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::BadFormat {
@@ -150,7 +159,9 @@ impl Model {
         })?;
         let config = HfConfig::new(json);
         let mut weights = SafetensorsWeights::open(dir)?;
-        let arch = arch::from_hf(&config, &mut weights, options.device, options.kind)?;
+        let tensors = weights.names().count();
+        let mut reporting = ReportingSource::new(&mut weights, progress, tensors);
+        let arch = arch::from_hf(&config, &mut reporting, options.device, options.kind)?;
         let tokenizer = Tokenizer::from_hf_dir(dir)?;
         let display_name = config.get("_name_or_path").as_str().filter(|s| !s.is_empty()).map(str::to_string);
         Ok(Self::assemble(arch, tokenizer, options, dir, ModelFormat::HfFolder, display_name))

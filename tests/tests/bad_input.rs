@@ -7,7 +7,7 @@ use models::gguf::{GgmlType, GgufFile, GgufWriter, MetaValue};
 use models::{LoadOptions, Model, ModelError};
 
 fn load(path: &Path) -> Result<Model, ModelError> {
-    Model::from_gguf(path, LoadOptions::default())
+    Model::from_gguf(path, LoadOptions::default(), &models::Silent)
 }
 
 fn write(dir: &Path, name: &str, writer: &GgufWriter) -> std::path::PathBuf {

@@ -136,7 +136,7 @@ fn gpt_neox_sequential_residual_matches_transformers() {
 }
 
 fn load_err(dir: &Path) -> ModelError {
-    match Model::from_hf_dir(dir, LoadOptions::default()) {
+    match Model::from_hf_dir(dir, LoadOptions::default(), &models::Silent) {
         Ok(_) => panic!("loading {} should fail", dir.display()),
         Err(e) => e,
     }

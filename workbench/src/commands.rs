@@ -2,7 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use models::{parse_device, parse_kind, GenerationConfig, LoadOptions, Model, Sampling};
+use indicatif::{ProgressBar, ProgressStyle};
+use models::{parse_device, parse_kind, GenerationConfig, LoadOptions, Model, Progress, Sampling};
 
 /// A workbench for interpretability and repair of code language models.
 #[derive(Debug, Parser)]
@@ -42,7 +43,37 @@ struct ModelArgs {
 impl ModelArgs {
     fn load(&self) -> Result<Model> {
         let options = LoadOptions { device: parse_device(&self.device)?, kind: parse_kind(&self.dtype)? };
-        Model::load(&self.model, options).with_context(|| format!("loading model {}", self.model))
+        let bar = Bar::new();
+        let model = Model::load_with_progress(&self.model, options, &bar)
+            .with_context(|| format!("loading model {}", self.model));
+        bar.0.finish_and_clear();
+        model
+    }
+}
+
+/// The command line's drawing of [`Progress`]: an indicatif bar on stderr (hidden when it is not a terminal).
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Bar(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn begin(&self, stage: &str, total: u64) {
+        self.0.set_message(stage.to_string());
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
+
+    fn advance(&self, steps: u64) {
+        self.0.inc(steps);
     }
 }
 

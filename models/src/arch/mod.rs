@@ -19,6 +19,7 @@ use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::gguf_weights::GgufWeights;
 use crate::hooks::Hooks;
+use crate::progress::Progress;
 
 /// The architectures this runtime implements, by their `model_type` / GGUF `general.architecture`.
 pub const SUPPORTED: &[&str] = &["llama", "qwen2", "gpt2", "gpt_bigcode", "codegen", "gpt_neox"];
@@ -104,13 +105,46 @@ pub trait WeightSource {
     fn contains(&self, name: &str) -> bool;
 }
 
+/// A [`WeightSource`] that reports each tensor read to a [`Progress`] and stops when it is cancelled.
+pub struct ReportingSource<'a> {
+    inner: &'a mut dyn WeightSource,
+    progress: &'a dyn Progress,
+}
+
+impl<'a> ReportingSource<'a> {
+    /// Wraps `inner`; `tensors` is the number of tensors the checkpoint holds (the stage's length).
+    pub fn new(inner: &'a mut dyn WeightSource, progress: &'a dyn Progress, tensors: usize) -> Self {
+        progress.begin("loading weights", tensors as u64);
+        ReportingSource { inner, progress }
+    }
+}
+
+impl WeightSource for ReportingSource<'_> {
+    fn tensor(&mut self, name: &str, shape: &[i64]) -> Result<Tensor> {
+        self.progress.check()?;
+        let t = self.inner.tensor(name, shape)?;
+        self.progress.advance(1);
+        Ok(t)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.inner.contains(name)
+    }
+}
+
 /// Builds the architecture a GGUF file names (`general.architecture`) from its metadata and tensors.
-pub fn from_gguf(file: &GgufFile, device: Device, kind: Kind) -> Result<Box<dyn Architecture>> {
+pub fn from_gguf(
+    file: &GgufFile,
+    device: Device,
+    kind: Kind,
+    progress: &dyn Progress,
+) -> Result<Box<dyn Architecture>> {
     match file.require_str("general.architecture")? {
         "llama" => {
             let config = llama::LlamaConfig::from_gguf(file)?;
             let mut weights = GgufWeights::new(file, config.num_attention_heads, config.num_key_value_heads)?;
-            Ok(Box::new(llama::load(&config, &mut weights, device, kind)?))
+            let mut reporting = ReportingSource::new(&mut weights, progress, file.tensors.len());
+            Ok(Box::new(llama::load(&config, &mut reporting, device, kind)?))
         }
         other => Err(ModelError::UnknownArchitecture(other.to_string())),
     }
