@@ -1,6 +1,12 @@
-//! Probing and interpretation over the `models` runtime: the logit lens now; activation datasets, linear
-//! probes and FIND interpretation in their issues.
+//! Probing and interpretation over the `models` runtime: activation datasets, structure labels, linear
+//! probes and the logit lens. Control tasks, sweeps, FIND interpretation and neuron descriptions come with
+//! their issues.
 
+pub mod dataset;
+pub mod error;
+pub mod linear;
 pub mod logit_lens;
+pub mod structure;
 
+pub use error::{ProbeError, Result};
 pub use logit_lens::{logit_lens, top_predictions, LogitLens, Prediction};

@@ -1,0 +1,204 @@
+//! Activation datasets: run a model over documents, keep the activations of chosen hook points at labelled
+//! token positions, and split train / validation / test by document so that no document leaks across.
+
+use models::tch::{Device, Kind};
+use models::tokenizer::ByteSpan;
+use models::{HookPoint, Model, Progress};
+use ndarray::Array2;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::error::{ProbeError, Result};
+use crate::structure::structure_per_byte;
+
+/// A way of labelling the tokens of a document.
+pub trait TokenLabeller {
+    /// Short name of the task (`bracket_depth`).
+    fn name(&self) -> &str;
+    /// Number of classes; labels are `0..classes()`.
+    fn classes(&self) -> usize;
+    /// A label for each token from its byte span in `text`, or `None` to leave the token out.
+    fn labels(&self, text: &str, spans: &[ByteSpan]) -> Vec<Option<usize>>;
+}
+
+/// Bracket nesting depth at a token's last byte, capped at `max` (the last class means "max or deeper").
+pub struct BracketDepth {
+    /// Highest class.
+    pub max: usize,
+}
+
+/// Indentation level of a token's logical line, capped at `max`.
+pub struct IndentLevel {
+    /// Highest class.
+    pub max: usize,
+}
+
+fn structure_labels(
+    text: &str,
+    spans: &[ByteSpan],
+    label: impl Fn(&crate::structure::Structure) -> usize,
+) -> Vec<Option<usize>> {
+    let per_byte = structure_per_byte(text);
+    spans.iter().map(|&(start, end)| (end > start).then(|| per_byte.get(end - 1).map(&label)).flatten()).collect()
+}
+
+impl TokenLabeller for BracketDepth {
+    fn name(&self) -> &str {
+        "bracket_depth"
+    }
+    fn classes(&self) -> usize {
+        self.max + 1
+    }
+    fn labels(&self, text: &str, spans: &[ByteSpan]) -> Vec<Option<usize>> {
+        structure_labels(text, spans, |s| s.bracket_depth.min(self.max))
+    }
+}
+
+impl TokenLabeller for IndentLevel {
+    fn name(&self) -> &str {
+        "indent_level"
+    }
+    fn classes(&self) -> usize {
+        self.max + 1
+    }
+    fn labels(&self, text: &str, spans: &[ByteSpan]) -> Vec<Option<usize>> {
+        structure_labels(text, spans, |s| s.indent_level.min(self.max))
+    }
+}
+
+/// Activations at labelled token positions, one matrix per hook point, rows aligned with `labels`.
+pub struct ActivationDataset {
+    /// The hook points recorded, in the order of `features`.
+    pub points: Vec<HookPoint>,
+    /// `[tokens, width]` per hook point.
+    pub features: Vec<Array2<f32>>,
+    /// Class of each row.
+    pub labels: Vec<usize>,
+    /// Document of each row (for grouped splits).
+    pub groups: Vec<usize>,
+    /// Token id of each row (for control tasks).
+    pub tokens: Vec<u32>,
+}
+
+/// Runs `model` over the first `max_tokens` tokens of each document and keeps the activations of `points` at
+/// every labelled token. One document at a time, so memory is bounded by the result.
+pub fn collect(
+    model: &Model,
+    documents: &[String],
+    labeller: &dyn TokenLabeller,
+    points: &[HookPoint],
+    max_tokens: usize,
+    progress: &dyn Progress,
+) -> Result<ActivationDataset> {
+    if points.is_empty() {
+        return Err(ProbeError::InvalidInput("no hook points to record".into()));
+    }
+    progress.begin("collecting activations", documents.len() as u64);
+    let mut rows: Vec<Vec<f32>> = vec![Vec::new(); points.len()];
+    let mut widths = vec![0usize; points.len()];
+    let (mut labels, mut groups, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
+    for (doc, text) in documents.iter().enumerate() {
+        progress.check()?;
+        let (mut ids, mut spans) = model.tokenizer.encode_with_offsets(text)?;
+        ids.truncate(max_tokens.min(model.shape().context_length));
+        spans.truncate(ids.len());
+        let doc_labels = labeller.labels(text, &spans);
+        let keep: Vec<i64> = (0..ids.len()).filter(|&i| doc_labels[i].is_some()).map(|i| i as i64).collect();
+        if keep.is_empty() {
+            progress.advance(1);
+            continue;
+        }
+        let wanted = points.to_vec();
+        let (_, cache) = model.run_with_cache(&ids, move |p| wanted.contains(&p))?;
+        let index = models::tch::Tensor::from_slice(&keep).to_device(model.device);
+        for (k, point) in points.iter().enumerate() {
+            let activation =
+                cache.get(*point).ok_or_else(|| ProbeError::InvalidInput(format!("{point} was not recorded")))?;
+            let selected =
+                activation.squeeze_dim(0).index_select(0, &index).to_kind(Kind::Float).to_device(Device::Cpu);
+            widths[k] = selected.size()[1] as usize;
+            rows[k].extend(Vec::<f32>::try_from(selected.flatten(0, -1)).map_err(models::ModelError::from)?);
+        }
+        for &i in &keep {
+            labels.push(doc_labels[i as usize].unwrap_or_default());
+            groups.push(doc);
+            tokens.push(ids[i as usize]);
+        }
+        progress.advance(1);
+    }
+    let features = rows
+        .into_iter()
+        .zip(&widths)
+        .map(|(data, &w)| {
+            Array2::from_shape_vec((labels.len(), w), data).map_err(|e| ProbeError::InvalidInput(e.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    Ok(ActivationDataset { points: points.to_vec(), features, labels, groups, tokens })
+}
+
+/// Row indices of a train / validation / test split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    /// Rows to fit on.
+    pub train: Vec<usize>,
+    /// Rows to choose hyper-parameters on.
+    pub validation: Vec<usize>,
+    /// Rows to report on.
+    pub test: Vec<usize>,
+}
+
+/// Splits rows by their group (document): a seeded shuffle of the groups, `train` and `validation` fractions
+/// of them, the rest for test. No group is in two parts.
+pub fn grouped_split(groups: &[usize], train: f64, validation: f64, seed: u64) -> Split {
+    let mut ids: Vec<usize> = groups.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    let n_train = ((ids.len() as f64) * train).round() as usize;
+    let n_val = ((ids.len() as f64) * validation).round() as usize;
+    let part = |g: usize| {
+        let rank = ids.iter().position(|&x| x == g).unwrap_or(0);
+        if rank < n_train {
+            0
+        } else if rank < n_train + n_val {
+            1
+        } else {
+            2
+        }
+    };
+    let mut split = Split { train: Vec::new(), validation: Vec::new(), test: Vec::new() };
+    for (row, &g) in groups.iter().enumerate() {
+        match part(g) {
+            0 => split.train.push(row),
+            1 => split.validation.push(row),
+            _ => split.test.push(row),
+        }
+    }
+    split
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouped_split_keeps_documents_whole() {
+        let groups: Vec<usize> = (0..10).flat_map(|g| std::iter::repeat_n(g, 5)).collect();
+        let split = grouped_split(&groups, 0.6, 0.2, 3);
+        let docs = |rows: &[usize]| -> std::collections::BTreeSet<usize> { rows.iter().map(|&r| groups[r]).collect() };
+        let (a, b, c) = (docs(&split.train), docs(&split.validation), docs(&split.test));
+        assert_eq!((a.len(), b.len(), c.len()), (6, 2, 2));
+        assert!(a.is_disjoint(&b) && a.is_disjoint(&c) && b.is_disjoint(&c));
+        assert_eq!(split.train.len() + split.validation.len() + split.test.len(), 50);
+        assert_ne!(grouped_split(&groups, 0.6, 0.2, 4), split, "the seed must matter");
+    }
+
+    #[test]
+    fn labels_come_from_each_tokens_last_byte() {
+        let text = "f(a)\n";
+        let spans = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)];
+        let labels = BracketDepth { max: 3 }.labels(text, &spans);
+        assert_eq!(labels, [Some(0), Some(1), Some(1), Some(0), Some(0)]);
+        assert_eq!(IndentLevel { max: 2 }.labels("        x", &[(0, 9)]), [Some(2)]);
+    }
+}
