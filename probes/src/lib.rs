@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod error;
 pub mod linear;
 pub mod logit_lens;
+pub mod protocol;
 pub mod structure;
 
 pub use error::{ProbeError, Result};
