@@ -95,6 +95,22 @@ impl Model {
         WeightSnapshot { tensors: self.arch().parameters().into_iter().map(|(name, t)| (name, t.copy())).collect() }
     }
 
+    /// Replaces every weight by a fresh random initialisation of the same architecture (matrices from
+    /// N(0, 0.02), norm scales 1, biases 0): the untrained baseline of the probing protocol.
+    pub fn reinitialize(&self, seed: u64) {
+        let _guard = tch::no_grad_guard();
+        tch::manual_seed(seed as i64);
+        for (name, mut t) in self.arch().parameters() {
+            if name.ends_with(".bias") {
+                let _ = t.zero_();
+            } else if t.dim() == 1 {
+                let _ = t.fill_(1.0);
+            } else {
+                let _ = t.normal_(0.0, 0.02);
+            }
+        }
+    }
+
     /// Writes a snapshot back into the model, bit for bit.
     pub fn restore(&self, snapshot: &WeightSnapshot) -> Result<()> {
         let _guard = tch::no_grad_guard();

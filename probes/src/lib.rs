@@ -2,12 +2,14 @@
 //! probes and the logit lens. Control tasks, sweeps, FIND interpretation and neuron descriptions come with
 //! their issues.
 
+pub mod corpus;
 pub mod dataset;
 pub mod error;
 pub mod linear;
 pub mod logit_lens;
 pub mod protocol;
 pub mod structure;
+pub mod study;
 
 pub use error::{ProbeError, Result};
 pub use logit_lens::{logit_lens, top_predictions, LogitLens, Prediction};

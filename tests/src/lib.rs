@@ -48,22 +48,10 @@ pub fn default_model() -> MutexGuard<'static, Model> {
     model.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The first `count` Python files of the CPython standard library (top level, sorted by name, 2 to 40 KB):
-/// a fixed list of real code.
+/// The first `count` Python files of the CPython standard library: a fixed list of real code (see
+/// `probes::corpus`).
 pub fn stdlib_files(count: usize) -> Vec<PathBuf> {
-    let dir = models::catalogue::data_dir().join("cpython-stdlib");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (run ./x setup)", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "py")
-                && std::fs::metadata(p).is_ok_and(|m| (2_000..40_000).contains(&m.len()))
-        })
-        .collect();
-    files.sort();
-    files.truncate(count);
-    assert_eq!(files.len(), count, "not enough files in {}", dir.display());
-    files
+    probes::corpus::stdlib_files(count).expect("CPython files are installed by ./x setup")
 }
 
 /// Reads a raw little-endian f32 file.

@@ -21,6 +21,8 @@ enum Command {
     Generate(GenerateArgs),
     /// Per position: the top next tokens, and the logit-lens top-1 at every layer.
     Inspect(InspectArgs),
+    /// Where is a property of code represented? Linear probes per layer, with controls, over CPython files.
+    Probe(ProbeArgs),
 }
 
 /// Which model to load and where to run it.
@@ -119,12 +121,49 @@ struct InspectArgs {
     top_k: usize,
 }
 
+/// A built-in probing task.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ProbeTask {
+    /// Bracket nesting depth (0, 1, 2, 3 or deeper).
+    BracketDepth,
+    /// Indentation level (0, 1, 2, 3 or deeper).
+    IndentLevel,
+}
+
+#[derive(Debug, Args)]
+struct ProbeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// What to probe for.
+    #[arg(long, value_enum, default_value = "bracket-depth")]
+    task: ProbeTask,
+    /// Layers whose residual stream (hook_resid_post) is probed, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 5, 10, 15, 20, 25, 29])]
+    layers: Vec<usize>,
+    /// How many CPython standard-library files to read (a fixed, sorted list).
+    #[arg(long, default_value_t = 40)]
+    files: usize,
+    /// Tokens read per file.
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// Seeds (one split and control task each).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Also probe a randomly initialised model of the same architecture.
+    #[arg(long)]
+    random_init: bool,
+    /// Folder for results.json and results.csv (default: runs/<time>-probe-<task>).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(args) => info(&args),
         Command::Generate(args) => generate(&args),
         Command::Inspect(args) => inspect(&args),
+        Command::Probe(args) => probe(&args),
     }
 }
 
@@ -199,5 +238,37 @@ fn inspect(args: &InspectArgs) -> Result<()> {
         let by_layer: Vec<String> = lens.top1.iter().map(|layer| format!("{:?}", layer[pos].text)).collect();
         println!("    lens: {}", by_layer.join(" "));
     }
+    Ok(())
+}
+
+fn probe(args: &ProbeArgs) -> Result<()> {
+    let model = args.model.load()?;
+    for &layer in &args.layers {
+        models::HookPoint::ResidPost(layer).check(model.shape().n_layers)?;
+    }
+    let documents = probes::corpus::stdlib_documents(args.files)?;
+    let labeller: Box<dyn probes::dataset::TokenLabeller> = match args.task {
+        ProbeTask::BracketDepth => Box::new(probes::dataset::BracketDepth { max: 3 }),
+        ProbeTask::IndentLevel => Box::new(probes::dataset::IndentLevel { max: 3 }),
+    };
+    let points: Vec<models::HookPoint> = args.layers.iter().map(|&l| models::HookPoint::ResidPost(l)).collect();
+    let spec = probes::study::StudySpec {
+        documents: &documents,
+        labeller: labeller.as_ref(),
+        points: &points,
+        max_tokens: args.max_tokens,
+        sweep: probes::protocol::SweepConfig { seeds: (0..args.seeds.max(1)).collect(), ..Default::default() },
+        random_init_seed: args.random_init.then_some(0),
+    };
+    let bar = Bar::new();
+    let report = probes::study::run_study(&model, &spec, &bar)?;
+    bar.0.finish_and_clear();
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        std::path::PathBuf::from(format!("runs/{stamp}-probe-{}", report.task))
+    });
+    report.write(&out)?;
+    println!("{} labelled tokens from {} files; results in {}", report.tokens, report.documents, out.display());
+    print!("{}", report.to_csv());
     Ok(())
 }

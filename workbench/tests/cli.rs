@@ -89,3 +89,48 @@ fn bad_input_is_an_error_message_not_a_panic() {
         assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn probe_writes_results_with_controls_and_a_random_init_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("probe");
+    let args = [
+        "probe",
+        "--task",
+        "indent-level",
+        "--layers",
+        "2,20",
+        "--files",
+        "10",
+        "--max-tokens",
+        "96",
+        "--random-init",
+        "--out",
+    ];
+    let run =
+        Command::new(env!("CARGO_BIN_EXE_workbench")).args(args).arg(&out).args(["--device", "cpu"]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    for which in ["trained", "random_init"] {
+        let points = report[which].as_array().unwrap();
+        assert_eq!(points.len(), 2, "{which}");
+        for p in points {
+            for field in ["accuracy", "control", "selectivity"] {
+                let (mean, low, high) = (
+                    p[field]["mean"].as_f64().unwrap(),
+                    p[field]["low"].as_f64().unwrap(),
+                    p[field]["high"].as_f64().unwrap(),
+                );
+                assert!(low <= mean && mean <= high, "{which} {field}: {low} {mean} {high}");
+                assert_eq!(p[field]["per_seed"].as_array().unwrap().len(), 3);
+            }
+        }
+    }
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args(["probe", "--layers", "30", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("30 layers"));
+}

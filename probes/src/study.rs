@@ -1,0 +1,103 @@
+//! A probing study: build the activation dataset of a task over documents at chosen layers, run the
+//! protocol, optionally repeat it on a randomly initialised model of the same architecture, and write the
+//! results as JSON and CSV.
+
+use std::path::Path;
+
+use models::{HookPoint, Model, Progress};
+use serde::Serialize;
+
+use crate::dataset::{collect, TokenLabeller};
+use crate::error::{ProbeError, Result};
+use crate::protocol::{sweep, PointResult, SweepConfig};
+
+/// Everything a probing study found.
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyReport {
+    /// The task's name.
+    pub task: String,
+    /// Number of classes.
+    pub classes: usize,
+    /// Labelled tokens in the dataset.
+    pub tokens: usize,
+    /// Documents read.
+    pub documents: usize,
+    /// The sweep's settings.
+    pub config: SweepConfig,
+    /// Results on the trained model, per hook point.
+    pub trained: Vec<PointResult>,
+    /// The same probe on a randomly initialised model of the same architecture, when asked for.
+    pub random_init: Option<Vec<PointResult>>,
+}
+
+/// What a probing study runs.
+pub struct StudySpec<'a> {
+    /// The texts to read.
+    pub documents: &'a [String],
+    /// The task.
+    pub labeller: &'a dyn TokenLabeller,
+    /// Where to probe.
+    pub points: &'a [HookPoint],
+    /// Tokens read per document.
+    pub max_tokens: usize,
+    /// Seeds, regularisation grid, splits.
+    pub sweep: SweepConfig,
+    /// With a seed, also probe a randomly initialised model of the same architecture.
+    pub random_init_seed: Option<u64>,
+}
+
+/// Runs the study. For the random-initialisation baseline the model's weights are replaced and restored
+/// afterwards, bit-exactly.
+pub fn run_study(model: &Model, spec: &StudySpec, progress: &dyn Progress) -> Result<StudyReport> {
+    let gather = || collect(model, spec.documents, spec.labeller, spec.points, spec.max_tokens, progress);
+    let data = gather()?;
+    let trained = sweep(&data, &spec.sweep, progress)?;
+    let random_init = match spec.random_init_seed {
+        None => None,
+        Some(seed) => {
+            let snapshot = model.snapshot();
+            model.reinitialize(seed);
+            let result = gather().and_then(|d| sweep(&d, &spec.sweep, progress));
+            model.restore(&snapshot)?;
+            Some(result?)
+        }
+    };
+    Ok(StudyReport {
+        task: spec.labeller.name().to_string(),
+        classes: spec.labeller.classes(),
+        tokens: data.labels.len(),
+        documents: spec.documents.len(),
+        config: spec.sweep.clone(),
+        trained,
+        random_init,
+    })
+}
+
+impl StudyReport {
+    /// One CSV row per model and hook point: accuracy, control, selectivity (mean and interval), majority.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("model,point,accuracy,accuracy_low,accuracy_high,control,control_low,control_high,selectivity,selectivity_low,selectivity_high,majority\n");
+        let rows = self
+            .trained
+            .iter()
+            .map(|r| ("trained", r))
+            .chain(self.random_init.iter().flatten().map(|r| ("random_init", r)));
+        for (which, r) in rows {
+            let (a, c, s) = (&r.accuracy, &r.control, &r.selectivity);
+            out.push_str(&format!(
+                "{which},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4}\n",
+                r.point, a.mean, a.low, a.high, c.mean, c.low, c.high, s.mean, s.low, s.high, r.majority
+            ));
+        }
+        out
+    }
+
+    /// Writes `results.json` and `results.csv` into `dir` (created if needed), each atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", dir.display())))?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| ProbeError::InvalidInput(e.to_string()))?;
+        models::gguf::write_atomically(&dir.join("results.json"), json.as_bytes())?;
+        models::gguf::write_atomically(&dir.join("results.csv"), self.to_csv().as_bytes())?;
+        Ok(())
+    }
+}
