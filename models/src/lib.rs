@@ -13,6 +13,7 @@ pub mod arch;
 pub mod catalogue;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod generate;
 pub mod gguf;
 pub mod gguf_weights;

@@ -9,7 +9,8 @@ use serde_json::json;
 use tch::{Kind, Tensor};
 
 use crate::error::{ModelError, Result};
-use crate::gguf::{write_atomically, GgmlType, GgufWriter, MetaValue};
+use crate::files::write_atomically;
+use crate::gguf::{GgmlType, GgufWriter, MetaValue};
 use crate::gguf_weights::gguf_name;
 use crate::model::Model;
 

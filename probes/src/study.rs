@@ -96,8 +96,8 @@ impl StudyReport {
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", dir.display())))?;
         let json = serde_json::to_string_pretty(self).map_err(|e| ProbeError::InvalidInput(e.to_string()))?;
-        models::gguf::write_atomically(&dir.join("results.json"), json.as_bytes())?;
-        models::gguf::write_atomically(&dir.join("results.csv"), self.to_csv().as_bytes())?;
+        models::files::write_atomically(&dir.join("results.json"), json.as_bytes())?;
+        models::files::write_atomically(&dir.join("results.csv"), self.to_csv().as_bytes())?;
         Ok(())
     }
 }

@@ -116,7 +116,7 @@ fn main() {
     });
     let out = root().join("runs/bench");
     std::fs::create_dir_all(&out).expect("runs/bench");
-    models::gguf::write_atomically(
+    models::files::write_atomically(
         &out.join("runtime.json"),
         serde_json::to_string_pretty(&report).expect("JSON").as_bytes(),
     )

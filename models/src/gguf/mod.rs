@@ -7,4 +7,4 @@ mod writer;
 
 pub use dequant::{dequantize, GgmlType};
 pub use reader::{GgufFile, MetaValue, TensorInfo};
-pub use writer::{write_atomically, GgufWriter};
+pub use writer::GgufWriter;

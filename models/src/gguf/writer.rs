@@ -1,7 +1,6 @@
 //! Writing GGUF files (version 3): metadata of any value type and tensors stored as F32, F16, BF16 or
 //! Q8_0 (quantized as ggml's reference quantizer does). Files are written atomically.
 
-use std::io::Write;
 use std::path::Path;
 
 use half::{bf16, f16};
@@ -9,6 +8,7 @@ use half::{bf16, f16};
 use super::dequant::GgmlType;
 use super::reader::MetaValue;
 use crate::error::{ModelError, Result};
+use crate::files::write_atomically;
 
 struct PendingTensor {
     name: String,
@@ -135,23 +135,6 @@ impl GgufWriter {
     pub fn write(&self, path: &Path) -> Result<()> {
         write_atomically(path, &self.to_bytes())
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so readers never
-/// see a half-written file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    if let Err(e) = result.and_then(|_| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ModelError::io(path, e));
-    }
-    Ok(())
 }
 
 /// One Q8_0 block as ggml's `quantize_row_q8_0_ref`: scale max|x| / 127, values rounded half away from zero.
