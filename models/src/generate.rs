@@ -137,7 +137,7 @@ impl Model {
             if rows.iter().all(|r| r.stop.is_some()) || step + 1 == budget {
                 break;
             }
-            let pad = self.tokenizer.pad_id.or(self.tokenizer.eos_id).unwrap_or(0);
+            let pad = self.tokenizer.padding_id();
             let ids: Vec<i64> =
                 rows.iter().zip(&next).map(|(r, &t)| i64::from(if r.stop.is_some() { pad } else { t })).collect();
             let n = ids.len() as i64;

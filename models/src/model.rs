@@ -234,7 +234,7 @@ impl Model {
         }
         let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
         let seq = *lengths.iter().max().unwrap_or(&0);
-        let pad = i64::from(self.tokenizer.pad_id.or(self.tokenizer.eos_id).unwrap_or(0));
+        let pad = i64::from(self.tokenizer.padding_id());
         let (mut ids, mut positions, mut valid) = (Vec::new(), Vec::new(), Vec::new());
         for p in prompts {
             let padding = seq - p.len();

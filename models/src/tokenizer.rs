@@ -135,6 +135,11 @@ impl Tokenizer {
         &self.inner
     }
 
+    /// The id that pads batches: the padding token, else EOS, else 0.
+    pub fn padding_id(&self) -> u32 {
+        self.pad_id.or(self.eos_id).unwrap_or(0)
+    }
+
     /// Number of token ids, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

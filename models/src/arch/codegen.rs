@@ -141,21 +141,15 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
     let rotary = config.rotary.map_or(hd, |(dim, _)| dim);
     let e = model.embeddings();
     let mut out = vec![("transformer.wte.weight".to_string(), e.tokens.shallow_clone())];
-    let linear_tensors = |out: &mut Vec<(String, Tensor)>, name: String, linear: &Linear| {
-        out.push((format!("{name}.weight"), linear.weight.shallow_clone()));
-        out.extend(linear.bias.as_ref().map(|b| (format!("{name}.bias"), b.shallow_clone())));
-    };
     for (l, block) in model.blocks().iter().enumerate() {
         let p = format!("transformer.h.{l}");
-        out.push((format!("{p}.ln_1.weight"), block.ln1.weight.shallow_clone()));
-        out.extend(block.ln1.bias.as_ref().map(|b| (format!("{p}.ln_1.bias"), b.shallow_clone())));
+        block.ln1.push_to(&mut out, &format!("{p}.ln_1"));
         out.push((format!("{p}.attn.qkv_proj.weight"), blocks_to_qkv(&block.qkv.weight, heads, hd, rotary)));
-        linear_tensors(&mut out, format!("{p}.attn.out_proj"), &block.o);
-        linear_tensors(&mut out, format!("{p}.mlp.fc_in"), &block.mlp_in);
-        linear_tensors(&mut out, format!("{p}.mlp.fc_out"), &block.mlp_out);
+        block.o.push_to(&mut out, &format!("{p}.attn.out_proj"));
+        block.mlp_in.push_to(&mut out, &format!("{p}.mlp.fc_in"));
+        block.mlp_out.push_to(&mut out, &format!("{p}.mlp.fc_out"));
     }
-    out.push(("transformer.ln_f.weight".to_string(), e.final_norm.weight.shallow_clone()));
-    out.extend(e.final_norm.bias.as_ref().map(|b| ("transformer.ln_f.bias".to_string(), b.shallow_clone())));
-    linear_tensors(&mut out, "lm_head".to_string(), &e.unembed);
+    e.final_norm.push_to(&mut out, "transformer.ln_f");
+    e.unembed.push_to(&mut out, "lm_head");
     out
 }

@@ -105,6 +105,24 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.linear(&self.weight, self.bias.as_ref())
     }
+
+    /// Appends this layer's weight and bias (views) under `{prefix}.weight` / `{prefix}.bias`, for writers.
+    pub fn push_to(&self, out: &mut Vec<(String, Tensor)>, prefix: &str) {
+        push_weight_and_bias(out, prefix, self.weight.shallow_clone(), self.bias.as_ref().map(Tensor::shallow_clone));
+    }
+}
+
+impl Norm {
+    /// Appends this norm's weight and bias (views) under `{prefix}.weight` / `{prefix}.bias`, for writers.
+    pub fn push_to(&self, out: &mut Vec<(String, Tensor)>, prefix: &str) {
+        push_weight_and_bias(out, prefix, self.weight.shallow_clone(), self.bias.as_ref().map(Tensor::shallow_clone));
+    }
+}
+
+/// Appends `{prefix}.weight` and, when there is one, `{prefix}.bias` to a writer's list of tensors.
+pub fn push_weight_and_bias(out: &mut Vec<(String, Tensor)>, prefix: &str, weight: Tensor, bias: Option<Tensor>) {
+    out.push((format!("{prefix}.weight"), weight));
+    out.extend(bias.map(|b| (format!("{prefix}.bias"), b)));
 }
 
 /// One block's parameters in the common layout.

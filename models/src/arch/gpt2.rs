@@ -5,8 +5,8 @@
 use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
-    heads_blocks_to_interleaved, heads_interleaved_to_blocks, Activation, Block, Decoder, DecoderConfig, Embeddings,
-    Linear, Loader, NormKind, Residual,
+    heads_blocks_to_interleaved, heads_interleaved_to_blocks, push_weight_and_bias, Activation, Block, Decoder,
+    DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual,
 };
 use super::{ModelShape, WeightSource};
 use crate::config::HfConfig;
@@ -183,11 +183,9 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
     out.extend(e.positions.as_ref().map(|p| ("transformer.wpe.weight".to_string(), p.shallow_clone())));
     for (l, block) in model.blocks().iter().enumerate() {
         let p = format!("transformer.h.{l}");
-        for (name, norm) in [("ln_1", Some(&block.ln1)), ("ln_2", block.ln2.as_ref())] {
-            if let Some(norm) = norm {
-                out.push((format!("{p}.{name}.weight"), norm.weight.shallow_clone()));
-                out.extend(norm.bias.as_ref().map(|b| (format!("{p}.{name}.bias"), b.shallow_clone())));
-            }
+        block.ln1.push_to(&mut out, &format!("{p}.ln_1"));
+        if let Some(ln2) = &block.ln2 {
+            ln2.push_to(&mut out, &format!("{p}.ln_2"));
         }
         for (name, linear, qkv) in [
             ("attn.c_attn", &block.qkv, true),
@@ -195,12 +193,15 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
             ("mlp.c_fc", &block.mlp_in, false),
             ("mlp.c_proj", &block.mlp_out, false),
         ] {
-            out.push((format!("{p}.{name}.weight"), stored(&linear.weight, qkv)));
-            out.extend(bias(&linear.bias, qkv).map(|b| (format!("{p}.{name}.bias"), b)));
+            push_weight_and_bias(
+                &mut out,
+                &format!("{p}.{name}"),
+                stored(&linear.weight, qkv),
+                bias(&linear.bias, qkv),
+            );
         }
     }
-    out.push(("transformer.ln_f.weight".to_string(), e.final_norm.weight.shallow_clone()));
-    out.extend(e.final_norm.bias.as_ref().map(|b| ("transformer.ln_f.bias".to_string(), b.shallow_clone())));
+    e.final_norm.push_to(&mut out, "transformer.ln_f");
     if !shape.tied_embeddings {
         out.push(("lm_head.weight".to_string(), e.unembed.weight.shallow_clone()));
     }

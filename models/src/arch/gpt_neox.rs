@@ -4,8 +4,8 @@
 use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
-    heads_blocks_to_interleaved, heads_interleaved_to_blocks, Activation, Block, Decoder, DecoderConfig, Embeddings,
-    Linear, Loader, NormKind, Residual,
+    heads_blocks_to_interleaved, heads_interleaved_to_blocks, push_weight_and_bias, Activation, Block, Decoder,
+    DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual,
 };
 use super::{ModelShape, WeightSource};
 use crate::config::HfConfig;
@@ -130,35 +130,24 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
     let (heads, hd) = (shape.n_heads as i64, shape.head_dim as i64);
     let e = model.embeddings();
     let mut out = vec![("gpt_neox.embed_in.weight".to_string(), e.tokens.shallow_clone())];
-    let push_norm = |out: &mut Vec<(String, Tensor)>, name: String, norm: &super::decoder::Norm| {
-        out.push((format!("{name}.weight"), norm.weight.shallow_clone()));
-        out.extend(norm.bias.as_ref().map(|b| (format!("{name}.bias"), b.shallow_clone())));
-    };
     for (l, block) in model.blocks().iter().enumerate() {
         let p = format!("gpt_neox.layers.{l}");
-        push_norm(&mut out, format!("{p}.input_layernorm"), &block.ln1);
+        block.ln1.push_to(&mut out, &format!("{p}.input_layernorm"));
         if let Some(ln2) = &block.ln2 {
-            push_norm(&mut out, format!("{p}.post_attention_layernorm"), ln2);
+            ln2.push_to(&mut out, &format!("{p}.post_attention_layernorm"));
         }
-        out.push((
-            format!("{p}.attention.query_key_value.weight"),
-            heads_blocks_to_interleaved(&block.qkv.weight, heads, hd),
-        ));
-        out.extend(
-            block
-                .qkv
-                .bias
-                .as_ref()
-                .map(|b| (format!("{p}.attention.query_key_value.bias"), heads_blocks_to_interleaved(b, heads, hd))),
+        let interleave = |t: &Tensor| heads_blocks_to_interleaved(t, heads, hd);
+        push_weight_and_bias(
+            &mut out,
+            &format!("{p}.attention.query_key_value"),
+            interleave(&block.qkv.weight),
+            block.qkv.bias.as_ref().map(interleave),
         );
-        for (name, linear) in
-            [("attention.dense", &block.o), ("mlp.dense_h_to_4h", &block.mlp_in), ("mlp.dense_4h_to_h", &block.mlp_out)]
-        {
-            out.push((format!("{p}.{name}.weight"), linear.weight.shallow_clone()));
-            out.extend(linear.bias.as_ref().map(|b| (format!("{p}.{name}.bias"), b.shallow_clone())));
-        }
+        block.o.push_to(&mut out, &format!("{p}.attention.dense"));
+        block.mlp_in.push_to(&mut out, &format!("{p}.mlp.dense_h_to_4h"));
+        block.mlp_out.push_to(&mut out, &format!("{p}.mlp.dense_4h_to_h"));
     }
-    push_norm(&mut out, "gpt_neox.final_layer_norm".to_string(), &e.final_norm);
+    e.final_norm.push_to(&mut out, "gpt_neox.final_layer_norm");
     if !shape.tied_embeddings {
         out.push(("embed_out.weight".to_string(), e.unembed.weight.shallow_clone()));
     }
