@@ -80,8 +80,20 @@ pub struct ActivationDataset {
     pub tokens: Vec<u32>,
 }
 
+/// Tokens run through the model in one batch while collecting (documents are left-padded together).
+const BATCH_TOKENS: usize = 2048;
+
+/// One tokenized document with the rows it contributes.
+struct Pending {
+    doc: usize,
+    ids: Vec<u32>,
+    /// Token positions with a label, and the labels.
+    keep: Vec<(usize, usize)>,
+}
+
 /// Runs `model` over the first `max_tokens` tokens of each document and keeps the activations of `points` at
-/// every labelled token. One document at a time, so memory is bounded by the result.
+/// every labelled token. Documents go through in batches of about 2,048 tokens, so memory is bounded by the
+/// result plus one batch's activations.
 pub fn collect(
     model: &Model,
     documents: &[String],
@@ -93,47 +105,86 @@ pub fn collect(
     if points.is_empty() {
         return Err(ProbeError::InvalidInput("no hook points to record".into()));
     }
+    for point in points {
+        point.check(model.shape().n_layers)?;
+        if point.position_dim() != 1 {
+            return Err(ProbeError::InvalidInput(format!("{point} is not indexed by token position")));
+        }
+    }
     progress.begin("collecting activations", documents.len() as u64);
+    let mut data = ActivationDataset {
+        points: points.to_vec(),
+        features: Vec::new(),
+        labels: Vec::new(),
+        groups: Vec::new(),
+        tokens: Vec::new(),
+    };
     let mut rows: Vec<Vec<f32>> = vec![Vec::new(); points.len()];
-    let mut widths = vec![0usize; points.len()];
-    let (mut labels, mut groups, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
+    let mut batch: Vec<Pending> = Vec::new();
     for (doc, text) in documents.iter().enumerate() {
         progress.check()?;
         let (mut ids, mut spans) = model.tokenizer.encode_with_offsets(text)?;
         ids.truncate(max_tokens.min(model.shape().context_length));
         spans.truncate(ids.len());
-        let doc_labels = labeller.labels(text, &spans);
-        let keep: Vec<i64> = (0..ids.len()).filter(|&i| doc_labels[i].is_some()).map(|i| i as i64).collect();
-        if keep.is_empty() {
-            progress.advance(1);
-            continue;
+        let labels = labeller.labels(text, &spans);
+        let keep: Vec<(usize, usize)> = labels.iter().enumerate().filter_map(|(i, l)| l.map(|l| (i, l))).collect();
+        if !keep.is_empty() {
+            batch.push(Pending { doc, ids, keep });
         }
-        let wanted = points.to_vec();
-        let (_, cache) = model.run_with_cache(&ids, move |p| wanted.contains(&p))?;
-        let index = models::tch::Tensor::from_slice(&keep).to_device(model.device);
-        for (k, point) in points.iter().enumerate() {
-            let activation =
-                cache.get(*point).ok_or_else(|| ProbeError::InvalidInput(format!("{point} was not recorded")))?;
-            let selected =
-                activation.squeeze_dim(0).index_select(0, &index).to_kind(Kind::Float).to_device(Device::Cpu);
-            widths[k] = selected.size()[1] as usize;
-            rows[k].extend(Vec::<f32>::try_from(selected.flatten(0, -1)).map_err(models::ModelError::from)?);
-        }
-        for &i in &keep {
-            labels.push(doc_labels[i as usize].unwrap_or_default());
-            groups.push(doc);
-            tokens.push(ids[i as usize]);
+        let batch_tokens = batch.iter().map(|p| p.ids.len()).max().unwrap_or(0) * batch.len();
+        if batch_tokens >= BATCH_TOKENS || doc + 1 == documents.len() {
+            run_batch(model, points, &std::mem::take(&mut batch), &mut rows, &mut data)?;
         }
         progress.advance(1);
     }
-    let features = rows
+    let n = data.labels.len();
+    data.features = rows
         .into_iter()
-        .zip(&widths)
-        .map(|(data, &w)| {
-            Array2::from_shape_vec((labels.len(), w), data).map_err(|e| ProbeError::InvalidInput(e.to_string()))
+        .map(|values| {
+            let width = values.len().checked_div(n).unwrap_or(0);
+            Array2::from_shape_vec((n, width), values).map_err(|e| ProbeError::InvalidInput(e.to_string()))
         })
         .collect::<Result<_>>()?;
-    Ok(ActivationDataset { points: points.to_vec(), features, labels, groups, tokens })
+    Ok(data)
+}
+
+/// Runs one batch of documents (no unembedding) and appends their labelled rows.
+fn run_batch(
+    model: &Model,
+    points: &[HookPoint],
+    batch: &[Pending],
+    rows: &mut [Vec<f32>],
+    data: &mut ActivationDataset,
+) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let _guard = models::tch::no_grad_guard();
+    let prompts: Vec<Vec<u32>> = batch.iter().map(|p| p.ids.clone()).collect();
+    let inputs = model.batch(&prompts)?;
+    let seq = inputs.seq_len() as usize;
+    let wanted = points.to_vec();
+    let mut hooks = models::Hooks::recording(move |p| wanted.contains(&p));
+    let _normalized = model.forward(&inputs, None, &mut hooks)?;
+    // Row r of the batch is left-padded by seq - len: token i sits at flat index r * seq + (seq - len) + i.
+    let mut flat = Vec::new();
+    for (r, pending) in batch.iter().enumerate() {
+        let offset = r * seq + seq - pending.ids.len();
+        for &(i, label) in &pending.keep {
+            flat.push((offset + i) as i64);
+            data.labels.push(label);
+            data.groups.push(pending.doc);
+            data.tokens.push(pending.ids[i]);
+        }
+    }
+    let index = models::tch::Tensor::from_slice(&flat).to_device(model.device);
+    for (k, point) in points.iter().enumerate() {
+        let activation =
+            hooks.cache.get(*point).ok_or_else(|| ProbeError::InvalidInput(format!("{point} was not recorded")))?;
+        let selected = activation.flatten(0, 1).index_select(0, &index).to_kind(Kind::Float).to_device(Device::Cpu);
+        rows[k].extend(Vec::<f32>::try_from(selected.flatten(0, -1)).map_err(models::ModelError::from)?);
+    }
+    Ok(())
 }
 
 /// Row indices of a train / validation / test split.

@@ -10,6 +10,7 @@ pub mod logit_lens;
 pub mod protocol;
 pub mod structure;
 pub mod study;
+pub mod trainer;
 
 pub use error::{ProbeError, Result};
 pub use logit_lens::{logit_lens, top_predictions, LogitLens, Prediction};

@@ -5,21 +5,41 @@
 
 use std::collections::HashMap;
 
+use models::tch::{Device, Kind, Tensor};
 use models::Progress;
+use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::dataset::{grouped_split, ActivationDataset};
+use crate::dataset::{grouped_split, ActivationDataset, Split};
 use crate::error::{ProbeError, Result};
-use crate::linear::{accuracy, select_rows, LogisticProbe};
+use crate::linear::{accuracy, LogisticProbe};
+use crate::trainer::{self, r_squared, LbfgsOptions, LogisticBatch, RidgePath};
+
+/// Which probe a sweep fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// Multinomial logistic regression with L2, fitted by the batched tch trainer (every seed's task and
+    /// control probes for every `C` in one L-BFGS run), warm-started from the previous hook point.
+    #[default]
+    Logistic,
+    /// The same model fitted by linfa-logistic, one probe at a time (slow; for cross-checking).
+    LogisticLinfa,
+    /// Ridge regression on the label as a number (ordinal targets such as depth or a variable's value);
+    /// accuracy is that of the rounded prediction, and R^2 is reported too.
+    Ridge,
+}
 
 /// Settings of a probing sweep.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepConfig {
     /// One split, control assignment and fit per seed (at least 3 for an interval).
     pub seeds: Vec<u64>,
-    /// Values of the inverse L2 strength `C` tried on validation data.
+    /// The probe.
+    pub probe: ProbeKind,
+    /// Penalties tried on validation data: scikit-learn's `C` for logistic probes, `alpha` for ridge.
     pub grid: Vec<f64>,
     /// Fraction of documents for training.
     pub train: f64,
@@ -27,11 +47,32 @@ pub struct SweepConfig {
     pub validation: f64,
     /// Bootstrap resamples for the intervals.
     pub bootstrap: usize,
+    /// Optimiser settings of the tch logistic trainer.
+    pub lbfgs: LbfgsOptions,
 }
 
 impl Default for SweepConfig {
     fn default() -> Self {
-        SweepConfig { seeds: vec![0, 1, 2], grid: vec![0.001, 0.01, 0.1], train: 0.6, validation: 0.2, bootstrap: 1000 }
+        SweepConfig::for_probe(ProbeKind::Logistic)
+    }
+}
+
+impl SweepConfig {
+    /// Three seeds, a 60/20/20 split, and the penalty grid that suits `probe`.
+    pub fn for_probe(probe: ProbeKind) -> Self {
+        let grid = match probe {
+            ProbeKind::Ridge => vec![1.0, 100.0, 10000.0],
+            _ => vec![0.001, 0.01, 0.1],
+        };
+        SweepConfig {
+            seeds: vec![0, 1, 2],
+            probe,
+            grid,
+            train: 0.6,
+            validation: 0.2,
+            bootstrap: 1000,
+            lbfgs: LbfgsOptions::default(),
+        }
     }
 }
 
@@ -61,8 +102,10 @@ pub struct PointResult {
     pub selectivity: Summary,
     /// Test accuracy of always predicting the training set's most frequent class (mean over seeds).
     pub majority: f64,
-    /// `C` chosen on validation data, per seed.
-    pub chosen_c: Vec<f64>,
+    /// Penalty (`C` or `alpha`) chosen on validation data for the task, per seed.
+    pub chosen_penalty: Vec<f64>,
+    /// Test R^2 of a ridge probe (mean over seeds).
+    pub r2: Option<f64>,
 }
 
 /// Control labels: every token type gets one label, drawn from the empirical distribution of `labels`.
@@ -95,58 +138,216 @@ fn summarise(per_seed_scores: &[Vec<f64>], resamples: usize, seed: u64) -> Summa
     Summary { mean, low: at(0.025), high: at(0.975), per_seed }
 }
 
-/// Runs the protocol at every hook point of `data`.
-pub fn sweep(data: &ActivationDataset, config: &SweepConfig, progress: &dyn Progress) -> Result<Vec<PointResult>> {
-    if config.seeds.is_empty() || config.grid.is_empty() {
-        return Err(ProbeError::InvalidInput("a sweep needs at least one seed and one value of C".into()));
+/// One seed's outcome at one hook point.
+struct SeedOutcome {
+    /// 1 or 0 per test example, on the task and on the control task.
+    task: Vec<f64>,
+    control: Vec<f64>,
+    /// Penalty chosen on validation for the task.
+    penalty: f64,
+    /// Test R^2 of a ridge probe.
+    r2: Option<f64>,
+}
+
+/// Row indices as a tensor on `device`.
+fn index(rows: &[usize], device: Device) -> Tensor {
+    Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>()).to_device(device)
+}
+
+/// `labels[rows]` as an i64 tensor on `device`.
+fn label_tensor(labels: &[usize], rows: &[usize], device: Device) -> Tensor {
+    Tensor::from_slice(&rows.iter().map(|&r| labels[r] as i64).collect::<Vec<_>>()).to_device(device)
+}
+
+/// For each of `groups` interleaved label sets, the grid position whose column scores best.
+fn best_per_set(scores: &[f64], sets: usize) -> Vec<usize> {
+    (0..sets)
+        .map(|set| {
+            let grid = scores.len() / sets;
+            (0..grid).max_by(|&a, &b| scores[a * sets + set].total_cmp(&scores[b * sets + set])).unwrap_or(0)
+        })
+        .collect()
+}
+
+/// Fraction correct of each column of `predicted` against `truth` `[n, k]`.
+fn column_accuracy(predicted: &Tensor, truth: &Tensor) -> Vec<f64> {
+    let hits = predicted.eq_tensor(truth).to_kind(Kind::Double).mean_dim(0, false, Kind::Double);
+    Vec::<f64>::try_from(hits.to_device(Device::Cpu)).unwrap_or_default()
+}
+
+/// 1 or 0 per row for column `k`.
+fn hits(predicted: &Tensor, truth: &Tensor, k: i64) -> Vec<f64> {
+    let h = predicted.select(1, k).eq_tensor(&truth.select(1, k)).to_kind(Kind::Double);
+    Vec::<f64>::try_from(h.to_device(Device::Cpu)).unwrap_or_default()
+}
+
+/// The labelled rows of one seed: standardised features and (task, control) labels of each part.
+struct SeedData {
+    x: [Tensor; 3],
+    y: [Tensor; 3],
+    classes: i64,
+}
+
+impl SeedData {
+    fn new(features: &Tensor, task: &[usize], control: &[usize], split: &Split, classes: usize) -> Self {
+        let device = features.device();
+        let parts = [&split.train, &split.validation, &split.test];
+        let xs = trainer::standardize(features, &index(&split.train, device));
+        let x = parts.map(|rows| xs.index_select(0, &index(rows, device)));
+        let y = parts
+            .map(|rows| Tensor::stack(&[label_tensor(task, rows, device), label_tensor(control, rows, device)], 1));
+        SeedData { x, y, classes: classes as i64 }
     }
+
+    /// Batched tch logistic probes: for each `C`, one on the task and one on the control labels.
+    fn logistic(&self, config: &SweepConfig, warm: &mut Option<LogisticBatch>) -> Result<SeedOutcome> {
+        let [x_train, x_val, x_test] = &self.x;
+        let [y_train, y_val, y_test] = &self.y;
+        let grid = config.grid.len() as i64;
+        let c: Vec<f64> = config.grid.iter().flat_map(|&c| [c, c]).collect();
+        let fit =
+            LogisticBatch::fit(x_train, &y_train.repeat([1, grid]), self.classes, &c, warm.as_ref(), &config.lbfgs)?;
+        let best = best_per_set(&column_accuracy(&fit.predict(x_val), &y_val.repeat([1, grid])), 2);
+        let predicted = fit.predict(x_test);
+        let chosen = |set: usize| (best[set] * 2 + set) as i64;
+        let picked = Tensor::stack(&[predicted.select(1, chosen(0)), predicted.select(1, chosen(1))], 1);
+        *warm = Some(fit);
+        Ok(SeedOutcome {
+            task: hits(&picked, y_test, 0),
+            control: hits(&picked, y_test, 1),
+            penalty: config.grid[best[0]],
+            r2: None,
+        })
+    }
+
+    /// One linfa probe per label set and `C`.
+    fn logistic_linfa(&self, config: &SweepConfig) -> Result<SeedOutcome> {
+        let to_array = |t: &Tensor| -> Result<Array2<f64>> {
+            let (n, d) = (t.size()[0] as usize, t.size()[1] as usize);
+            let v = Vec::<f64>::try_from(t.to_kind(Kind::Double).to_device(Device::Cpu).flatten(0, -1))
+                .map_err(models::ModelError::from)?;
+            Array2::from_shape_vec((n, d), v).map_err(|e| ProbeError::InvalidInput(e.to_string()))
+        };
+        let column = |t: &Tensor, k: i64| -> Vec<usize> {
+            Vec::<i64>::try_from(t.select(1, k).to_device(Device::Cpu))
+                .unwrap_or_default()
+                .iter()
+                .map(|&v| v as usize)
+                .collect()
+        };
+        let [x_train, x_val, x_test] = [to_array(&self.x[0])?, to_array(&self.x[1])?, to_array(&self.x[2])?];
+        let mut outcome = SeedOutcome { task: Vec::new(), control: Vec::new(), penalty: 0.0, r2: None };
+        for k in 0..2 {
+            let (probe, _) = LogisticProbe::fit_with_validation(
+                (&x_train, &column(&self.y[0], k)),
+                (&x_val, &column(&self.y[1], k)),
+                &config.grid,
+            )?;
+            let truth = column(&self.y[2], k);
+            let scores = probe.predict(&x_test).iter().zip(&truth).map(|(p, t)| f64::from(u8::from(p == t))).collect();
+            if k == 0 {
+                (outcome.task, outcome.penalty) = (scores, probe.c);
+            } else {
+                outcome.control = scores;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Ridge probes on the labels as numbers; a prediction is right when it rounds to the label.
+    fn ridge(&self, config: &SweepConfig) -> Result<SeedOutcome> {
+        let [x_train, x_val, x_test] = &self.x;
+        let [y_train, y_val, y_test] = &self.y;
+        let path = RidgePath::fit(x_train, &y_train.to_kind(Kind::Double), &config.grid)?;
+        let val_r2: Vec<f64> = (0..config.grid.len()).flat_map(|a| r_squared(&path.predict(x_val, a), y_val)).collect();
+        let best = best_per_set(&val_r2, 2);
+        let predict = |set: usize| path.predict(x_test, best[set]).select(1, set as i64);
+        let predicted = Tensor::stack(&[predict(0), predict(1)], 1);
+        let rounded = predicted.round().clamp(0.0, (self.classes - 1) as f64).to_kind(Kind::Int64);
+        Ok(SeedOutcome {
+            task: hits(&rounded, y_test, 0),
+            control: hits(&rounded, y_test, 1),
+            penalty: config.grid[best[0]],
+            r2: r_squared(&predicted, y_test).first().copied(),
+        })
+    }
+}
+
+/// Runs the protocol at every hook point of `data`, fitting on `device`.
+pub fn sweep(data: &ActivationDataset, config: &SweepConfig, progress: &dyn Progress) -> Result<Vec<PointResult>> {
+    sweep_each(data, config, progress, |_| {})
+}
+
+/// [`sweep`], handing each hook point's result to `on_point` as soon as it is done (for live views).
+pub fn sweep_each(
+    data: &ActivationDataset,
+    config: &SweepConfig,
+    progress: &dyn Progress,
+    mut on_point: impl FnMut(&PointResult),
+) -> Result<Vec<PointResult>> {
+    if config.seeds.is_empty() || config.grid.is_empty() {
+        return Err(ProbeError::InvalidInput("a sweep needs at least one seed and one penalty".into()));
+    }
+    if data.labels.is_empty() {
+        return Err(ProbeError::InvalidInput("the dataset has no labelled tokens".into()));
+    }
+    let device = Device::cuda_if_available();
+    let classes = data.labels.iter().max().map_or(1, |m| m + 1).max(2);
     progress.begin("probing", (data.points.len() * config.seeds.len()) as u64);
+    let splits: Vec<(Split, Vec<usize>)> = config
+        .seeds
+        .iter()
+        .map(|&seed| {
+            (
+                grouped_split(&data.groups, config.train, config.validation, seed),
+                control_labels(&data.tokens, &data.labels, seed),
+            )
+        })
+        .collect();
+    let mut warm: Vec<Option<LogisticBatch>> = config.seeds.iter().map(|_| None).collect();
     let mut results = Vec::with_capacity(data.points.len());
     for (point, features) in data.points.iter().zip(&data.features) {
-        let (mut task_scores, mut control_scores, mut selectivity_scores) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut majority, mut chosen_c) = (0.0, Vec::new());
-        for &seed in &config.seeds {
+        let features = to_tensor(features, device);
+        let mut outcomes = Vec::with_capacity(config.seeds.len());
+        let mut majority = 0.0;
+        for ((split, control), warm) in splits.iter().zip(warm.iter_mut()) {
             progress.check()?;
-            let split = grouped_split(&data.groups, config.train, config.validation, seed);
-            let control = control_labels(&data.tokens, &data.labels, seed);
-            let pick = |labels: &[usize], rows: &[usize]| -> Vec<usize> { rows.iter().map(|&r| labels[r]).collect() };
-            let (x_train, x_val, x_test) = (
-                select_rows(features, &split.train),
-                select_rows(features, &split.validation),
-                select_rows(features, &split.test),
-            );
-            let fit = |labels: &[usize]| -> Result<(Vec<f64>, f64)> {
-                let (probe, _) = LogisticProbe::fit_with_validation(
-                    (&x_train, &pick(labels, &split.train)),
-                    (&x_val, &pick(labels, &split.validation)),
-                    &config.grid,
-                )?;
-                let truth = pick(labels, &split.test);
-                let scores =
-                    probe.predict(&x_test).iter().zip(&truth).map(|(p, t)| f64::from(u8::from(p == t))).collect();
-                Ok((scores, probe.c))
-            };
-            let (task, c) = fit(&data.labels)?;
-            let (ctrl, _) = fit(&control)?;
-            selectivity_scores.push(task.iter().zip(&ctrl).map(|(a, b)| a - b).collect());
-            task_scores.push(task);
-            control_scores.push(ctrl);
-            chosen_c.push(c);
-            let most = majority_class(&pick(&data.labels, &split.train));
-            majority +=
-                accuracy(&vec![most; split.test.len()], &pick(&data.labels, &split.test)) / config.seeds.len() as f64;
+            let seed_data = SeedData::new(&features, &data.labels, control, split, classes);
+            outcomes.push(match config.probe {
+                ProbeKind::Logistic => seed_data.logistic(config, warm)?,
+                ProbeKind::LogisticLinfa => seed_data.logistic_linfa(config)?,
+                ProbeKind::Ridge => seed_data.ridge(config)?,
+            });
+            let pick = |rows: &[usize]| -> Vec<usize> { rows.iter().map(|&r| data.labels[r]).collect() };
+            let most = majority_class(&pick(&split.train));
+            majority += accuracy(&vec![most; split.test.len()], &pick(&split.test)) / config.seeds.len() as f64;
             progress.advance(1);
         }
-        results.push(PointResult {
+        let task: Vec<Vec<f64>> = outcomes.iter().map(|o| o.task.clone()).collect();
+        let control: Vec<Vec<f64>> = outcomes.iter().map(|o| o.control.clone()).collect();
+        let selectivity: Vec<Vec<f64>> =
+            outcomes.iter().map(|o| o.task.iter().zip(&o.control).map(|(a, b)| a - b).collect()).collect();
+        let r2: Vec<f64> = outcomes.iter().filter_map(|o| o.r2).collect();
+        let result = PointResult {
             point: point.to_string(),
-            accuracy: summarise(&task_scores, config.bootstrap, 1),
-            control: summarise(&control_scores, config.bootstrap, 2),
-            selectivity: summarise(&selectivity_scores, config.bootstrap, 3),
+            accuracy: summarise(&task, config.bootstrap, 1),
+            control: summarise(&control, config.bootstrap, 2),
+            selectivity: summarise(&selectivity, config.bootstrap, 3),
             majority,
-            chosen_c,
-        });
+            chosen_penalty: outcomes.iter().map(|o| o.penalty).collect(),
+            r2: (!r2.is_empty()).then(|| r2.iter().sum::<f64>() / r2.len() as f64),
+        };
+        on_point(&result);
+        results.push(result);
     }
     Ok(results)
+}
+
+/// An `[n, d]` f32 matrix as a tensor on `device`.
+pub fn to_tensor(x: &Array2<f32>, device: Device) -> Tensor {
+    let standard = x.as_standard_layout();
+    let values = standard.as_slice().unwrap_or_default();
+    Tensor::from_slice(values).view([x.nrows() as i64, x.ncols() as i64]).to_device(device)
 }
 
 #[cfg(test)]
