@@ -10,6 +10,7 @@ pub mod logit_lens;
 pub mod protocol;
 pub mod structure;
 pub mod study;
+pub mod tasks;
 pub mod trainer;
 
 pub use error::{ProbeError, Result};
