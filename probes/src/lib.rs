@@ -7,11 +7,14 @@ pub mod dataset;
 pub mod error;
 pub mod linear;
 pub mod logit_lens;
+pub mod plots;
+pub mod program_study;
 pub mod protocol;
+pub mod steering;
 pub mod structure;
 pub mod study;
 pub mod tasks;
 pub mod trainer;
 
 pub use error::{ProbeError, Result};
-pub use logit_lens::{logit_lens, top_predictions, LogitLens, Prediction};
+pub use logit_lens::{lens_over_corpus, logit_lens, top_predictions, LensCurve, LogitLens, Prediction};

@@ -57,3 +57,62 @@ pub fn logit_lens(model: &Model, ids: &[u32], k: usize) -> Result<LogitLens> {
     let final_top = (0..seq).map(|pos| top_predictions(model, &logits.get(pos), k)).collect::<Result<_>>()?;
     Ok(LogitLens { top1, final_top })
 }
+
+/// How early each layer's read-out is already right, over a corpus.
+#[derive(Debug, Clone, Serialize)]
+pub struct LensCurve {
+    /// Positions read (each with a true next token).
+    pub positions: usize,
+    /// Per layer: fraction of positions whose logit-lens top-1 equals the model's final top-1.
+    pub agrees_with_final: Vec<f64>,
+    /// Per layer: fraction of positions whose logit-lens top-1 is the true next token.
+    pub correct: Vec<f64>,
+    /// Fraction of positions where the model's own top-1 is the true next token.
+    pub final_correct: f64,
+}
+
+/// Runs the logit lens over the first `max_tokens` tokens of each document (the dynamic-inference question:
+/// how many tokens are already right at layer 1?).
+pub fn lens_over_corpus(
+    model: &Model,
+    documents: &[String],
+    max_tokens: usize,
+    progress: &dyn models::Progress,
+) -> Result<LensCurve> {
+    let layers = model.shape().n_layers;
+    let (mut agree, mut correct, mut final_correct, mut positions) = (vec![0i64; layers], vec![0i64; layers], 0i64, 0);
+    progress.begin("logit lens", documents.len() as u64);
+    for text in documents {
+        progress.check()?;
+        let mut ids = model.tokenizer.encode(text, false)?;
+        ids.truncate(max_tokens.min(model.shape().context_length));
+        if ids.len() < 2 {
+            progress.advance(1);
+            continue;
+        }
+        let (logits, cache) = model.run_with_cache(&ids, |p| matches!(p, HookPoint::ResidPost(_)))?;
+        let _guard = models::tch::no_grad_guard();
+        let seq = ids.len() as i64 - 1;
+        let next =
+            Tensor::from_slice(&ids[1..].iter().map(|&t| i64::from(t)).collect::<Vec<_>>()).to_device(logits.device());
+        let final_top = logits.narrow(0, 0, seq).argmax(-1, false);
+        let count = |a: &Tensor, b: &Tensor| i64::try_from(a.eq_tensor(b).sum(Kind::Int64)).unwrap_or(0);
+        final_correct += count(&final_top, &next);
+        for layer in 0..layers {
+            let resid =
+                cache.get(HookPoint::ResidPost(layer)).expect("recorded by the filter above").get(0).narrow(0, 0, seq);
+            let top = model.arch().unembed(&model.arch().final_norm(&resid)).argmax(-1, false);
+            agree[layer] += count(&top, &final_top);
+            correct[layer] += count(&top, &next);
+        }
+        positions += seq as usize;
+        progress.advance(1);
+    }
+    let rate = |n: i64| n as f64 / positions.max(1) as f64;
+    Ok(LensCurve {
+        positions,
+        agrees_with_final: agree.into_iter().map(rate).collect(),
+        correct: correct.into_iter().map(rate).collect(),
+        final_correct: rate(final_correct),
+    })
+}

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::dataset::{collect, TokenLabeller};
 use crate::error::{ProbeError, Result};
-use crate::protocol::{sweep, PointResult, SweepConfig};
+use crate::plots::{Curve, LayerPlot};
+use crate::protocol::{sweep, PointResult, Summary, SweepConfig};
 
 /// Everything a probing study found.
 #[derive(Debug, Clone, Serialize)]
@@ -92,12 +93,55 @@ impl StudyReport {
         out
     }
 
-    /// Writes `results.json` and `results.csv` into `dir` (created if needed), each atomically.
+    /// Writes `results.json`, `results.csv`, and the accuracy and selectivity plots (`accuracy.png/svg`,
+    /// `selectivity.png/svg`) into `dir` (created if needed), each atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", dir.display())))?;
-        let json = serde_json::to_string_pretty(self).map_err(|e| ProbeError::InvalidInput(e.to_string()))?;
-        models::files::write_atomically(&dir.join("results.json"), json.as_bytes())?;
-        models::files::write_atomically(&dir.join("results.csv"), self.to_csv().as_bytes())?;
+        write_json_and_csv(dir, self, &self.to_csv())?;
+        let random = self.random_init.as_deref().unwrap_or_default();
+        let mut accuracy = vec![
+            curve("trained: task", &self.trained, |r| &r.accuracy),
+            curve("trained: control task", &self.trained, |r| &r.control),
+            majority_curve(&self.trained),
+        ];
+        let mut selectivity = vec![curve("trained", &self.trained, |r| &r.selectivity)];
+        if !random.is_empty() {
+            accuracy.push(curve("random init: task", random, |r| &r.accuracy));
+            selectivity.push(curve("random init", random, |r| &r.selectivity));
+        }
+        let title = |what: &str| {
+            format!("{}: {what} per layer (mean of {} seeds, 95% interval)", self.task, self.config.seeds.len())
+        };
+        LayerPlot { title: title("probe accuracy"), y_label: "test accuracy".into(), curves: accuracy }
+            .write(&dir.join("accuracy"))?;
+        LayerPlot { title: title("selectivity"), y_label: "accuracy - control accuracy".into(), curves: selectivity }
+            .write(&dir.join("selectivity"))?;
         Ok(())
     }
+}
+
+/// The layer a result was measured at (its position in the list when the point has no layer).
+fn layer_of(index: usize, result: &PointResult) -> f64 {
+    result.point.parse::<HookPoint>().ok().and_then(HookPoint::layer).unwrap_or(index) as f64
+}
+
+/// One summary per layer as a plotted curve.
+pub fn curve(name: &str, results: &[PointResult], pick: impl Fn(&PointResult) -> &Summary) -> Curve {
+    let points =
+        results.iter().enumerate().map(|(i, r)| (layer_of(i, r), pick(r).mean, pick(r).low, pick(r).high)).collect();
+    Curve { name: name.to_string(), points }
+}
+
+fn majority_curve(results: &[PointResult]) -> Curve {
+    let points =
+        results.iter().enumerate().map(|(i, r)| (layer_of(i, r), r.majority, r.majority, r.majority)).collect();
+    Curve { name: "majority class".into(), points }
+}
+
+/// Writes `results.json` (`value` as JSON) and `results.csv` into `dir`, creating it, each atomically.
+pub fn write_json_and_csv(dir: &Path, value: &impl Serialize, csv: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", dir.display())))?;
+    let json = serde_json::to_string_pretty(value).map_err(|e| ProbeError::InvalidInput(e.to_string()))?;
+    models::files::write_atomically(&dir.join("results.json"), json.as_bytes())?;
+    models::files::write_atomically(&dir.join("results.csv"), csv.as_bytes())?;
+    Ok(())
 }

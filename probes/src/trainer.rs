@@ -9,13 +9,17 @@ use models::tch::{Device, Kind, Tensor};
 
 use crate::error::{ProbeError, Result};
 
-/// `x` `[n, d]` standardised with the mean and standard deviation of the rows `fit_rows` (constant features
-/// keep scale 1).
-pub fn standardize(x: &Tensor, fit_rows: &Tensor) -> Tensor {
+/// The mean and standard deviation `[1, d]` of the rows `fit_rows` of `x` `[n, d]` (constant features get
+/// scale 1).
+pub fn feature_scale(x: &Tensor, fit_rows: &Tensor) -> (Tensor, Tensor) {
     let rows = x.index_select(0, fit_rows);
-    let mean = rows.mean_dim(0, true, Kind::Float);
     let std = rows.std_correction(0, 0, true);
-    let std = std.where_self(&std.gt(1e-12), &std.ones_like());
+    (rows.mean_dim(0, true, Kind::Float), std.where_self(&std.gt(1e-12), &std.ones_like()))
+}
+
+/// `x` `[n, d]` standardised with the [`feature_scale`] of the rows `fit_rows`.
+pub fn standardize(x: &Tensor, fit_rows: &Tensor) -> Tensor {
+    let (mean, std) = feature_scale(x, fit_rows);
     (x - mean) / std
 }
 
@@ -198,6 +202,13 @@ impl LogisticBatch {
     /// Probe `k`'s weights `[d, classes]` in the standardised feature space.
     pub fn weights(&self, k: i64) -> Tensor {
         self.weight.narrow(1, k * self.classes, self.classes)
+    }
+
+    /// Per class, the direction `[classes, d]` in the raw feature space that raises that class's logit against
+    /// the others' mean: probe `k`'s class weights minus their mean, divided by the features' `std` `[1, d]`.
+    pub fn class_directions(&self, k: i64, std: &Tensor) -> Tensor {
+        let w = self.weights(k);
+        (&w - w.mean_dim(1, true, Kind::Float)).tr() / std
     }
 }
 

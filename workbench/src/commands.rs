@@ -23,6 +23,9 @@ enum Command {
     Inspect(InspectArgs),
     /// Where is a property of code represented? Linear probes per layer, with controls, over CPython files.
     Probe(ProbeArgs),
+    /// Logit lens over CPython files: per layer, how often the early read-out is already the final top-1 and
+    /// the true next token.
+    Lens(LensArgs),
 }
 
 /// Which model to load and where to run it.
@@ -122,12 +125,32 @@ struct InspectArgs {
 }
 
 /// A built-in probing task.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ProbeTask {
     /// Bracket nesting depth (0, 1, 2, 3 or deeper).
     BracketDepth,
     /// Indentation level (0, 1, 2, 3 or deeper).
     IndentLevel,
+    /// The tree-sitter-python category of each token (keyword, identifier, operator, string ...).
+    Syntax,
+    /// Values of variables in generated programs: current and future state, the swapped-semantics control,
+    /// and a steering check at the best layer.
+    ProgramState,
+    /// API-name cloze prompts from real standard-library uses, top-k per layer through the logit lens.
+    ApiCloze,
+    /// Spans and labels from a JSONL file (`--spans`).
+    User,
+}
+
+/// The probe to fit.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ProbeChoice {
+    /// Logistic regression, batched tch trainer.
+    Logistic,
+    /// Logistic regression, linfa-logistic (slow).
+    LogisticLinfa,
+    /// Ridge regression on the label as a number.
+    Ridge,
 }
 
 #[derive(Debug, Args)]
@@ -137,10 +160,16 @@ struct ProbeArgs {
     /// What to probe for.
     #[arg(long, value_enum, default_value = "bracket-depth")]
     task: ProbeTask,
-    /// Layers whose residual stream (hook_resid_post) is probed, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [0, 5, 10, 15, 20, 25, 29])]
-    layers: Vec<usize>,
-    /// How many CPython standard-library files to read (a fixed, sorted list).
+    /// The JSONL file of a user task: {"text", "start", "end", "label"} per line, spans in characters.
+    #[arg(long)]
+    spans: Option<std::path::PathBuf>,
+    /// Layers whose residual stream (hook_resid_post) is probed: `all`, or comma-separated numbers.
+    #[arg(long, default_value = "all")]
+    layers: String,
+    /// The probe.
+    #[arg(long, value_enum, default_value = "logistic")]
+    probe: ProbeChoice,
+    /// How many CPython standard-library files to read (a fixed, sorted list), or programs to generate.
     #[arg(long, default_value_t = 40)]
     files: usize,
     /// Tokens read per file.
@@ -164,6 +193,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate(&args),
         Command::Inspect(args) => inspect(&args),
         Command::Probe(args) => probe(&args),
+        Command::Lens(args) => lens(&args),
     }
 }
 
@@ -241,34 +271,176 @@ fn inspect(args: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// The layers named by `--layers` (`all` or a comma-separated list), checked against the model.
+fn parse_layers(spec: &str, n_layers: usize) -> Result<Vec<usize>> {
+    if spec == "all" {
+        return Ok((0..n_layers).collect());
+    }
+    let layers: Vec<usize> = spec
+        .split(',')
+        .map(|l| l.trim().parse().with_context(|| format!("--layers: {l:?} is not a layer number or `all`")))
+        .collect::<Result<_>>()?;
+    for &layer in &layers {
+        models::HookPoint::ResidPost(layer).check(n_layers)?;
+    }
+    Ok(layers)
+}
+
+/// `--out`, or `runs/<unix time>-<what>`.
+fn output_dir(out: &Option<std::path::PathBuf>, what: &str) -> std::path::PathBuf {
+    out.clone().unwrap_or_else(|| {
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        std::path::PathBuf::from(format!("runs/{stamp}-{what}"))
+    })
+}
+
+fn write_json(dir: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    models::files::write_atomically(&dir.join("results.json"), serde_json::to_string_pretty(value)?.as_bytes())?;
+    Ok(())
+}
+
 fn probe(args: &ProbeArgs) -> Result<()> {
     let model = args.model.load()?;
-    for &layer in &args.layers {
-        models::HookPoint::ResidPost(layer).check(model.shape().n_layers)?;
-    }
-    let documents = probes::corpus::stdlib_documents(args.files)?;
-    let labeller: Box<dyn probes::dataset::TokenLabeller> = match args.task {
-        ProbeTask::BracketDepth => Box::new(probes::dataset::BracketDepth { max: 3 }),
-        ProbeTask::IndentLevel => Box::new(probes::dataset::IndentLevel { max: 3 }),
+    let layers = parse_layers(&args.layers, model.shape().n_layers)?;
+    let kind = match args.probe {
+        ProbeChoice::Logistic => probes::protocol::ProbeKind::Logistic,
+        ProbeChoice::LogisticLinfa => probes::protocol::ProbeKind::LogisticLinfa,
+        ProbeChoice::Ridge => probes::protocol::ProbeKind::Ridge,
     };
-    let points: Vec<models::HookPoint> = args.layers.iter().map(|&l| models::HookPoint::ResidPost(l)).collect();
+    let sweep = probes::protocol::SweepConfig {
+        seeds: (0..args.seeds.max(1)).collect(),
+        ..probes::protocol::SweepConfig::for_probe(kind)
+    };
+    let bar = Bar::new();
+    match args.task {
+        ProbeTask::ApiCloze => return api_cloze(&model, args, &bar),
+        ProbeTask::ProgramState => return program_state(&model, args, layers, sweep, &bar),
+        _ => {}
+    }
+    let (documents, labeller): (Vec<String>, Box<dyn probes::dataset::TokenLabeller>) = match args.task {
+        ProbeTask::User => {
+            let path = args.spans.as_ref().context("--task user needs --spans FILE.jsonl")?;
+            let task = probes::tasks::user::UserTask::load(path)?;
+            (task.documents.clone(), Box::new(task))
+        }
+        task => {
+            let labeller: Box<dyn probes::dataset::TokenLabeller> = match task {
+                ProbeTask::IndentLevel => Box::new(probes::dataset::IndentLevel { max: 3 }),
+                ProbeTask::Syntax => Box::new(probes::tasks::syntax::SyntaxKind),
+                _ => Box::new(probes::dataset::BracketDepth { max: 3 }),
+            };
+            (probes::corpus::stdlib_documents(args.files)?, labeller)
+        }
+    };
+    let points: Vec<models::HookPoint> = layers.iter().map(|&l| models::HookPoint::ResidPost(l)).collect();
     let spec = probes::study::StudySpec {
         documents: &documents,
         labeller: labeller.as_ref(),
         points: &points,
         max_tokens: args.max_tokens,
-        sweep: probes::protocol::SweepConfig { seeds: (0..args.seeds.max(1)).collect(), ..Default::default() },
+        sweep,
         random_init_seed: args.random_init.then_some(0),
     };
-    let bar = Bar::new();
     let report = probes::study::run_study(&model, &spec, &bar)?;
     bar.0.finish_and_clear();
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        std::path::PathBuf::from(format!("runs/{stamp}-probe-{}", report.task))
-    });
+    let out = output_dir(&args.out, &format!("probe-{}", report.task));
     report.write(&out)?;
-    println!("{} labelled tokens from {} files; results in {}", report.tokens, report.documents, out.display());
+    println!(
+        "{} labelled tokens from {} documents; results and plots in {}",
+        report.tokens,
+        report.documents,
+        out.display()
+    );
     print!("{}", report.to_csv());
+    Ok(())
+}
+
+fn api_cloze(model: &Model, args: &ProbeArgs, bar: &Bar) -> Result<()> {
+    let stdlib = models::catalogue::data_dir().join("cpython-stdlib");
+    let cases = probes::tasks::api_cloze::cloze_cases(model, &stdlib, args.files * 5, 5)?;
+    let report = probes::tasks::api_cloze::run_cloze(model, &cases, bar)?;
+    bar.0.finish_and_clear();
+    let out = output_dir(&args.out, "probe-api-cloze");
+    write_json(&out, &serde_json::json!({"report": report, "cases": cases}))?;
+    let o = &report.output;
+    println!("{} cloze prompts over {} modules; results in {}", report.cases, report.modules, out.display());
+    println!("output: top-1 {:.3}, top-5 {:.3}, top-10 {:.3}", o.top1, o.top5, o.top10);
+    for l in &report.per_layer {
+        println!("layer {:>2}: top-1 {:.3}, top-5 {:.3}", l.layer.unwrap_or_default(), l.top1, l.top5);
+    }
+    Ok(())
+}
+
+fn program_state(
+    model: &Model,
+    args: &ProbeArgs,
+    layers: Vec<usize>,
+    sweep: probes::protocol::SweepConfig,
+    bar: &Bar,
+) -> Result<()> {
+    let spec = probes::program_study::ProgramStudySpec {
+        programs: args.files,
+        statements: 6,
+        steering_programs: 50,
+        steering_scale: 1.0,
+        seed: 0,
+        layers,
+        sweep,
+        random_init: args.random_init,
+    };
+    let report = probes::program_study::run_program_study(model, &spec, bar)?;
+    bar.0.finish_and_clear();
+    let out = output_dir(&args.out, "probe-program-state");
+    report.write(&out)?;
+    let s = &report.steering;
+    println!("{} labelled statements from {} programs; results in {}", report.tokens, spec.programs, out.display());
+    println!(
+        "best layer {}; accuracy minus swapped-semantics accuracy there: {:+.3}",
+        report.best_point, report.semantic_gap
+    );
+    println!(
+        "steering at {} (norm {:.1}): mean change of log p(target value) {:+.3} along the probe, {:+.3} along random directions; effect size {:.2}",
+        s.point, s.norm, s.probe.mean_delta_logprob, s.random.mean_delta_logprob, s.effect_size
+    );
+    print!("{}", report.to_csv());
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct LensArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// How many CPython standard-library files to read.
+    #[arg(long, default_value_t = 10)]
+    files: usize,
+    /// Tokens read per file.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// Folder for results.json (default: runs/<time>-lens).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+fn lens(args: &LensArgs) -> Result<()> {
+    let model = args.model.load()?;
+    let documents = probes::corpus::stdlib_documents(args.files)?;
+    let bar = Bar::new();
+    let curve = probes::lens_over_corpus(&model, &documents, args.max_tokens, &bar)?;
+    bar.0.finish_and_clear();
+    let out = output_dir(&args.out, "lens");
+    write_json(&out, &curve)?;
+    if args.model.json {
+        println!("{}", serde_json::to_string_pretty(&curve)?);
+        return Ok(());
+    }
+    println!(
+        "{} positions; the model's own top-1 is the next token at {:.3} of them",
+        curve.positions, curve.final_correct
+    );
+    println!("layer  = final top-1  = next token");
+    for (layer, (agree, correct)) in curve.agrees_with_final.iter().zip(&curve.correct).enumerate() {
+        println!("{layer:>5}  {agree:>11.3}  {correct:>12.3}");
+    }
     Ok(())
 }
