@@ -33,15 +33,13 @@ fn category(node: &Node) -> usize {
     class(name)
 }
 
-/// The category of the byte at `at` in the parsed text.
+/// The category of the byte at `at` in the parsed text: the leaf that covers it, or whitespace between leaves.
 fn category_at(root: &Node, text: &[u8], at: usize) -> usize {
-    if text[at].is_ascii_whitespace() {
-        return class("whitespace");
-    }
     match root.descendant_for_byte_range(at, at + 1) {
         Some(node) if node.child_count() == 0 => category(&node),
-        // Inside a string's content that has children (f-strings), or a node with no leaf at this byte.
-        Some(node) if node.kind() == "string" || node.kind() == "string_content" => class("string"),
+        // String content with children (escapes, f-string parts) still covers this byte.
+        Some(node) if matches!(node.kind(), "string" | "string_content") => class("string"),
+        _ if text[at].is_ascii_whitespace() => class("whitespace"),
         _ => class("other"),
     }
 }
