@@ -1,7 +1,9 @@
 //! Activation datasets: run a model over documents, keep the activations of chosen hook points at labelled
 //! token positions, and split train / validation / test by document so that no document leaks across.
 
-use models::tch::{Device, Kind};
+use std::path::Path;
+
+use models::tch::{Device, Kind, Tensor};
 use models::tokenizer::ByteSpan;
 use models::{HookPoint, Model, Progress};
 use ndarray::Array2;
@@ -187,6 +189,64 @@ fn run_batch(
     Ok(())
 }
 
+impl ActivationDataset {
+    /// Saves the dataset as one safetensors file: features (as f16 when `half`, halving the size) under
+    /// `features.{k}.{hook point}`, and `labels`, `groups`, `tokens` as i64. Written to a temporary file, then
+    /// renamed.
+    pub fn save(&self, path: &Path, half: bool) -> Result<()> {
+        let kind = if half { Kind::Half } else { Kind::Float };
+        let as_i64 = |v: Vec<i64>| Tensor::from_slice(&v);
+        let mut tensors: Vec<(String, Tensor)> = self
+            .points
+            .iter()
+            .zip(&self.features)
+            .enumerate()
+            .map(|(k, (point, x))| {
+                (format!("features.{k}.{point}"), crate::protocol::to_tensor(x, Device::Cpu).to_kind(kind))
+            })
+            .collect();
+        tensors.push(("labels".into(), as_i64(self.labels.iter().map(|&l| l as i64).collect())));
+        tensors.push(("groups".into(), as_i64(self.groups.iter().map(|&g| g as i64).collect())));
+        tensors.push(("tokens".into(), as_i64(self.tokens.iter().map(|&t| i64::from(t)).collect())));
+        let temp = path.with_extension("safetensors.tmp");
+        Tensor::write_safetensors(&tensors, &temp).map_err(models::ModelError::from)?;
+        std::fs::rename(&temp, path).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", path.display())))
+    }
+
+    /// Loads a dataset written by [`ActivationDataset::save`] (features come back as f32).
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |why: String| ProbeError::InvalidInput(format!("{}: {why}", path.display()));
+        let tensors = Tensor::read_safetensors(path).map_err(|e| bad(e.to_string()))?;
+        let column = |name: &str| -> Result<Vec<i64>> {
+            let t = tensors.iter().find(|(n, _)| n == name).ok_or_else(|| bad(format!("no `{name}` tensor")))?;
+            Vec::<i64>::try_from(&t.1).map_err(|e| bad(e.to_string()))
+        };
+        let labels: Vec<usize> = column("labels")?.into_iter().map(|v| v as usize).collect();
+        let mut features: Vec<(usize, HookPoint, Array2<f32>)> = Vec::new();
+        for (name, t) in &tensors {
+            let Some(rest) = name.strip_prefix("features.") else { continue };
+            let (k, point) = rest.split_once('.').ok_or_else(|| bad(format!("bad tensor name {name}")))?;
+            let k: usize = k.parse().map_err(|_| bad(format!("bad tensor name {name}")))?;
+            let size = t.size();
+            if size.len() != 2 || size[0] as usize != labels.len() {
+                return Err(bad(format!("{name} has shape {size:?} for {} rows", labels.len())));
+            }
+            let values = Vec::<f32>::try_from(t.to_kind(Kind::Float).flatten(0, -1)).map_err(|e| bad(e.to_string()))?;
+            let x =
+                Array2::from_shape_vec((size[0] as usize, size[1] as usize), values).map_err(|e| bad(e.to_string()))?;
+            features.push((k, point.parse()?, x));
+        }
+        features.sort_by_key(|f| f.0);
+        Ok(ActivationDataset {
+            points: features.iter().map(|f| f.1).collect(),
+            features: features.into_iter().map(|f| f.2).collect(),
+            labels,
+            groups: column("groups")?.into_iter().map(|v| v as usize).collect(),
+            tokens: column("tokens")?.into_iter().map(|v| v as u32).collect(),
+        })
+    }
+}
+
 /// Row indices of a train / validation / test split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Split {
@@ -242,6 +302,32 @@ mod tests {
         assert!(a.is_disjoint(&b) && a.is_disjoint(&c) && b.is_disjoint(&c));
         assert_eq!(split.train.len() + split.validation.len() + split.test.len(), 50);
         assert_ne!(grouped_split(&groups, 0.6, 0.2, 4), split, "the seed must matter");
+    }
+
+    #[test]
+    fn datasets_round_trip_through_safetensors_in_f32_and_f16() {
+        let x = Array2::from_shape_fn((4, 3), |(i, j)| (i * 3 + j) as f32 * 0.25 - 1.0);
+        let data = ActivationDataset {
+            points: vec![HookPoint::ResidPost(3), HookPoint::MlpPost(1)],
+            features: vec![x.clone(), x.mapv(|v| v * 2.0)],
+            labels: vec![0, 1, 2, 1],
+            groups: vec![0, 0, 1, 1],
+            tokens: vec![5, 6, 7, 8],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for half in [false, true] {
+            let path = dir.path().join("data.safetensors");
+            data.save(&path, half).unwrap();
+            let back = ActivationDataset::load(&path).unwrap();
+            // Multiples of 0.25 up to 4 are exact in f16 too.
+            assert_eq!(
+                (back.points, back.features, back.labels),
+                (data.points.clone(), data.features.clone(), data.labels.clone())
+            );
+            assert_eq!((back.groups, back.tokens), (data.groups.clone(), data.tokens.clone()));
+        }
+        std::fs::write(dir.path().join("bad.safetensors"), b"not a safetensors file").unwrap();
+        assert!(ActivationDataset::load(&dir.path().join("bad.safetensors")).is_err());
     }
 
     #[test]

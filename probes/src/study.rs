@@ -45,6 +45,9 @@ pub struct StudySpec<'a> {
     pub sweep: SweepConfig,
     /// With a seed, also probe a randomly initialised model of the same architecture.
     pub random_init_seed: Option<u64>,
+    /// Also save the trained model's activation dataset to this safetensors file (features in f16 when the
+    /// flag is set).
+    pub save_dataset: Option<(&'a Path, bool)>,
 }
 
 /// Runs the study. For the random-initialisation baseline the model's weights are replaced and restored
@@ -52,6 +55,9 @@ pub struct StudySpec<'a> {
 pub fn run_study(model: &Model, spec: &StudySpec, progress: &dyn Progress) -> Result<StudyReport> {
     let gather = || collect(model, spec.documents, spec.labeller, spec.points, spec.max_tokens, progress);
     let data = gather()?;
+    if let Some((path, half)) = spec.save_dataset {
+        data.save(path, half)?;
+    }
     let trained = sweep(&data, &spec.sweep, progress)?;
     let random_init = match spec.random_init_seed {
         None => None,

@@ -175,6 +175,15 @@ struct ProbeArgs {
     /// Tokens read per file.
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
+    /// Save the activation dataset to this safetensors file.
+    #[arg(long)]
+    save_activations: Option<std::path::PathBuf>,
+    /// Store saved activations as f16 (half the size).
+    #[arg(long)]
+    f16: bool,
+    /// Norm of the program-state steering vector, as a multiple of the mean residual norm at the best layer.
+    #[arg(long, default_value_t = 0.5)]
+    steering_scale: f64,
     /// Seeds (one split and control task each).
     #[arg(long, default_value_t = 3)]
     seeds: u64,
@@ -341,6 +350,7 @@ fn probe(args: &ProbeArgs) -> Result<()> {
         max_tokens: args.max_tokens,
         sweep,
         random_init_seed: args.random_init.then_some(0),
+        save_dataset: args.save_activations.as_deref().map(|p| (p, args.f16)),
     };
     let report = probes::study::run_study(&model, &spec, &bar)?;
     bar.0.finish_and_clear();
@@ -383,7 +393,7 @@ fn program_state(
         programs: args.files,
         statements: 6,
         steering_programs: 50,
-        steering_scale: 1.0,
+        steering_scale: args.steering_scale,
         seed: 0,
         layers,
         sweep,

@@ -134,3 +134,61 @@ fn probe_writes_results_with_controls_and_a_random_init_baseline() {
         .unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("30 layers"));
 }
+
+/// A user task from JSONL over real code (the keyword `def` versus the function name after it), probed at
+/// two layers; the activations are saved in f16 and the plots written.
+#[test]
+fn probe_runs_a_user_task_from_jsonl_and_saves_activations() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = Vec::new();
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/cpython-stdlib");
+    for name in ["base64.py", "bisect.py", "calendar.py", "copy.py", "csv.py", "fnmatch.py"] {
+        let text: String = std::fs::read_to_string(data.join(name)).unwrap().chars().take(3000).collect();
+        let chars: Vec<char> = text.chars().collect();
+        let word_at = |i: usize, w: &str| chars[i..].iter().take(w.len()).collect::<String>() == w;
+        for i in 0..chars.len().saturating_sub(8) {
+            if word_at(i, "def ") {
+                lines.push(serde_json::json!({"text": text, "start": i, "end": i + 3, "label": "keyword"}));
+                let end = (i + 4..chars.len()).find(|&j| !(chars[j].is_alphanumeric() || chars[j] == '_')).unwrap_or(chars.len());
+                lines.push(serde_json::json!({"text": text, "start": i + 4, "end": end, "label": "name"}));
+            }
+        }
+    }
+    let spans = dir.path().join("defs.jsonl");
+    std::fs::write(&spans, lines.iter().map(|l| l.to_string() + "\n").collect::<String>()).unwrap();
+    let (out, saved) = (dir.path().join("out"), dir.path().join("acts.safetensors"));
+    let run = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args([
+            "probe",
+            "--task",
+            "user",
+            "--layers",
+            "1,10",
+            "--max-tokens",
+            "1024",
+            "--f16",
+            "--device",
+            "cpu",
+            "--spans",
+        ])
+        .arg(&spans)
+        .arg("--save-activations")
+        .arg(&saved)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(report["task"], "defs");
+    assert_eq!(report["classes"], 2);
+    assert!(report["trained"][1]["accuracy"]["mean"].as_f64().unwrap() > 0.9, "{}", report["trained"][1]);
+    for plot in ["accuracy.png", "accuracy.svg", "selectivity.png", "selectivity.svg"] {
+        assert!(std::fs::metadata(out.join(plot)).unwrap().len() > 1000, "{plot}");
+    }
+    let dataset = probes::dataset::ActivationDataset::load(&saved).unwrap();
+    assert_eq!(dataset.labels.len() as u64, report["tokens"].as_u64().unwrap());
+    assert_eq!(dataset.features[0].ncols(), 576);
+    let missing = Command::new(env!("CARGO_BIN_EXE_workbench")).args(["probe", "--task", "user"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--spans"));
+}
