@@ -149,7 +149,9 @@ fn probe_runs_a_user_task_from_jsonl_and_saves_activations() {
         for i in 0..chars.len().saturating_sub(8) {
             if word_at(i, "def ") {
                 lines.push(serde_json::json!({"text": text, "start": i, "end": i + 3, "label": "keyword"}));
-                let end = (i + 4..chars.len()).find(|&j| !(chars[j].is_alphanumeric() || chars[j] == '_')).unwrap_or(chars.len());
+                let end = (i + 4..chars.len())
+                    .find(|&j| !(chars[j].is_alphanumeric() || chars[j] == '_'))
+                    .unwrap_or(chars.len());
                 lines.push(serde_json::json!({"text": text, "start": i + 4, "end": end, "label": "name"}));
             }
         }
@@ -191,4 +193,34 @@ fn probe_runs_a_user_task_from_jsonl_and_saves_activations() {
     assert_eq!(dataset.features[0].ncols(), 576);
     let missing = Command::new(env!("CARGO_BIN_EXE_workbench")).args(["probe", "--task", "user"]).output().unwrap();
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--spans"));
+}
+
+/// The program-state study end to end on few programs: all three label sets per layer, the swapped-semantics
+/// gap, and the steering check against random directions.
+#[test]
+fn probe_program_state_reports_semantics_control_and_steering() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ps");
+    let run = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args(["probe", "--task", "program-state", "--files", "60", "--layers", "3,12", "--device", "cpu", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(report["tokens"], 60 * 6, "one labelled token per statement");
+    for set in ["current", "future", "swapped"] {
+        assert_eq!(report[set].as_array().unwrap().len(), 2, "{set}");
+    }
+    let best = report["current"].as_array().unwrap().iter().find(|r| r["point"] == report["best_point"]).unwrap();
+    let swapped = report["swapped"].as_array().unwrap().iter().find(|r| r["point"] == report["best_point"]).unwrap();
+    let gap = best["accuracy"]["mean"].as_f64().unwrap() - swapped["accuracy"]["mean"].as_f64().unwrap();
+    assert!((gap - report["semantic_gap"].as_f64().unwrap()).abs() < 1e-12);
+    let steering = &report["steering"];
+    assert_eq!(steering["cases"], 50);
+    assert!(steering["norm"].as_f64().unwrap() > 0.0);
+    for side in ["probe", "random"] {
+        assert!(steering[side]["mean_delta_logprob"].as_f64().unwrap().is_finite(), "{steering}");
+    }
+    assert!(std::fs::metadata(out.join("accuracy.svg")).is_ok());
 }
