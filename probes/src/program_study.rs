@@ -44,7 +44,7 @@ pub struct ProgramStudySpec {
 pub struct ProgramStudyReport {
     /// The settings.
     pub spec: ProgramStudySpec,
-    /// Labelled tokens (statement ends).
+    /// Labelled tokens.
     pub tokens: usize,
     /// The current value of the assigned variable, per layer.
     pub current: Vec<PointResult>,

@@ -404,7 +404,7 @@ fn program_state(
     let out = output_dir(&args.out, "probe-program-state");
     report.write(&out)?;
     let s = &report.steering;
-    println!("{} labelled statements from {} programs; results in {}", report.tokens, spec.programs, out.display());
+    println!("{} labelled tokens from {} programs; results in {}", report.tokens, spec.programs, out.display());
     println!(
         "best layer {}; accuracy minus swapped-semantics accuracy there: {:+.3}",
         report.best_point, report.semantic_gap

@@ -208,7 +208,7 @@ fn probe_program_state_reports_semantics_control_and_steering() {
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(report["tokens"], 60 * 6, "one labelled token per statement");
+    assert!(report["tokens"].as_u64().unwrap() > 60 * 6 * 4, "every token of a line is labelled");
     for set in ["current", "future", "swapped"] {
         assert_eq!(report[set].as_array().unwrap().len(), 2, "{set}");
     }

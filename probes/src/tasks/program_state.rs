@@ -1,8 +1,9 @@
 //! Program-state task (after Jin & Rinard, "Evidence of Meaning in Language Models Trained on Programs"):
 //! generated straight-line Python programs over a few integer variables, written as an interactive session
-//! (`>>> b = a + 4`). Each statement's last token is labelled with the value its variable holds after the
-//! statement runs (current state) or at the end of the program (future state). The alternative-semantics
-//! control swaps what `+` and `-` do, re-executes the same text, and labels it with the new values.
+//! (`>>> b = a + 4`). Every token is labelled with the value of the variable its line assigns (or prints) as
+//! of that token (current state: the new value from the statement's last token on) or at the end of the
+//! program (future state). The alternative-semantics control swaps what `+` and `-` do, re-executes the same
+//! text, and labels it with the new values.
 
 use std::collections::HashMap;
 
@@ -164,43 +165,66 @@ pub enum StateTarget {
     Final,
 }
 
-/// The program-state task over a set of programs.
+/// The labels of one line of a program text.
+#[derive(Debug, Clone)]
+struct LineLabels {
+    /// Bytes of the line, its newline included.
+    bytes: std::ops::Range<usize>,
+    /// Byte offset of the statement's last character: tokens ending there or later see the new value.
+    completes_at: usize,
+    /// The label before the statement completes (`None` while the variable is still undefined).
+    before: Option<usize>,
+    /// The label once it has.
+    after: usize,
+}
+
+/// The program-state task over a set of programs. Every token of a line is labelled with a value of the
+/// variable that line assigns (or prints): for the current state, its value as of that token (the old value
+/// until the statement's last token, then the new one); for the future state, its value at the end.
 pub struct ProgramState {
     name: String,
-    /// Labels of each program text: (byte offset of a statement's last character, value).
-    labels: HashMap<String, Vec<(usize, usize)>>,
+    lines: HashMap<String, Vec<LineLabels>>,
 }
 
 impl ProgramState {
     /// Labels for `programs` under `semantics`.
     pub fn new(programs: &[Program], target: StateTarget, semantics: Semantics) -> Self {
-        let labels = programs
-            .iter()
-            .map(|p| {
-                let states = p.execute(semantics);
-                let last = states.last().cloned().unwrap_or_default();
-                let labels = p
-                    .statements
-                    .iter()
-                    .zip(&states)
-                    .zip(p.statement_ends())
-                    .map(|((s, state), end)| {
-                        let value = match target {
-                            StateTarget::Current => state[&s.target],
-                            StateTarget::Final => last[&s.target],
-                        };
-                        (end, value as usize)
-                    })
-                    .collect();
-                (p.text(), labels)
-            })
-            .collect();
+        let lines = programs.iter().map(|p| (p.text(), Self::line_labels(p, target, semantics))).collect();
         let name = format!(
             "program_state_{}{}",
             if target == StateTarget::Current { "current" } else { "final" },
             if semantics == Semantics::Standard { "" } else { "_swapped" }
         );
-        ProgramState { name, labels }
+        ProgramState { name, lines }
+    }
+
+    fn line_labels(program: &Program, target: StateTarget, semantics: Semantics) -> Vec<LineLabels> {
+        let states = program.execute(semantics);
+        let last = states.last().cloned().unwrap_or_default();
+        let value = |v: Option<&i64>| v.map(|&v| v as usize);
+        let mut start = 0;
+        let mut lines: Vec<LineLabels> = program
+            .statements
+            .iter()
+            .zip(program.statement_ends())
+            .enumerate()
+            .map(|(i, (s, end))| {
+                // Tokens before the statement completes are left out while the variable is undefined, for both
+                // targets, so every label set covers the same tokens.
+                let previous = if i == 0 { None } else { states[i - 1].get(&s.target) };
+                let (before, after) = match target {
+                    StateTarget::Current => (value(previous), states[i][&s.target] as usize),
+                    StateTarget::Final => (previous.map(|_| last[&s.target] as usize), last[&s.target] as usize),
+                };
+                let line = LineLabels { bytes: start..end + 2, completes_at: end, before, after };
+                start = end + 2;
+                line
+            })
+            .collect();
+        let printed = last.get(&program.printed).copied().unwrap_or_default() as usize;
+        let text_len = program.text().len();
+        lines.push(LineLabels { bytes: start..text_len, completes_at: start, before: Some(printed), after: printed });
+        lines
     }
 }
 
@@ -214,10 +238,18 @@ impl TokenLabeller for ProgramState {
     }
 
     fn labels(&self, text: &str, spans: &[ByteSpan]) -> Vec<Option<usize>> {
-        let Some(ends) = self.labels.get(text) else { return vec![None; spans.len()] };
+        let Some(lines) = self.lines.get(text) else { return vec![None; spans.len()] };
         spans
             .iter()
-            .map(|&(start, end)| ends.iter().find(|&&(at, _)| (start..end).contains(&at)).map(|&(_, v)| v))
+            .map(|&(start, end)| {
+                let last = end.checked_sub(1).filter(|&l| l >= start)?;
+                let line = lines.iter().find(|l| l.bytes.contains(&last))?;
+                if last >= line.completes_at {
+                    Some(line.after)
+                } else {
+                    line.before
+                }
+            })
             .collect()
     }
 }
@@ -243,10 +275,18 @@ mod tests {
         let ends = program.statement_ends();
         assert_eq!(ends.iter().map(|&e| &text[e..=e]).collect::<Vec<_>>(), ["3", "4", "a"]);
         let task = ProgramState::new(std::slice::from_ref(&program), StateTarget::Current, Semantics::Standard);
-        let spans: Vec<(usize, usize)> = ends.iter().map(|&e| (e, e + 1)).chain([(0, 3)]).collect();
-        assert_eq!(task.labels(&text, &spans), [Some(3), Some(7), Some(4), None]);
+        // Statement ends; ">>>" of line 1 (a undefined) and of line 3 (a still 3); "print"; "a = b" of line 3.
+        let mut spans: Vec<(usize, usize)> = ends.iter().map(|&e| (e, e + 1)).collect();
+        let line3 = text.find(">>> a = b").unwrap();
+        spans.extend([
+            (0, 3),
+            (line3, line3 + 3),
+            (text.find("print").unwrap(), text.find("print").unwrap() + 5),
+            (line3 + 4, line3 + 9),
+        ]);
+        assert_eq!(task.labels(&text, &spans), [Some(3), Some(7), Some(4), None, Some(3), Some(4), Some(3)]);
         let future = ProgramState::new(&[program], StateTarget::Final, Semantics::Standard);
-        assert_eq!(future.labels(&text, &spans), [Some(4), Some(7), Some(4), None]);
+        assert_eq!(future.labels(&text, &spans), [Some(4), Some(7), Some(4), None, Some(4), Some(4), Some(4)]);
     }
 
     #[test]
