@@ -5,6 +5,7 @@
 pub mod corpus;
 pub mod dataset;
 pub mod error;
+pub mod find;
 pub mod linear;
 pub mod logit_lens;
 pub mod plots;

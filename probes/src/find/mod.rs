@@ -1,0 +1,7 @@
+//! FIND-style function interpretation (shared/reference/FIND.md): the suite of numeric and string functions,
+//! the black-box protocol with a budget and a transcript, interpreters, FIND's scores, and adapters that turn
+//! neurons of a loaded model into functions.
+
+pub mod expr;
+pub mod strings;
+pub mod suite;
