@@ -5,8 +5,9 @@
 
 use std::fmt;
 
-/// A value: a number or a string.
-#[derive(Debug, Clone, PartialEq)]
+/// A value: a number or a string (as JSON: a number or a string).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
 pub enum Value {
     /// A real number.
     Num(f64),

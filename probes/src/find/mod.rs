@@ -2,6 +2,11 @@
 //! the black-box protocol with a budget and a transcript, interpreters, FIND's scores, and adapters that turn
 //! neurons of a loaded model into functions.
 
+pub mod evaluate;
 pub mod expr;
+pub mod fit;
+pub mod scientist;
+pub mod score;
+pub mod session;
 pub mod strings;
 pub mod suite;

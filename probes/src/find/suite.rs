@@ -200,7 +200,7 @@ fn n(v: f64) -> String {
 }
 
 /// A base family: (family name, definition, description, domain).
-fn base_function(rng: &mut StdRng) -> (String, String, String) {
+pub(crate) fn base_function(rng: &mut StdRng) -> (String, String, String) {
     let families = [
         "linear",
         "polynomial",
