@@ -2,6 +2,7 @@
 //! the black-box protocol with a budget and a transcript, interpreters, FIND's scores, and adapters that turn
 //! neurons of a loaded model into functions.
 
+pub mod agent;
 pub mod evaluate;
 pub mod expr;
 pub mod fit;

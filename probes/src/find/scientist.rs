@@ -132,9 +132,7 @@ impl Scientist {
                 .collect();
             if session.rounds_left() > 0 && session.ask(&edges).is_ok() {
                 points = numbers(&session.observations());
-                if let Some((refined, clean)) =
-                    find_corruption(&points).filter(|(r, _)| r.0 <= high && r.1 >= low)
-                {
+                if let Some((refined, clean)) = find_corruption(&points).filter(|(r, _)| r.0 <= high && r.1 >= low) {
                     (interval, fit) = (Some(refined), clean);
                 }
             }
