@@ -34,6 +34,9 @@ fn numbers(calls: &[(Value, Value)]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// An observation (x, f(x)).
+type Point = (f64, f64);
+
 /// Runs (in x order) of at least 4 points spanning 3 to 40 whose outputs stay within 0.6 of the run's first
 /// output: where a locally corrupted function shows noise (std 0.1) around one level. Returns each run's
 /// interval and level.
@@ -67,8 +70,7 @@ fn grid_mean(fit: &Fit) -> f64 {
 fn find_corruption(points: &[(f64, f64)]) -> Option<((f64, f64), Fit)> {
     let mut best: Option<(f64, (f64, f64), Fit)> = None;
     for ((low, high), level) in flat_runs(points) {
-        let (inside, outside): (Vec<(f64, f64)>, Vec<(f64, f64)>) =
-            points.iter().partition(|p| (low..=high).contains(&p.0));
+        let (inside, outside): (Vec<Point>, Vec<Point>) = points.iter().partition(|p| (low..=high).contains(&p.0));
         let Some(clean) = best_fit(&outside) else { continue };
         let error = |pts: &[(f64, f64)]| {
             let mut e: Vec<f64> =
