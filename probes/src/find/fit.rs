@@ -272,7 +272,8 @@ mod tests {
 
     #[test]
     fn families_are_recognised_and_the_code_reproduces_the_fit() {
-        let cases: Vec<(&str, Box<dyn Fn(f64) -> f64>)> = vec![
+        type Case = (&'static str, Box<dyn Fn(f64) -> f64>);
+        let cases: Vec<Case> = vec![
             ("linear", Box::new(|x| 2.5 * x - 3.0)),
             ("gaussian", Box::new(|x| 7.0 * (-(x - 20.0).powi(2) / (2.0 * 64.0)).exp())),
             ("step", Box::new(|x| if x > 12.0 { 5.0 } else { -1.0 })),
