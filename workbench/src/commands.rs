@@ -26,11 +26,13 @@ enum Command {
     /// Logit lens over CPython files: per layer, how often the early read-out is already the final top-1 and
     /// the true next token.
     Lens(LensArgs),
+    /// FIND-style function interpretation: the suite, interpreters and scores; neurons as functions; neuron pages.
+    Interpret(InterpretArgs),
 }
 
 /// Which model to load and where to run it.
 #[derive(Debug, Args)]
-struct ModelArgs {
+pub(crate) struct ModelArgs {
     /// Catalogue name (smollm2-135m-instruct), a .gguf file, or a Hugging Face folder.
     #[arg(long, default_value = models::catalogue::DEFAULT_MODEL)]
     model: String,
@@ -42,11 +44,11 @@ struct ModelArgs {
     dtype: String,
     /// Print JSON instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl ModelArgs {
-    fn load(&self) -> Result<Model> {
+    pub(crate) fn load(&self) -> Result<Model> {
         let options = LoadOptions { device: parse_device(&self.device)?, kind: parse_kind(&self.dtype)? };
         let bar = Bar::new();
         let model = Model::load_with_progress(&self.model, options, &bar)
@@ -57,10 +59,10 @@ impl ModelArgs {
 }
 
 /// The command line's drawing of [`Progress`]: an indicatif bar on stderr (hidden when it is not a terminal).
-struct Bar(ProgressBar);
+pub(crate) struct Bar(pub(crate) ProgressBar);
 
 impl Bar {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len}")
@@ -203,6 +205,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(args) => inspect(&args),
         Command::Probe(args) => probe(&args),
         Command::Lens(args) => lens(&args),
+        Command::Interpret(args) => crate::interpret::run(&args.command),
     }
 }
 
@@ -296,14 +299,14 @@ fn parse_layers(spec: &str, n_layers: usize) -> Result<Vec<usize>> {
 }
 
 /// `--out`, or `runs/<unix time>-<what>`.
-fn output_dir(out: &Option<std::path::PathBuf>, what: &str) -> std::path::PathBuf {
+pub(crate) fn output_dir(out: &Option<std::path::PathBuf>, what: &str) -> std::path::PathBuf {
     out.clone().unwrap_or_else(|| {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         std::path::PathBuf::from(format!("runs/{stamp}-{what}"))
     })
 }
 
-fn write_json(dir: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn write_json(dir: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
     models::files::write_atomically(&dir.join("results.json"), serde_json::to_string_pretty(value)?.as_bytes())?;
     Ok(())
@@ -415,6 +418,12 @@ fn program_state(
     );
     print!("{}", report.to_csv());
     Ok(())
+}
+
+#[derive(Debug, Args)]
+struct InterpretArgs {
+    #[command(subcommand)]
+    command: crate::interpret::InterpretCommand,
 }
 
 #[derive(Debug, Args)]

@@ -224,3 +224,41 @@ fn probe_program_state_reports_semantics_control_and_steering() {
     }
     assert!(std::fs::metadata(out.join("accuracy.svg")).is_ok());
 }
+
+/// The FIND suite through the command line: both interpreters scored per category, files written, and a
+/// malformed suite file reported without a panic.
+#[test]
+fn interpret_scores_the_suite_and_rejects_a_bad_suite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("find");
+    let run = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args(["interpret", "suite", "--numeric", "20", "--strings", "10", "--seed", "4", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results.as_array().unwrap().len(), 2);
+    assert_eq!(results[0]["outcomes"].as_array().unwrap().len(), 30);
+    let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
+    assert!(csv.contains("search scientist,Clean") && csv.contains("random guess,StringComposed"), "{csv}");
+    let suite: Value = serde_json::from_str(&std::fs::read_to_string(out.join("suite.json")).unwrap()).unwrap();
+    assert_eq!(suite["functions"].as_array().unwrap().len(), 30);
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"seed": 0, "functions": [{"id": 0, "category": "clean", "description": "", "domain": "", "definition": "x +", "noise": null, "corruption": null, "mlp": null, "test_inputs": []}]}"#).unwrap();
+    let failed = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args(["interpret", "suite", "--suite"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && stderr.contains("function 0") && !stderr.contains("panicked"), "{stderr}");
+    std::fs::write(&bad, "{ not json").unwrap();
+    let failed = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args(["interpret", "suite", "--suite"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!failed.status.success() && String::from_utf8_lossy(&failed.stderr).contains("bad.json"));
+}

@@ -6,6 +6,8 @@ pub mod agent;
 pub mod evaluate;
 pub mod expr;
 pub mod fit;
+pub mod neurons;
+pub mod pages;
 pub mod scientist;
 pub mod score;
 pub mod session;
