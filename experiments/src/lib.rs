@@ -1,2 +1,8 @@
-//! Benchmarks, experiment specs and reports. Built in the benchmarks issue; the crate exists now so the
-//! workspace has its final shape.
+//! Benchmarks and experiments: the sandboxed executor for model-written code, HumanEval with pass@k. Specs in
+//! RON, the runner and reports come with the rest of the benchmarks issue.
+
+pub mod error;
+pub mod humaneval;
+pub mod sandbox;
+
+pub use error::{ExperimentError, Result};

@@ -1,0 +1,18 @@
+//! The one error type of the `experiments` crate.
+
+/// What can go wrong while running benchmarks and experiments.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] models::ModelError),
+    /// The sandbox could not run a program (not: the program failed).
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    /// A data file is missing or malformed.
+    #[error("{0}")]
+    Data(String),
+}
+
+/// Result type of the `experiments` crate.
+pub type Result<T, E = ExperimentError> = std::result::Result<T, E>;
