@@ -203,13 +203,12 @@ impl Sandbox {
                 set_limit(libc::RLIMIT_FSIZE, limits.file_bytes)?;
                 set_limit(libc::RLIMIT_NOFILE, 64)?;
                 set_limit(libc::RLIMIT_CORE, 0)?;
-                if root {
-                    if libc::setgroups(0, std::ptr::null()) != 0
+                if root
+                    && (libc::setgroups(0, std::ptr::null()) != 0
                         || libc::setgid(NOBODY) != 0
-                        || libc::setuid(NOBODY) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                        || libc::setuid(NOBODY) != 0)
+                {
+                    return Err(std::io::Error::last_os_error());
                 }
                 set_limit(libc::RLIMIT_NPROC, limits.processes)?;
                 Ok(())
