@@ -96,4 +96,187 @@ mod tests {
         assert!((pass_at_k(5, 2, 2) - 0.7).abs() < 1e-12);
         assert_eq!(pass_at_k(200, 200, 100), 1.0);
     }
+
+    #[test]
+    fn code_blocks_are_extracted_from_replies() {
+        assert_eq!(extract_code("Here:\n```python\ndef f():\n    return 1\n```\nDone."), "def f():\n    return 1");
+        assert_eq!(extract_code("```\nx = 1\n```"), "x = 1");
+        assert_eq!(extract_code("def g(): pass"), "def g(): pass");
+    }
+}
+
+/// How the model is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// The model continues the prompt; generation stops at the Codex stop sequences.
+    Completion,
+    /// The prompt goes into the chat template; the model writes the whole function in a code block, which is
+    /// extracted and placed after the prompt (redefining the stub, keeping the prompt's imports).
+    Instruct,
+}
+
+/// Codex's stop sequences for the completion protocol.
+pub const STOP_SEQUENCES: [&str; 5] = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"];
+
+/// The first fenced code block of a reply (```python or ```), or the whole reply when there is none.
+pub fn extract_code(reply: &str) -> String {
+    let Some((_, after)) = reply.split_once("```") else { return reply.to_string() };
+    let after = after.strip_prefix("python").or_else(|| after.strip_prefix("py")).unwrap_or(after);
+    after.split_once("```").map_or(after, |(code, _)| code).trim_matches('\n').to_string()
+}
+
+/// The text the model is given for `problem` under `protocol`.
+pub fn model_prompt(model: &models::Model, problem: &Problem, protocol: Protocol) -> Result<String> {
+    Ok(match protocol {
+        Protocol::Completion => problem.prompt.clone(),
+        Protocol::Instruct => model.chat_prompt(&format!(
+            "Complete the following Python function. Reply with the whole function in one ```python code block.\n```python\n{}```",
+            problem.prompt
+        ))?,
+    })
+}
+
+/// Generation settings of a HumanEval run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerationSettings {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Samples per problem.
+    pub samples: usize,
+    /// 0 for greedy.
+    pub temperature: f64,
+    /// Nucleus threshold when sampling.
+    pub top_p: Option<f64>,
+    /// Seed of sample `i` is `seed + i`.
+    pub seed: u64,
+    /// Most new tokens.
+    pub max_new_tokens: usize,
+    /// Prompts generated together.
+    pub batch: usize,
+}
+
+impl Default for GenerationSettings {
+    fn default() -> Self {
+        GenerationSettings {
+            protocol: Protocol::Instruct,
+            samples: 1,
+            temperature: 0.0,
+            top_p: None,
+            seed: 0,
+            max_new_tokens: 384,
+            batch: 8,
+        }
+    }
+}
+
+/// Generates `settings.samples` samples per problem, in batches, reporting progress per problem.
+pub fn generate_samples(
+    model: &models::Model,
+    problems: &[Problem],
+    settings: &GenerationSettings,
+    progress: &dyn models::Progress,
+) -> Result<Vec<Sample>> {
+    progress.begin("generating", problems.len() as u64);
+    let mut samples = Vec::with_capacity(problems.len() * settings.samples);
+    for chunk in problems.chunks(settings.batch.max(1)) {
+        progress.check()?;
+        let prompts: Vec<String> =
+            chunk.iter().map(|p| model_prompt(model, p, settings.protocol)).collect::<Result<_>>()?;
+        let ids: Vec<Vec<u32>> = prompts.iter().map(|p| model.encode(p)).collect::<models::Result<_>>()?;
+        for i in 0..settings.samples.max(1) {
+            let sampling = if settings.temperature > 0.0 {
+                models::Sampling::Random {
+                    temperature: settings.temperature,
+                    top_k: None,
+                    top_p: settings.top_p,
+                    seed: settings.seed + i as u64,
+                }
+            } else {
+                models::Sampling::Greedy
+            };
+            let stop_sequences = match settings.protocol {
+                Protocol::Completion => STOP_SEQUENCES.iter().map(|s| s.to_string()).collect(),
+                Protocol::Instruct => Vec::new(),
+            };
+            let config = models::GenerationConfig {
+                max_new_tokens: settings.max_new_tokens,
+                sampling,
+                stop_sequences,
+                stop_at_eos: true,
+            };
+            let generated = model.generate(&ids, &config, &mut models::Hooks::default())?;
+            for (problem, g) in chunk.iter().zip(generated) {
+                let completion = match settings.protocol {
+                    Protocol::Completion => g.text,
+                    Protocol::Instruct => format!("\n{}\n", extract_code(&g.text)),
+                };
+                samples.push(Sample { task_id: problem.task_id.clone(), completion });
+            }
+        }
+        progress.advance(chunk.len() as u64);
+    }
+    Ok(samples)
+}
+
+/// Execution results of a set of samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct HumanEvalReport {
+    /// Problems evaluated.
+    pub problems: usize,
+    /// Samples per problem.
+    pub samples_per_problem: usize,
+    /// pass@k for each k up to the samples per problem (1, 10, 100 where possible).
+    pub pass_at: std::collections::BTreeMap<String, f64>,
+    /// Passed samples per task id.
+    pub passed: std::collections::BTreeMap<String, usize>,
+    /// Whether programs ran in their own network namespace.
+    pub network_isolated: bool,
+}
+
+/// Runs every sample's check program in the sandbox and computes pass@k.
+pub fn evaluate_samples(
+    problems: &[Problem],
+    samples: &[Sample],
+    sandbox: &crate::sandbox::Sandbox,
+    workers: usize,
+) -> Result<HumanEvalReport> {
+    let programs: Vec<String> = samples
+        .iter()
+        .map(|s| {
+            problems
+                .iter()
+                .find(|p| p.task_id == s.task_id)
+                .map(|p| p.check_program(&s.completion))
+                .ok_or_else(|| ExperimentError::Data(format!("a sample names the unknown task {}", s.task_id)))
+        })
+        .collect::<Result<_>>()?;
+    let results = sandbox.run_all(&programs, workers);
+    let mut counts: std::collections::BTreeMap<String, (usize, usize)> = std::collections::BTreeMap::new();
+    let mut isolated = true;
+    for (sample, result) in samples.iter().zip(results) {
+        let execution = result?;
+        isolated &= execution.network_isolated;
+        let entry = counts.entry(sample.task_id.clone()).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(execution.outcome == crate::sandbox::Outcome::Passed);
+    }
+    let n = counts.values().map(|c| c.0).min().unwrap_or(0);
+    let pass_at = [1, 10, 100]
+        .into_iter()
+        .filter(|&k| k <= n)
+        .map(|k| {
+            (
+                format!("pass@{k}"),
+                counts.values().map(|&(n, c)| pass_at_k(n, c, k)).sum::<f64>() / counts.len().max(1) as f64,
+            )
+        })
+        .collect();
+    Ok(HumanEvalReport {
+        problems: counts.len(),
+        samples_per_problem: n,
+        pass_at,
+        passed: counts.into_iter().map(|(t, (_, c))| (t, c)).collect(),
+        network_isolated: isolated,
+    })
 }

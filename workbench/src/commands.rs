@@ -28,6 +28,8 @@ enum Command {
     Lens(LensArgs),
     /// FIND-style function interpretation: the suite, interpreters and scores; neurons as functions; neuron pages.
     Interpret(InterpretArgs),
+    /// Benchmarks: HumanEval (sandboxed), line completion and perplexity on held-out code.
+    Eval(EvalArgs),
 }
 
 /// Which model to load and where to run it.
@@ -206,6 +208,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Probe(args) => probe(&args),
         Command::Lens(args) => lens(&args),
         Command::Interpret(args) => crate::interpret::run(&args.command),
+        Command::Eval(args) => crate::eval::run(&args.command),
     }
 }
 
@@ -418,6 +421,12 @@ fn program_state(
     );
     print!("{}", report.to_csv());
     Ok(())
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    #[command(subcommand)]
+    command: crate::eval::EvalCommand,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! crates below, and prints what they return; no science happens here.
 
 mod commands;
+mod eval;
 mod interpret;
 
 use clap::Parser;

@@ -1,0 +1,176 @@
+//! Code benchmarks on held-out real code: line completion (greedy next line after a context of N tokens; exact
+//! match and edit similarity) and perplexity with next-token accuracy, over a fixed list of CPython
+//! standard-library files.
+
+use models::tch::{Kind, Tensor};
+use models::{GenerationConfig, Model, Progress};
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// The held-out files: CPython standard-library files 200 to 200 + `count` of the sorted 2-40 KB list (the
+/// probes read the first ones).
+pub fn held_out_files(count: usize) -> Result<Vec<String>> {
+    let files = probes::corpus::stdlib_files(200 + count).map_err(|e| crate::ExperimentError::Data(e.to_string()))?;
+    files[200..]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).map_err(|e| crate::ExperimentError::Data(format!("{}: {e}", p.display()))))
+        .collect()
+}
+
+/// Levenshtein distance between two strings, by characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diagonal + usize::from(ca != cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// 1 - distance / longer length (1 for two empty strings).
+pub fn edit_similarity(a: &str, b: &str) -> f64 {
+    let longest = a.chars().count().max(b.chars().count());
+    if longest == 0 {
+        1.0
+    } else {
+        1.0 - edit_distance(a, b) as f64 / longest as f64
+    }
+}
+
+/// One line to complete.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineCase {
+    /// File number in the held-out list.
+    pub file: usize,
+    /// The true line (without its newline).
+    pub expected: String,
+    /// The model's line.
+    pub predicted: String,
+}
+
+/// Line-completion results.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineReport {
+    /// Context tokens before each line.
+    pub context_tokens: usize,
+    /// Fraction of lines predicted exactly (leading and trailing spaces ignored).
+    pub exact_match: f64,
+    /// Mean edit similarity.
+    pub edit_similarity: f64,
+    /// Every case.
+    pub cases: Vec<LineCase>,
+}
+
+/// For each document, `per_file` lines that start after `context` tokens (evenly spread over the rest of the
+/// file, non-blank): the model greedily writes the next line from the preceding `context` tokens.
+pub fn line_completion(
+    model: &Model,
+    documents: &[String],
+    context: usize,
+    per_file: usize,
+    progress: &dyn Progress,
+) -> Result<LineReport> {
+    progress.begin("line completion", documents.len() as u64);
+    let mut cases = Vec::new();
+    for (file, text) in documents.iter().enumerate() {
+        progress.check()?;
+        let (ids, spans) = model.tokenizer.encode_with_offsets(text)?;
+        // Token positions that begin a non-blank line, after enough context.
+        let starts: Vec<usize> = (context..ids.len())
+            .filter(|&i| {
+                spans[i].0 > 0
+                    && text.as_bytes()[spans[i].0 - 1] == b'\n'
+                    && text[spans[i].0..].lines().next().is_some_and(|l| !l.trim().is_empty())
+            })
+            .collect();
+        let chosen: Vec<usize> = (0..per_file.min(starts.len()))
+            .map(|k| starts[k * starts.len() / per_file.min(starts.len()).max(1)])
+            .collect();
+        let prompts: Vec<Vec<u32>> = chosen.iter().map(|&i| ids[i - context..i].to_vec()).collect();
+        if prompts.is_empty() {
+            progress.advance(1);
+            continue;
+        }
+        let config =
+            GenerationConfig { stop_sequences: vec!["\n".into()], stop_at_eos: true, ..GenerationConfig::greedy(48) };
+        let generated = model.generate(&prompts, &config, &mut models::Hooks::default())?;
+        for (&i, g) in chosen.iter().zip(generated) {
+            let expected = text[spans[i].0..].lines().next().unwrap_or_default().to_string();
+            cases.push(LineCase { file, expected, predicted: g.text });
+        }
+        progress.advance(1);
+    }
+    let n = cases.len().max(1) as f64;
+    Ok(LineReport {
+        context_tokens: context,
+        exact_match: cases.iter().filter(|c| c.expected.trim() == c.predicted.trim()).count() as f64 / n,
+        edit_similarity: cases.iter().map(|c| edit_similarity(c.expected.trim(), c.predicted.trim())).sum::<f64>() / n,
+        cases,
+    })
+}
+
+/// Perplexity and next-token accuracy.
+#[derive(Debug, Clone, Serialize)]
+pub struct PerplexityReport {
+    /// Tokens predicted.
+    pub tokens: usize,
+    /// exp(mean negative log-likelihood).
+    pub perplexity: f64,
+    /// Fraction of tokens that are the model's top-1.
+    pub next_token_accuracy: f64,
+}
+
+/// Perplexity over the first `max_tokens` tokens of each document.
+pub fn perplexity(
+    model: &Model,
+    documents: &[String],
+    max_tokens: usize,
+    progress: &dyn Progress,
+) -> Result<PerplexityReport> {
+    progress.begin("perplexity", documents.len() as u64);
+    let (mut nll, mut hits, mut tokens) = (0.0, 0i64, 0usize);
+    for text in documents {
+        progress.check()?;
+        let mut ids = model.tokenizer.encode(text, false)?;
+        ids.truncate(max_tokens.min(model.shape().context_length));
+        if ids.len() < 2 {
+            progress.advance(1);
+            continue;
+        }
+        let logits = model.logits(&ids)?;
+        let _guard = models::tch::no_grad_guard();
+        let n = ids.len() as i64 - 1;
+        let next =
+            Tensor::from_slice(&ids[1..].iter().map(|&t| i64::from(t)).collect::<Vec<_>>()).to_device(logits.device());
+        let log_p = logits.narrow(0, 0, n).log_softmax(-1, Kind::Float);
+        nll -= f64::try_from(log_p.gather(1, &next.unsqueeze(1), false).sum(Kind::Double))
+            .map_err(models::ModelError::from)?;
+        hits += i64::try_from(log_p.argmax(-1, false).eq_tensor(&next).sum(Kind::Int64))
+            .map_err(models::ModelError::from)?;
+        tokens += n as usize;
+        progress.advance(1);
+    }
+    let n = tokens.max(1) as f64;
+    Ok(PerplexityReport { tokens, perplexity: (nll / n).exp(), next_token_accuracy: hits as f64 / n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_by_hand() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("flaw", "lawn"), 2);
+        assert!((edit_similarity("return x", "return y") - 7.0 / 8.0).abs() < 1e-12);
+        assert_eq!(edit_similarity("", ""), 1.0);
+    }
+}
