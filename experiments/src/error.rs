@@ -12,6 +12,12 @@ pub enum ExperimentError {
     /// A data file is missing or malformed.
     #[error("{0}")]
     Data(String),
+    /// An experiment spec is malformed (the message names the file, line and field).
+    #[error("spec {0}")]
+    Spec(String),
+    /// A probing or interpretation step failed.
+    #[error(transparent)]
+    Probe(#[from] probes::ProbeError),
 }
 
 /// Result type of the `experiments` crate.

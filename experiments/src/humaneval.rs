@@ -107,7 +107,6 @@ mod tests {
 
 /// How the model is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Protocol {
     /// The model continues the prompt; generation stops at the Codex stop sequences.
     Completion,

@@ -4,6 +4,8 @@
 pub mod code_metrics;
 pub mod error;
 pub mod humaneval;
+pub mod runner;
 pub mod sandbox;
+pub mod spec;
 
 pub use error::{ExperimentError, Result};

@@ -30,6 +30,40 @@ enum Command {
     Interpret(InterpretArgs),
     /// Benchmarks: HumanEval (sandboxed), line completion and perplexity on held-out code.
     Eval(EvalArgs),
+    /// Run an experiment spec (RON) into runs/<time>-<name>/, or resume an interrupted run.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The spec file (experiments/specs/*.ron).
+    spec: Option<std::path::PathBuf>,
+    /// Resume the run in this folder instead (steps already done are kept).
+    #[arg(long, conflicts_with = "spec")]
+    resume: Option<std::path::PathBuf>,
+    /// Where new runs go.
+    #[arg(long, default_value = "runs")]
+    runs: std::path::PathBuf,
+}
+
+fn run_spec(args: &RunArgs) -> Result<()> {
+    let dir = match (&args.resume, &args.spec) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(spec)) => experiments::runner::create_run(spec, &args.runs)?,
+        (None, None) => anyhow::bail!("give a spec file, or --resume DIR"),
+    };
+    println!("run folder: {}", dir.display());
+    let bar = Bar::new();
+    let steps = experiments::runner::run(&dir, &bar)?;
+    bar.0.finish_and_clear();
+    for step in &steps {
+        println!("step {} {} ({:.1} s)", step.index, step.kind, step.seconds);
+        for line in &step.lines {
+            println!("  {line}");
+        }
+    }
+    println!("report: {}", dir.join("report.md").display());
+    Ok(())
 }
 
 /// Which model to load and where to run it.
@@ -209,6 +243,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lens(args) => lens(&args),
         Command::Interpret(args) => crate::interpret::run(&args.command),
         Command::Eval(args) => crate::eval::run(&args.command),
+        Command::Run(args) => run_spec(&args),
     }
 }
 

@@ -295,3 +295,47 @@ fn eval_humaneval_writes_samples_and_pass_at_1() {
     let pass = results["report"]["pass_at"]["pass@1"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&pass) && results["report"]["problems"] == 2);
 }
+
+/// An experiment spec run end to end: per-step folders, results.json and report.md with its plot; an
+/// interrupted run resumes without redoing finished steps; a malformed spec names its line and field.
+#[test]
+fn run_executes_a_spec_and_resumes_an_interrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("small.ron");
+    std::fs::write(
+        &spec,
+        "(name: \"small\", model: \"smollm2-135m-instruct\", device: \"cpu\", seed: 1, steps: [\n    Lens(files: 1, max_tokens: 24),\n    Perplexity(files: 1, tokens: 32),\n    Interpret(numeric: 4, strings: 4, interpreters: [Random]),\n])\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let first =
+        Command::new(env!("CARGO_BIN_EXE_workbench")).arg("run").arg(&spec).arg("--runs").arg(&runs).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let run_dir = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    assert!(run_dir.file_name().unwrap().to_string_lossy().ends_with("-small"));
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Step 0: lens")
+            && report.contains("![step-00-lens/lens.png]")
+            && report.contains("perplexity"),
+        "{report}"
+    );
+    assert!(run_dir.join("step-00-lens/lens.svg").exists() && run_dir.join("spec.ron").exists());
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["steps"].as_array().unwrap().len(), 3);
+
+    // Interrupt: step 1 never finished. Resuming keeps step 0 as it was and redoes step 1.
+    let kept = std::fs::read_to_string(run_dir.join("step-00-lens/done.json")).unwrap();
+    std::fs::remove_dir_all(run_dir.join("step-01-perplexity")).unwrap();
+    let resumed =
+        Command::new(env!("CARGO_BIN_EXE_workbench")).arg("run").arg("--resume").arg(&run_dir).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(std::fs::read_to_string(run_dir.join("step-00-lens/done.json")).unwrap(), kept);
+    assert!(run_dir.join("step-01-perplexity/done.json").exists());
+
+    std::fs::write(&spec, "(\n  name: \"bad\",\n  model: \"m\",\n  steps: [Lens(files: 1)],\n)\n").unwrap();
+    let bad =
+        Command::new(env!("CARGO_BIN_EXE_workbench")).arg("run").arg(&spec).arg("--runs").arg(&runs).output().unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("small.ron:4:") && stderr.contains("max_tokens"), "{stderr}");
+}
