@@ -138,8 +138,7 @@ pub fn perplexity(
     let (mut nll, mut hits, mut tokens) = (0.0, 0i64, 0usize);
     for text in documents {
         progress.check()?;
-        let mut ids = model.tokenizer.encode(text, false)?;
-        ids.truncate(max_tokens.min(model.shape().context_length));
+        let ids = model.encode_prefix(text, max_tokens)?;
         if ids.len() < 2 {
             progress.advance(1);
             continue;

@@ -206,6 +206,14 @@ impl Model {
         Ok(ids)
     }
 
+    /// The first `max_tokens` token ids of a document (no special tokens), never more than the context holds:
+    /// how corpus readers cut long files.
+    pub fn encode_prefix(&self, text: &str, max_tokens: usize) -> Result<Vec<u32>> {
+        let mut ids = self.tokenizer.encode(text, false)?;
+        ids.truncate(max_tokens.min(self.shape().context_length));
+        Ok(ids)
+    }
+
     /// Refuses empty prompts and prompts longer than the context.
     pub fn check_prompt(&self, ids: &[u32]) -> Result<()> {
         if ids.is_empty() {

@@ -84,8 +84,7 @@ pub fn lens_over_corpus(
     progress.begin("logit lens", documents.len() as u64);
     for text in documents {
         progress.check()?;
-        let mut ids = model.tokenizer.encode(text, false)?;
-        ids.truncate(max_tokens.min(model.shape().context_length));
+        let ids = model.encode_prefix(text, max_tokens)?;
         if ids.len() < 2 {
             progress.advance(1);
             continue;

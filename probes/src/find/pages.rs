@@ -75,8 +75,7 @@ pub fn top_examples(
     progress.begin("top activations", documents.len() as u64);
     for (document, text) in documents.iter().enumerate() {
         progress.check()?;
-        let mut ids = model.tokenizer.encode(text, false)?;
-        ids.truncate(max_tokens.min(model.shape().context_length));
+        let ids = model.encode_prefix(text, max_tokens)?;
         if ids.is_empty() {
             continue;
         }
@@ -172,8 +171,7 @@ pub fn neuron_pages(
     let (mut real, mut predicted): (Vec<Vec<f64>>, Vec<Vec<f64>>) =
         (vec![Vec::new(); pages.len()], vec![Vec::new(); pages.len()]);
     for text in held_out {
-        let mut ids = model.tokenizer.encode(text, false)?;
-        ids.truncate(max_tokens.min(model.shape().context_length));
+        let ids = model.encode_prefix(text, max_tokens)?;
         if ids.is_empty() {
             continue;
         }
