@@ -1,5 +1,5 @@
-//! Benchmarks and experiments: the sandboxed executor for model-written code, HumanEval with pass@k. Specs in
-//! RON, the runner and reports come with the rest of the benchmarks issue.
+//! Benchmarks and experiments: the sandboxed executor for model-written code, HumanEval with pass@k, line
+//! completion and perplexity on held-out code, experiment specs in RON, and the runner that writes reports.
 
 pub mod code_metrics;
 pub mod error;

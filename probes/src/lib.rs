@@ -1,6 +1,6 @@
-//! Probing and interpretation over the `models` runtime: activation datasets, structure labels, linear
-//! probes and the logit lens. Control tasks, sweeps, FIND interpretation and neuron descriptions come with
-//! their issues.
+//! Probing and interpretation over the `models` runtime: activation datasets and probing tasks, linear probes
+//! (linfa and a batched tch trainer) with the full protocol, the logit lens, the steering check, plots, and
+//! FIND-style interpretation of functions and neurons (`find`).
 
 pub mod corpus;
 pub mod dataset;
