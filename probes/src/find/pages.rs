@@ -170,6 +170,11 @@ pub fn neuron_pages(
         .collect();
     let (mut real, mut predicted): (Vec<Vec<f64>>, Vec<Vec<f64>>) =
         (vec![Vec::new(); pages.len()], vec![Vec::new(); pages.len()]);
+    // The simulator's prediction on a named token: the neuron's mean top activation.
+    let levels: Vec<f64> = pages
+        .iter()
+        .map(|page| page.top.iter().map(|e| f64::from(e.activation)).sum::<f64>() / page.top.len().max(1) as f64)
+        .collect();
     for text in held_out {
         let ids = model.encode_prefix(text, max_tokens)?;
         if ids.is_empty() {
@@ -177,8 +182,7 @@ pub fn neuron_pages(
         }
         let acts = layer_activations(model, layer, &ids)?;
         let texts = token_texts(model, &ids);
-        for (p, page) in pages.iter().enumerate() {
-            let level = page.top.iter().map(|e| f64::from(e.activation)).sum::<f64>() / page.top.len().max(1) as f64;
+        for (p, (page, &level)) in pages.iter().zip(&levels).enumerate() {
             for (row, token) in acts.iter().zip(&texts) {
                 real[p].push(f64::from(row[page.index]));
                 predicted[p].push(if page.tokens.iter().any(|t| t == token.trim()) { level } else { 0.0 });

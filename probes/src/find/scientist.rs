@@ -10,17 +10,20 @@ use rand::{Rng, SeedableRng};
 use super::expr::{Expr, Value};
 use super::fit::{best_fit, Fit};
 use super::session::{Answer, Interpreter, Session};
-use super::strings::primitives;
+use super::strings::{compose, primitives};
 
 /// The search-based scientist.
 pub struct Scientist {
     rng: StdRng,
+    /// Every primitive and composition of two, parsed once, with its text and description (built on the first
+    /// string function).
+    string_candidates: Vec<(Expr, String, String)>,
 }
 
 impl Scientist {
     /// A scientist whose random inputs come from `seed`.
     pub fn new(seed: u64) -> Self {
-        Scientist { rng: StdRng::seed_from_u64(seed) }
+        Scientist { rng: StdRng::seed_from_u64(seed), string_candidates: Vec::new() }
     }
 }
 
@@ -181,13 +184,17 @@ impl Scientist {
         if session.ask(&inputs).is_err() {
             return Answer::default();
         }
-        let prims = primitives();
-        let singles = prims.iter().map(|(e, d)| (e.clone(), d.clone()));
-        let pairs = prims.iter().flat_map(|(f, fd)| {
-            prims.iter().map(move |(g, gd)| (f.replacen("(x", &format!("({g}"), 1), format!("{gd}, then {fd}")))
-        });
-        let candidates: Vec<(Expr, String, String)> =
-            singles.chain(pairs).filter_map(|(e, d)| Expr::parse(&e).ok().map(|p| (p, e, d))).collect();
+        if self.string_candidates.is_empty() {
+            let prims = primitives();
+            let pairs = prims.iter().flat_map(|f| prims.iter().map(move |g| compose(f, g)));
+            self.string_candidates = prims
+                .iter()
+                .cloned()
+                .chain(pairs)
+                .filter_map(|(e, d)| Expr::parse(&e).ok().map(|p| (p, e, d)))
+                .collect();
+        }
+        let candidates = &self.string_candidates;
         let matches = |expr: &Expr, calls: &[(Value, Value)]| {
             calls.iter().filter(|(x, y)| matches!((x, y), (Value::Str(x), Value::Str(y)) if expr.eval_str(x).ok().as_deref() == Some(y.as_str()))).count()
         };

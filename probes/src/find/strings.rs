@@ -146,6 +146,12 @@ pub fn apply(name: &str, args: &[Value]) -> Option<Value> {
     }
 }
 
+/// The composition "apply `g`, then `f`" of two primitives given as (expression, description): the expression
+/// `f(g(x), ...)` and the description.
+pub fn compose((f, f_description): &(String, String), (g, g_description): &(String, String)) -> (String, String) {
+    (f.replacen("(x", &format!("({g}"), 1), format!("{g_description}, then {f_description}"))
+}
+
 /// Every primitive as an expression of `x` with its description: the building blocks of the suite and the
 /// search space of the scientist (parameterised primitives with a few settings each).
 pub fn primitives() -> Vec<(String, String)> {

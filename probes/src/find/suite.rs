@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::expr::Expr;
-use super::strings::primitives;
+use super::strings::{compose, primitives};
 use crate::error::{ProbeError, Result};
 
 /// The table rows FIND reports.
@@ -431,12 +431,13 @@ impl Suite {
             let test_inputs: Vec<String> = (0..10).map(|_| random_word(&mut rng)).collect();
             let composed = k * 100 / strings.max(1) >= 30;
             let (definition, description) = loop {
-                let (f, fd) = prims.choose(&mut rng).cloned().unwrap_or_default();
+                let first = prims.choose(&mut rng).cloned().unwrap_or_default();
                 if !composed {
-                    break (f, fd);
+                    break first;
                 }
-                let (g, gd) = prims.choose(&mut rng).cloned().unwrap_or_default();
-                let both = f.replacen("(x", &format!("({g}"), 1);
+                let second = prims.choose(&mut rng).cloned().unwrap_or_default();
+                let (both, description) = compose(&first, &second);
+                let (f, g) = (&first.0, &second.0);
                 let outputs = |e: &str| -> Vec<String> {
                     let parsed = Expr::parse(e).ok();
                     test_inputs
@@ -445,8 +446,8 @@ impl Suite {
                         .collect()
                 };
                 let combined = outputs(&both);
-                if combined != outputs(&f) && combined != outputs(&g) && combined != test_inputs {
-                    break (both, format!("{gd}, then {fd}"));
+                if combined != outputs(f) && combined != outputs(g) && combined != test_inputs {
+                    break (both, description);
                 }
             };
             let category = if composed { Category::StringComposed } else { Category::StringSimple };
