@@ -18,6 +18,9 @@ pub enum ExperimentError {
     /// A probing or interpretation step failed.
     #[error(transparent)]
     Probe(#[from] probes::ProbeError),
+    /// A repair failed.
+    #[error(transparent)]
+    Repair(#[from] repair::RepairError),
 }
 
 /// Result type of the `experiments` crate.

@@ -1,9 +1,11 @@
 //! Benchmarks and experiments: the sandboxed executor for model-written code, HumanEval with pass@k, line
-//! completion and perplexity on held-out code, experiment specs in RON, and the runner that writes reports.
+//! completion and perplexity on held-out code, repair cases mined from the model's failures and the repair study, experiment specs in RON, and the runner that writes reports.
 
 pub mod code_metrics;
 pub mod error;
 pub mod humaneval;
+pub mod repair_cases;
+pub mod repair_study;
 pub mod runner;
 pub mod sandbox;
 pub mod spec;

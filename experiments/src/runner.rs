@@ -267,6 +267,8 @@ fn run_step(model: &Model, spec: &Spec, step: &Step, dir: &Path, progress: &dyn 
             )];
             (summary, vec!["results.json".into()])
         }
+        Step::Repair(study) => repair_step(model, study, dir, progress)?,
+        Step::Export { hf, gguf } => export_step(model, *hf, gguf.as_deref(), dir)?,
         Step::Perplexity { files, tokens } => {
             let documents = crate::code_metrics::held_out_files(*files)?;
             let report = crate::code_metrics::perplexity(model, &documents, *tokens, progress)?;
@@ -280,4 +282,96 @@ fn run_step(model: &Model, spec: &Spec, step: &Step, dir: &Path, progress: &dyn 
             )
         }
     })
+}
+
+/// The repair study: results.json, table.md, table.csv, and with `sequential` the patch set (the model is
+/// reverted afterwards, so later steps see it unpatched).
+fn repair_step(
+    model: &Model,
+    study: &crate::repair_study::RepairStudySpec,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<StepFiles> {
+    use crate::repair_study::{run_repair_study, summary_markdown};
+    let (report, patches) = run_repair_study(model, study, progress)?;
+    write(&dir.join("results.json"), &json(&report)?)?;
+    let table = summary_markdown(&report.summary);
+    write(&dir.join("table.md"), table.as_bytes())?;
+    let csv: String = std::iter::once("family,case,method,effective,generalization,top1_unchanged,mean_kl,delta_perplexity,delta_line_em,neurons,seconds\n".to_string())
+        .chain(report.rows.iter().map(|r| {
+            let m = &r.metrics;
+            format!(
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
+                r.family,
+                r.case,
+                r.method,
+                m.effective,
+                m.generalization.map_or(String::new(), |g| g.to_string()),
+                m.specificity.top1_unchanged,
+                m.specificity.mean_kl,
+                r.deltas.perplexity,
+                r.deltas.line_exact_match,
+                m.neurons_changed,
+                m.seconds
+            )
+        }))
+        .collect();
+    write(&dir.join("table.csv"), csv.as_bytes())?;
+    let mut lines: Vec<String> = table.lines().map(str::to_string).collect();
+    lines.insert(0, format!("{} cases; the table (results.json has every repair):", report.cases.len()));
+    let mut files = vec!["table.md".to_string(), "table.csv".to_string(), "results.json".to_string()];
+    if let (Some(patches), Some(sequential)) = (patches, &report.sequential) {
+        patches.save(&dir.join("patches.ron"))?;
+        patches.revert(model)?;
+        lines.push(format!(
+            "in a row: {} MINT repairs applied, {} still right together; unrelated top-1 unchanged {:.4}, mean KL {:.2e}; perplexity {:.3} -> {:.3}",
+            sequential.repairs,
+            sequential.still_fixed,
+            sequential.specificity.top1_unchanged,
+            sequential.specificity.mean_kl,
+            sequential.before.perplexity,
+            sequential.after.perplexity
+        ));
+        files.extend(["patches.ron".to_string(), "patches.safetensors".to_string()]);
+    }
+    Ok((lines, files))
+}
+
+/// The last Repair step's patch set applied, the model written, the patch reverted.
+fn export_step(model: &Model, hf: bool, gguf: Option<&str>, dir: &Path) -> Result<StepFiles> {
+    let run = dir.parent().ok_or_else(|| ExperimentError::Data("the step folder has no run folder".into()))?;
+    let mut repair_steps: Vec<PathBuf> = std::fs::read_dir(run)
+        .map_err(io(run))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("patches.ron").exists())
+        .collect();
+    repair_steps.sort();
+    let source = repair_steps.pop().ok_or_else(|| {
+        ExperimentError::Spec("an Export step needs an earlier Repair step with sequential: true".into())
+    })?;
+    let patches = repair::PatchSet::load(&source.join("patches.ron"))?;
+    patches.apply(model)?;
+    let written = (|| -> Result<Vec<String>> {
+        let mut files = Vec::new();
+        if hf {
+            let folder = dir.join("model-hf");
+            if folder.exists() {
+                std::fs::remove_dir_all(&folder).map_err(io(&folder))?;
+            }
+            models::writers::save_hf_folder(model, &folder)?;
+            files.push("model-hf".to_string());
+        }
+        if let Some(kind) = gguf {
+            models::writers::save_gguf(model, &dir.join("model.gguf"), models::writers::parse_export_type(kind)?)?;
+            files.push("model.gguf".to_string());
+        }
+        Ok(files)
+    })();
+    patches.revert(model)?;
+    let files = written?;
+    let neurons = patches.changes().filter(|c| c.target.neuron().is_some()).count();
+    Ok((
+        vec![format!("{} repairs ({neurons} neuron edits) exported as {}", patches.patches.len(), files.join(" and "))],
+        files,
+    ))
 }

@@ -87,6 +87,16 @@ pub enum Step {
         /// Lines per file.
         lines: usize,
     },
+    /// MINT repairs of mined failures beside the baselines (see [`crate::repair_study`]); with `sequential`, the
+    /// MINT repairs in a row are saved as `patches.ron` for a later Export step.
+    Repair(Box<crate::repair_study::RepairStudySpec>),
+    /// The model with the last Repair step's patch set, written as a Hugging Face folder and/or a GGUF file.
+    Export {
+        /// Write `model-hf/`.
+        hf: bool,
+        /// Write `model.gguf` with this tensor type (`f32`, `f16`, `q8_0`), if given.
+        gguf: Option<String>,
+    },
     /// Perplexity on held-out CPython files.
     Perplexity {
         /// Files.
@@ -110,6 +120,8 @@ impl Step {
             Step::HumanEval { .. } => "humaneval",
             Step::Lines { .. } => "lines",
             Step::Perplexity { .. } => "perplexity",
+            Step::Repair(_) => "repair",
+            Step::Export { .. } => "export",
         }
     }
 }

@@ -296,6 +296,43 @@ impl Model {
         Ok((logits, hooks.cache))
     }
 
+    /// Keys and values of `prefix` with room for `extra` more tokens, for evaluating many continuations of one
+    /// prefix with [`Model::logits_after`].
+    pub fn prefix_cache(&self, prefix: &[u32], extra: usize) -> Result<KvCache> {
+        let _guard = tch::no_grad_guard();
+        let batch = self.batch(&[prefix.to_vec()])?;
+        let mut cache = KvCache::new(self.shape(), 1, (prefix.len() + extra) as i64, self.device, self.kind);
+        let _ = self.forward(&batch, Some(&mut cache), &mut Hooks::default())?;
+        Ok(cache)
+    }
+
+    /// Logits `[vocab]` (f32) of the last of `ids` read after the prefix in `cache`, which afterwards holds only
+    /// the prefix again. Layers see the prefix's cached keys and values as they were computed.
+    pub fn logits_after(&self, cache: &mut KvCache, ids: &[u32]) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let past = cache.len();
+        if ids.is_empty() || cache.remaining() < ids.len() as i64 {
+            return Err(ModelError::InvalidInput(format!(
+                "{} tokens after a cached prefix with room for {}",
+                ids.len(),
+                cache.remaining()
+            )));
+        }
+        self.check_prompt(ids)?;
+        let n = ids.len() as i64;
+        let batch = Batch {
+            ids: Tensor::from_slice(&ids.iter().map(|&t| i64::from(t)).collect::<Vec<_>>())
+                .view([1, n])
+                .to_device(self.device),
+            positions: Tensor::arange_start(past, past + n, (Kind::Int64, self.device)).view([1, n]),
+            valid: None,
+            lengths: vec![ids.len()],
+        };
+        let normalized = self.forward(&batch, Some(cache), &mut Hooks::default());
+        cache.truncate(past);
+        Ok(self.arch.unembed(&normalized?.get(0).get(-1)).to_kind(Kind::Float))
+    }
+
     /// Logits of several prompts at once `[batch, seq, vocab]` (left-padded; see [`Batch`]).
     pub fn batch_logits(&self, batch: &Batch, hooks: &mut Hooks) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();

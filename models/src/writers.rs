@@ -103,6 +103,16 @@ fn write_folder(model: &Model, dir: &Path, config: &mut serde_json::Value, tenso
     Ok(())
 }
 
+/// The GGUF tensor type for an export, from `f32`, `f16` or `q8_0`.
+pub fn parse_export_type(name: &str) -> Result<GgmlType> {
+    match name.to_ascii_lowercase().as_str() {
+        "f32" => Ok(GgmlType::F32),
+        "f16" => Ok(GgmlType::F16),
+        "q8_0" => Ok(GgmlType::Q8_0),
+        _ => Err(ModelError::InvalidInput(format!("GGUF export type {name:?}: use f32, f16 or q8_0"))),
+    }
+}
+
 /// Writes `model` as a GGUF file with llama.cpp's tensor names and metadata; matrices are stored as `kind`
 /// (F32, F16 or Q8_0), norms and biases as F32.
 pub fn save_gguf(model: &Model, path: &Path, kind: GgmlType) -> Result<()> {

@@ -30,6 +30,11 @@ enum Command {
     Interpret(InterpretArgs),
     /// Benchmarks: HumanEval (sandboxed), line completion and perplexity on held-out code.
     Eval(EvalArgs),
+    /// MINT repair: rank neurons, patch one or two so the model writes the desired continuation, measure side
+    /// effects, save the patch set; or the repair study of MINT beside the baselines.
+    Repair(crate::repair::RepairArgs),
+    /// Write the model (with a patch set applied) as a Hugging Face folder and/or a GGUF file.
+    Export(crate::repair::ExportArgs),
     /// Run an experiment spec (RON) into runs/<time>-<name>/, or resume an interrupted run.
     Run(RunArgs),
 }
@@ -243,6 +248,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lens(args) => lens(&args),
         Command::Interpret(args) => crate::interpret::run(&args.command),
         Command::Eval(args) => crate::eval::run(&args.command),
+        Command::Repair(args) => crate::repair::repair(&args),
+        Command::Export(args) => crate::repair::export(&args),
         Command::Run(args) => run_spec(&args),
     }
 }

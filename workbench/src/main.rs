@@ -4,6 +4,7 @@
 mod commands;
 mod eval;
 mod interpret;
+mod repair;
 
 use clap::Parser;
 

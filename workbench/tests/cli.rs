@@ -339,3 +339,69 @@ fn run_executes_a_spec_and_resumes_an_interrupted_run() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && stderr.contains("small.ron:4:") && stderr.contains("max_tokens"), "{stderr}");
 }
+
+/// MINT from the command line: a real failure repaired, its patch set exported as GGUF, and the exported model
+/// writing the desired name without any patch; bad cases files, methods and export folders are clear errors.
+#[test]
+fn repair_then_export_and_the_exported_model_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("repair");
+    let prompt = "import os\nimport sys\n\ndef main():\n    path = os.path.";
+    let args = ["repair", "--prompt", prompt, "--desired", "expanduser", "--variant", "import os\nhome = os.path."];
+    let repaired = workbench(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert!(repaired.status.success(), "{}", String::from_utf8_lossy(&repaired.stderr));
+    let stdout = String::from_utf8_lossy(&repaired.stdout);
+    assert!(stdout.contains("top neurons") && stdout.contains("selectivity"), "{stdout}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results[0]["metrics"]["effective"], true, "{results}");
+    assert!(results[0]["steps"][0]["top"].as_array().unwrap().len() >= 5);
+
+    let gguf = dir.path().join("patched.gguf");
+    let patches = out.join("patches.ron");
+    let exported = workbench(&["export", "--patches", patches.to_str().unwrap(), "--gguf", gguf.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let again = dir.path().join("again");
+    let checked =
+        workbench(&[&args[..], &["--model", gguf.to_str().unwrap(), "--out", again.to_str().unwrap()]].concat());
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(again.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results[0]["metrics"]["effective"], true);
+    assert_eq!(results[0]["metrics"]["neurons_changed"], 0, "the exported model still needed a repair");
+
+    let bad_cases = dir.path().join("bad.jsonl");
+    std::fs::write(&bad_cases, "{\"prompt\": \"x = \", \"desired\": \"1\"}\n{\"prompt\": 1}\n").unwrap();
+    let failed = workbench(&["repair", "--cases", bad_cases.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && stderr.contains("line 2") && !stderr.contains("panicked"), "{stderr}");
+    let failed = workbench(&["repair", "--prompt", "x", "--desired", "y", "--method", "magic"]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && stderr.contains("rank-one"), "{stderr}");
+    let failed = workbench(&["export", "--patches", patches.to_str().unwrap(), "--hf", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && stderr.contains("already exists"), "{stderr}");
+}
+
+/// A spec with a Repair step (MINT beside a baseline, one table) and an Export step of its patch set.
+#[test]
+fn run_repairs_and_exports_from_a_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("repair.ron");
+    std::fs::write(
+        &spec,
+        "(name: \"repair\", model: \"smollm2-135m-instruct\", device: \"cpu\", steps: [\n    Repair((api: 2, lines: 0, humaneval: 0, methods: [Mint, RankOne], unrelated_prompts: 4, unrelated_tokens: 24, unrelated_positions: 4, benchmarks: (perplexity_files: 1, perplexity_tokens: 64, line_files: 1, lines_per_file: 1, sequential_humaneval_problems: 0))),\n    Export(hf: false, gguf: Some(\"f16\")),\n])\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let run =
+        Command::new(env!("CARGO_BIN_EXE_workbench")).arg("run").arg(&spec).arg("--runs").arg(&runs).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run_dir = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let table = std::fs::read_to_string(run_dir.join("step-00-repair/table.md")).unwrap();
+    assert!(table.contains("| mint | 2 |") && table.contains("| rank-one | 2 |"), "{table}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("step-00-repair/results.json")).unwrap()).unwrap();
+    assert_eq!(results["rows"].as_array().unwrap().len(), 4);
+    assert!(run_dir.join("step-00-repair/patches.ron").exists() && run_dir.join("step-01-export/model.gguf").exists());
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("## Step 1: export") && report.contains("exported as model.gguf"), "{report}");
+}

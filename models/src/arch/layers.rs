@@ -90,6 +90,12 @@ impl KvCache {
         (kc.narrow(2, 0, self.len + seq), vc.narrow(2, 0, self.len + seq))
     }
 
+    /// Forgets every position from `len` on, so the next forward pass writes there again (e.g. to try several
+    /// continuations of one cached prefix).
+    pub fn truncate(&mut self, len: i64) {
+        self.len = self.len.min(len.max(0));
+    }
+
     /// Marks `seq` more positions as cached; called once per forward pass after every layer appended.
     pub fn advance(&mut self, seq: i64) {
         self.len += seq;

@@ -1,0 +1,365 @@
+//! MINT's patch, token by token: at the first wrong desired token, rank the neurons, move the top one's output
+//! vector along J^T(u_d − u_w) by the smallest amount that makes the desired token top-1 with a margin, take the
+//! next neuron if a size cap stops it, and go on to the next wrong token until the continuation is right or the
+//! neuron budget is spent. The random-neuron and rank-one baselines run through the same loop with another
+//! choice of edit.
+
+use std::time::Instant;
+
+use models::tch::{Kind, Tensor};
+use models::{Edit, HookPoint, Hooks, Intervention, Model, Neuron, Positions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::case::{check, margins, Tokens};
+use crate::change::{ChangeTarget, LineEdit, WeightChange};
+use crate::error::{RepairError, Result};
+use crate::method::{EditLog, Method, Repair, StepLog};
+use crate::statistics::KeyStatistics;
+use crate::target::{target, Ranking, Targeting};
+
+/// Settings of the token-by-token repair loop.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MintConfig {
+    /// The desired token must beat every other token by this many logits.
+    pub margin: f32,
+    /// Neurons tried at one token before giving up on it.
+    pub neurons_per_token: usize,
+    /// Edits allowed for a whole case (neurons for MINT, rank-one edits for that baseline).
+    pub max_edits: usize,
+    /// Largest change of an edited vector, relative to its norm (|Δv| ≤ max_scale · |v|).
+    pub max_scale: f64,
+    /// How neurons are ranked.
+    pub ranking: Ranking,
+    /// Seed of the random-neuron baseline.
+    pub seed: u64,
+}
+
+impl Default for MintConfig {
+    fn default() -> Self {
+        MintConfig {
+            margin: 1.0,
+            neurons_per_token: 2,
+            max_edits: 4,
+            max_scale: 10.0,
+            ranking: Ranking::Direct,
+            seed: 0,
+        }
+    }
+}
+
+impl MintConfig {
+    /// Refuses settings that cannot repair anything.
+    pub fn validate(&self) -> Result<()> {
+        if self.neurons_per_token == 0 || self.max_edits == 0 || self.max_scale <= 0.0 || self.margin < 0.0 {
+            return Err(RepairError::Settings(
+                "neurons_per_token and max_edits must be at least 1, max_scale positive, margin not negative".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which edits the loop makes at a wrong token.
+pub enum Editor<'a> {
+    /// MINT's top-ranked neurons.
+    Mint,
+    /// Neurons drawn uniformly at random (the baseline with MINT's budget and patch rule).
+    RandomNeurons(Box<StdRng>),
+    /// One rank-one edit of the down projection of the top-ranked neuron's layer, with key statistics for
+    /// its covariance.
+    RankOne(&'a mut KeyStatistics),
+}
+
+impl Editor<'_> {
+    /// The random-neuron editor with `seed`.
+    pub fn random(seed: u64) -> Self {
+        Editor::RandomNeurons(Box::new(StdRng::seed_from_u64(seed)))
+    }
+
+    fn method(&self) -> Method {
+        match self {
+            Editor::Mint => Method::Mint,
+            Editor::RandomNeurons(_) => Method::RandomNeurons,
+            Editor::RankOne(_) => Method::RankOne,
+        }
+    }
+}
+
+/// Repairs `tokens` in the model (the changes stay applied; [`Repair::revert`] undoes them). `activation_rms`
+/// (see [`crate::statistics::activation_rms`]) is needed by [`Ranking::Selective`].
+pub fn repair_tokens(
+    model: &Model,
+    tokens: &Tokens,
+    config: &MintConfig,
+    editor: &mut Editor,
+    activation_rms: Option<&Tensor>,
+) -> Result<Repair> {
+    config.validate()?;
+    let start = Instant::now();
+    let margins_before = check(model, tokens)?.margins;
+    let mut changes: Vec<WeightChange> = Vec::new();
+    let mut steps = Vec::new();
+    let mut margins_now = margins_before.clone();
+    while let Some(step) = margins_now.iter().position(|&m| m < 0.0) {
+        if changes.len() >= config.max_edits {
+            break;
+        }
+        let (log, reached) =
+            repair_step(model, tokens, step, margins_now[step], config, editor, activation_rms, &mut changes)?;
+        steps.push(log);
+        if !reached {
+            break;
+        }
+        margins_now = check(model, tokens)?.margins;
+    }
+    let margins_after = check(model, tokens)?.margins;
+    Ok(Repair {
+        method: editor.method(),
+        changes,
+        steps,
+        margins_before,
+        margins_after,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Edits until desired token `step` has the margin or `config.neurons_per_token` edits were tried; targeting
+/// is recomputed before each edit, since an edit can change the strongest competitor. An edit that does not
+/// raise the margin at all is dropped. Returns the step's log and whether the margin was reached.
+#[allow(clippy::too_many_arguments)]
+fn repair_step(
+    model: &Model,
+    tokens: &Tokens,
+    step: usize,
+    mut current: f32,
+    config: &MintConfig,
+    editor: &mut Editor,
+    activation_rms: Option<&Tensor>,
+    changes: &mut Vec<WeightChange>,
+) -> Result<(StepLog, bool)> {
+    let mut log: Option<StepLog> = None;
+    let mut edited: Vec<Neuron> = Vec::new();
+    for _ in 0..config.neurons_per_token {
+        if changes.len() >= config.max_edits {
+            break;
+        }
+        let targeting = target(
+            model,
+            tokens.context(step),
+            tokens.desired(step),
+            config.ranking == Ranking::Attribution,
+            activation_rms,
+        )?;
+        let ranked: Vec<_> = targeting
+            .top(config.ranking, 10 + edited.len())?
+            .into_iter()
+            .filter(|s| !edited.contains(&s.neuron))
+            .collect();
+        let log = log.get_or_insert_with(|| StepLog {
+            step,
+            desired: targeting.desired,
+            wrong: targeting.wrong,
+            gap_before: targeting.logit_gap,
+            top: ranked.clone(),
+            edits: Vec::new(),
+        });
+        let best = ranked[0].neuron;
+        edited.push(best);
+        let (edit, slope, cap) = match editor {
+            Editor::Mint => neuron_edit(model, &targeting, best, config)?,
+            Editor::RandomNeurons(rng) => {
+                let shape = model.shape();
+                let neuron = Neuron { layer: rng.gen_range(0..shape.n_layers), index: rng.gen_range(0..shape.d_mlp) };
+                neuron_edit(model, &targeting, neuron, config)?
+            }
+            Editor::RankOne(keys) => rank_one_edit(model, tokens.context(step), &targeting, best.layer, keys, config)?,
+        };
+        let found = smallest_scale(model, &edit, tokens, step, config.margin, current, slope, cap)?;
+        if found.scale == 0.0 {
+            continue;
+        }
+        let relative =
+            found.scale * f64::try_from(edit.direction.norm())? / f64::try_from(edit.base.norm())?.max(1e-12);
+        log.edits.push(EditLog {
+            target: edit.target.clone(),
+            relative_change: relative,
+            margin_after: found.margin,
+            reached: found.reached,
+        });
+        changes.push(edit.finish(model)?);
+        current = found.margin;
+        if found.reached {
+            break;
+        }
+    }
+    let log = log.ok_or_else(|| RepairError::Settings("no edit was tried".into()))?;
+    let reached = log.edits.last().is_some_and(|e| e.reached);
+    Ok((log, reached))
+}
+
+/// A neuron's output vector along sign(a) · J^T(u_d − u_w), with the first-order slope of the margin per unit
+/// of scale (|a| · |J^T(u_d − u_w)|) and the size cap.
+fn neuron_edit(
+    model: &Model,
+    targeting: &Targeting,
+    neuron: Neuron,
+    config: &MintConfig,
+) -> Result<(LineEdit, f64, f64)> {
+    let activation = targeting.score_of(neuron)?.activation as f64;
+    let gradient_norm = f64::try_from(targeting.direction.norm())?.max(1e-12);
+    let sign = if activation < 0.0 { -1.0 } else { 1.0 };
+    let direction = &targeting.direction * (sign / gradient_norm);
+    let edit = LineEdit::new(model, ChangeTarget::NeuronOutput(neuron), direction)?;
+    let cap = config.max_scale * f64::try_from(edit.base.norm())?;
+    Ok((edit, activation.abs() * gradient_norm, cap))
+}
+
+/// A ROME-style rank-one edit of `layer`'s down projection: W' = W + t · ĥ uᵀ with u = C⁻¹k / (kᵀC⁻¹k), so that
+/// the layer's output at the key k moves by t along ĥ, the gradient of the logit gap at that output, and
+/// keys unlike k (under the covariance C of unrelated keys) move little.
+fn rank_one_edit(
+    model: &Model,
+    context: &[u32],
+    targeting: &Targeting,
+    layer: usize,
+    keys: &mut KeyStatistics,
+    config: &MintConfig,
+) -> Result<(LineEdit, f64, f64)> {
+    let key = targeting.activations.get(layer as i64);
+    let solved = keys.inverse_covariance(model, layer)?.mv(&key);
+    let u = &solved / solved.dot(&key);
+    let gradient = output_gradient(model, context, layer, targeting.desired, targeting.wrong)?;
+    let gradient_norm = f64::try_from(gradient.norm())?.max(1e-12);
+    let direction = (gradient / gradient_norm).outer(&u);
+    let target = ChangeTarget::Parameter(model.arch().mlp(layer).output.0);
+    let edit = LineEdit::new(model, target, direction)?;
+    let output_norm = f64::try_from(edit.base.mv(&key).norm())?;
+    Ok((edit, gradient_norm, config.max_scale * output_norm))
+}
+
+/// ∂(logit_d − logit_w)/∂(`blocks.{layer}.hook_mlp_out` at the last position), `[d_model]`.
+fn output_gradient(model: &Model, context: &[u32], layer: usize, desired: u32, wrong: u32) -> Result<Tensor> {
+    let probe = Tensor::zeros([model.shape().d_model as i64], (model.kind, model.device)).set_requires_grad(true);
+    let mut hooks = Hooks::default().with(Intervention {
+        point: HookPoint::MlpOut(layer),
+        positions: Positions::Only(vec![-1]),
+        edit: Edit::Add(probe.shallow_clone()),
+    });
+    let batch = model.batch(&[context.to_vec()])?;
+    let normalized = model.forward(&batch, None, &mut hooks)?;
+    let logits = model.arch().unembed(&normalized.get(0).get(-1)).to_kind(Kind::Float);
+    (logits.get(i64::from(desired)) - logits.get(i64::from(wrong))).backward();
+    Ok(probe.grad().to_kind(Kind::Float).to_device(models::tch::Device::Cpu).detach())
+}
+
+/// Where a scale search ended.
+struct Found {
+    scale: f64,
+    margin: f32,
+    reached: bool,
+}
+
+/// The margin of desired token `step` with the model as it is.
+fn step_margin(model: &Model, tokens: &Tokens, step: usize) -> Result<f32> {
+    let logits = model.logits(tokens.context(step))?;
+    Ok(margins(&logits.get(-1).unsqueeze(0), &[i64::from(tokens.desired(step))])?[0])
+}
+
+/// The smallest scale at which `edit` gives desired token `step` a margin of at least `margin`. The search
+/// ([`search_scale`]) runs only the last position over the cached prefix (an edit's effect on the prefix is
+/// left out, which is small for neurons that fire here far more than elsewhere); the result is then checked
+/// with a full forward pass and grown by 25% steps until the full pass agrees.
+#[allow(clippy::too_many_arguments)]
+fn smallest_scale(
+    model: &Model,
+    edit: &LineEdit,
+    tokens: &Tokens,
+    step: usize,
+    margin: f32,
+    current: f32,
+    slope: f64,
+    cap: f64,
+) -> Result<Found> {
+    let context = tokens.context(step);
+    let (prefix, last) = context.split_at(context.len() - 1);
+    let mut cached = if prefix.is_empty() { None } else { Some(model.prefix_cache(prefix, 1)?) };
+    let desired = [i64::from(tokens.desired(step))];
+    let exact = |t: f64| -> Result<f32> {
+        edit.set(model, t)?;
+        step_margin(model, tokens, step)
+    };
+    let fast = |t: f64| -> Result<f32> {
+        let Some(cache) = cached.as_mut() else { return exact(t) };
+        edit.set(model, t)?;
+        let logits = model.logits_after(cache, last)?;
+        Ok(margins(&logits.unsqueeze(0), &desired)?[0])
+    };
+    let found = search_scale(fast, margin, current, slope, cap)?;
+    let (mut scale, mut reached_margin) = (found.scale, exact(found.scale)?);
+    while found.reached && reached_margin < margin && scale < cap {
+        scale = (scale * 1.25).min(cap);
+        reached_margin = exact(scale)?;
+    }
+    if reached_margin <= current {
+        edit.set(model, 0.0)?;
+        return Ok(Found { scale: 0.0, margin: current, reached: false });
+    }
+    Ok(Found { scale, margin: reached_margin, reached: reached_margin >= margin })
+}
+
+/// The smallest scale (to within 3%) at which `evaluate` reaches `margin`: start from the first-order estimate
+/// `(margin − current) / slope`, double until it works or hits `cap`, then bisect. When even `cap` falls short,
+/// the tried scale with the best margin (0 when none helped).
+fn search_scale(
+    mut evaluate: impl FnMut(f64) -> Result<f32>,
+    margin: f32,
+    current: f32,
+    slope: f64,
+    cap: f64,
+) -> Result<Found> {
+    let (mut low, mut high) = (0.0, (f64::from(margin - current) / slope.max(1e-12)).min(cap));
+    let mut best = Found { scale: 0.0, margin: current, reached: false };
+    let mut at_high = evaluate(high)?;
+    while at_high < margin && high < cap {
+        if at_high > best.margin {
+            best = Found { scale: high, margin: at_high, reached: false };
+        }
+        low = high;
+        high = (high * 2.0).min(cap);
+        at_high = evaluate(high)?;
+    }
+    if at_high < margin {
+        return Ok(if at_high > best.margin { Found { scale: high, margin: at_high, reached: false } } else { best });
+    }
+    while high - low > 0.03 * high {
+        let middle = 0.5 * (low + high);
+        let at_middle = evaluate(middle)?;
+        if at_middle >= margin {
+            (high, at_high) = (middle, at_middle);
+        } else {
+            low = middle;
+        }
+    }
+    Ok(Found { scale: high, margin: at_high, reached: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_search_finds_the_smallest_scale_of_a_known_curve() {
+        // margin(t) = -2 + t²: reaches 1 at t = √3; the first-order guess (slope 1) is 3.
+        let found = search_scale(|t| Ok((-2.0 + t * t) as f32), 1.0, -2.0, 1.0, 100.0).unwrap();
+        assert!(found.reached && found.scale >= 3f64.sqrt() && found.scale <= 1.03 * 3f64.sqrt(), "{}", found.scale);
+        // A curve that peaks below the wanted margin: the best tried scale is kept.
+        let found = search_scale(|t| Ok((-2.0 + t - 0.1 * t * t) as f32), 1.0, -2.0, 1.0, 8.0).unwrap();
+        assert!(!found.reached && found.margin > -2.0 && found.scale <= 8.0);
+        // Nothing helps: scale 0.
+        let found = search_scale(|t| Ok((-2.0 - t) as f32), 1.0, -2.0, 1.0, 8.0).unwrap();
+        assert_eq!((found.scale, found.reached), (0.0, false));
+    }
+}

@@ -1,0 +1,100 @@
+//! One entry point for every method: the shared state (unrelated prompts for specificity and the KL penalty,
+//! key statistics for the rank-one edit) and `repair` + `measure` for a case.
+
+use models::Model;
+use serde::{Deserialize, Serialize};
+
+use crate::case::{check, RepairCase, Tokens};
+use crate::error::Result;
+use crate::gradient::{gradient_repair, GradientConfig, Trainable};
+use crate::measure::{measure, variants_correct, RepairMetrics, Unrelated};
+use crate::method::{Method, Repair};
+use crate::mint::{repair_tokens, Editor, MintConfig};
+use crate::statistics::{activation_rms, KeyStatistics};
+use crate::target::target;
+
+/// Settings of every method.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepairConfig {
+    /// MINT's loop (also the random-neuron and rank-one baselines).
+    pub mint: MintConfig,
+    /// The gradient variant and the fine-tuning baseline.
+    pub gradient: GradientConfig,
+}
+
+/// Repairs cases with any [`Method`] and measures them against one set of unrelated prompts.
+pub struct Repairer {
+    /// Settings.
+    pub config: RepairConfig,
+    /// The unrelated prompts with the unrepaired model's distributions.
+    pub unrelated: Unrelated,
+    keys: KeyStatistics,
+    activation_rms: models::tch::Tensor,
+    repairs: u64,
+}
+
+impl Repairer {
+    /// Records the model's distributions on the last `positions` positions of `unrelated` (equally long
+    /// prompts); the model must not be patched yet.
+    pub fn new(model: &Model, config: RepairConfig, unrelated: Vec<Vec<u32>>, positions: usize) -> Result<Self> {
+        config.mint.validate()?;
+        let keys = KeyStatistics::new(unrelated.clone())?;
+        let activation_rms = activation_rms(model, &unrelated)?;
+        Ok(Repairer {
+            config,
+            unrelated: Unrelated::new(model, unrelated, positions)?,
+            keys,
+            activation_rms,
+            repairs: 0,
+        })
+    }
+
+    /// Repairs `tokens` with `method`; the changes stay applied.
+    pub fn repair(&mut self, model: &Model, tokens: &Tokens, method: Method) -> Result<Repair> {
+        self.repairs += 1;
+        let mint = &self.config.mint;
+        let rms = Some(&self.activation_rms);
+        match method {
+            Method::Mint => repair_tokens(model, tokens, mint, &mut Editor::Mint, rms),
+            Method::RandomNeurons => {
+                repair_tokens(model, tokens, mint, &mut Editor::random(mint.seed + self.repairs), rms)
+            }
+            Method::RankOne => repair_tokens(model, tokens, mint, &mut Editor::RankOne(&mut self.keys), rms),
+            Method::MintGradient | Method::FineTuneLayer => {
+                let Some(step) = check(model, tokens)?.first_below(0.0) else {
+                    return gradient_repair(
+                        model,
+                        tokens,
+                        &Trainable::Neurons(Vec::new()),
+                        &self.config.gradient,
+                        None,
+                    );
+                };
+                let targeting = target(model, tokens.context(step), tokens.desired(step), false, rms)?;
+                let top = targeting.top(mint.ranking, mint.neurons_per_token.min(mint.max_edits))?;
+                if method == Method::FineTuneLayer {
+                    return gradient_repair(
+                        model,
+                        tokens,
+                        &Trainable::Layer(top[0].neuron.layer),
+                        &self.config.gradient,
+                        None,
+                    );
+                }
+                let neurons = top.iter().map(|s| s.neuron).collect();
+                let anchor = self.unrelated.anchor(self.config.gradient.anchor_prompts);
+                gradient_repair(model, tokens, &Trainable::Neurons(neurons), &self.config.gradient, Some(&anchor))
+            }
+        }
+    }
+
+    /// Repairs `case` with `method` and measures the result; the repair stays applied.
+    pub fn repair_case(&mut self, model: &Model, case: &RepairCase, method: Method) -> Result<(Repair, RepairMetrics)> {
+        let tokens = Tokens::new(model, &case.example)?;
+        let variants_before = variants_correct(model, case)?;
+        let repair = self.repair(model, &tokens, method)?;
+        let metrics = measure(model, case, &repair, &variants_before, &self.unrelated)?;
+        Ok((repair, metrics))
+    }
+}

@@ -1,0 +1,209 @@
+//! MINT repair on the default model: targeting against an independent transformers + autograd computation,
+//! repairs of real API-name failures that revert bit-exactly and round-trip through patch sets, the baselines
+//! editing exactly what they claim, and exported patched checkpoints that transformers and this runtime read
+//! as repaired.
+
+use integration_tests::{default_model, max_abs_diff, read_f32, run_python};
+use models::gguf::GgmlType;
+use models::writers::{save_gguf, save_hf_folder};
+use models::{LoadOptions, Model};
+use repair::patchset::{weights_sha256, ModelIdentity, PatchSet};
+use repair::{check, target, ChangeTarget, Example, Method, RepairCase, RepairConfig, Repairer, Tokens};
+use serde_json::json;
+
+/// A real failure of SmolLM2: after `os.path.` it writes `join`, not `expanduser`.
+fn expanduser_case() -> RepairCase {
+    RepairCase {
+        family: "user".into(),
+        id: "expanduser".into(),
+        example: Example {
+            prompt: "import os\nimport sys\n\ndef main():\n    path = os.path.".into(),
+            desired: "expanduser".into(),
+        },
+        variants: vec![Example { prompt: "import os\nhome = os.path.".into(), desired: "expanduser".into() }],
+    }
+}
+
+fn repairer(model: &Model) -> Repairer {
+    let unrelated = experiments::repair_study::unrelated_prompts(model, 24, 48).unwrap();
+    Repairer::new(model, RepairConfig::default(), unrelated, 8).unwrap()
+}
+
+fn logits_vec(model: &Model, ids: &[u32]) -> Vec<f32> {
+    Vec::try_from(model.logits(ids).unwrap().flatten(0, -1)).unwrap()
+}
+
+#[test]
+fn targeting_matches_transformers_autograd() {
+    let model = default_model();
+    let case = expanduser_case();
+    let tokens = Tokens::new(&model, &case.example).unwrap();
+    let found = target(&model, tokens.context(0), tokens.desired(0), true, None).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("model");
+    save_hf_folder(&model, &folder).unwrap();
+    let input = dir.path().join("in.json");
+    std::fs::write(&input, json!({"ids": tokens.context(0), "desired": tokens.desired(0)}).to_string()).unwrap();
+    run_python("mint_reference.py", &[&folder, &input, dir.path()]).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("reference.json")).unwrap()).unwrap();
+    assert_eq!(found.wrong as u64, reference["wrong"].as_u64().unwrap(), "a different competing token");
+    assert!((found.logit_gap as f64 - reference["gap"].as_f64().unwrap()).abs() < 1e-3);
+
+    for (name, ours) in [("direct", &found.direct), ("attribution", found.attribution.as_ref().unwrap())] {
+        let theirs = read_f32(&dir.path().join(format!("{name}.f32")));
+        let ours: Vec<f32> = Vec::try_from(ours.flatten(0, -1)).unwrap();
+        let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = max_abs_diff(&ours, &theirs);
+        assert!(diff <= 1e-3 * scale, "{name} scores differ by {diff} (largest score {scale})");
+    }
+    let top: Vec<_> = found.top(repair::Ranking::Direct, 5).unwrap();
+    let theirs = read_f32(&dir.path().join("direct.f32"));
+    let d_mlp = model.shape().d_mlp;
+    let mut order: Vec<usize> = (0..theirs.len()).collect();
+    order.sort_by(|&a, &b| theirs[b].abs().total_cmp(&theirs[a].abs()));
+    let expected: Vec<(usize, usize)> = order[..5].iter().map(|&i| (i / d_mlp, i % d_mlp)).collect();
+    let ranked: Vec<(usize, usize)> = top.iter().map(|s| (s.neuron.layer, s.neuron.index)).collect();
+    assert_eq!(ranked, expected, "the top-5 neurons by |direct effect| differ");
+}
+
+#[test]
+fn mint_repairs_real_failures_and_patch_sets_round_trip_bit_exactly() {
+    let model = default_model();
+    let original = weights_sha256(&model).unwrap();
+    let mut cases = experiments::repair_cases::api_cases(&model, 3).unwrap();
+    cases.push(expanduser_case());
+    assert!(cases.len() >= 3, "too few API failures mined: {}", cases.len());
+    let mut repairer = repairer(&model);
+    let mut patches = PatchSet::new(ModelIdentity::of(&model).unwrap());
+    let mut fixed = 0;
+    let mut outcomes = Vec::new();
+    for case in &cases {
+        let (done, metrics) = repairer.repair_case(&model, case, Method::Mint).unwrap();
+        assert!(done.margins_before.iter().any(|&m| m < 0.0), "{}: the model was right already", case.id);
+        assert!(metrics.neurons_changed <= repairer.config.mint.max_edits);
+        let now = check(&model, &Tokens::new(&model, &case.example).unwrap()).unwrap();
+        assert_eq!(now.correct(), metrics.effective, "{}: the metrics disagree with a fresh check", case.id);
+        outcomes.push((case.id.clone(), done.margins_before.clone(), done.margins_after.clone()));
+        if metrics.effective {
+            fixed += 1;
+            patches.push(&done, Some(case.clone()), Some(metrics));
+        } else {
+            done.revert(&model).unwrap();
+        }
+    }
+    assert!(fixed * 4 >= cases.len() * 3, "MINT fixed only {fixed} of {} cases: {outcomes:?}", cases.len());
+
+    let probe = model.encode("def area(r):\n    return 3.14 * r * r\n").unwrap();
+    let patched_logits = logits_vec(&model, &probe);
+    let patched_hash = weights_sha256(&model).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patches.ron");
+    patches.save(&path).unwrap();
+    patches.revert(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), original, "reverting the patch set is not bit-exact");
+
+    let loaded = PatchSet::load(&path).unwrap();
+    assert_eq!(loaded.patches.len(), fixed);
+    loaded.apply(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), patched_hash);
+    assert_eq!(logits_vec(&model, &probe), patched_logits, "the loaded patch set gives other logits");
+    let again = loaded.apply(&model).unwrap_err().to_string();
+    assert!(again.contains("does not hold"), "{again}");
+    assert_eq!(weights_sha256(&model).unwrap(), patched_hash, "a refused apply changed the model");
+    loaded.revert(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), original);
+}
+
+#[test]
+fn baselines_edit_exactly_what_they_claim_and_revert() {
+    let model = default_model();
+    let original = weights_sha256(&model).unwrap();
+    let case = expanduser_case();
+    let mut repairer = repairer(&model);
+    for method in [Method::MintGradient, Method::RandomNeurons, Method::FineTuneLayer, Method::RankOne] {
+        let (done, metrics) = repairer.repair_case(&model, &case, method).unwrap();
+        assert!(!done.changes.is_empty(), "{method} changed nothing");
+        match method {
+            Method::MintGradient | Method::RandomNeurons => {
+                assert!(done.changes.iter().all(|c| c.target.neuron().is_some()), "{method}: {:?}", done.changes);
+                assert!(metrics.neurons_changed <= repairer.config.mint.max_edits);
+                for change in &done.changes {
+                    let n = change.target.neuron().unwrap();
+                    let matrix = ChangeTarget::Parameter(model.arch().mlp(n.layer).output.0);
+                    let now = matrix.read(&model).unwrap();
+                    assert_eq!(
+                        now.select(1, n.index as i64),
+                        change.new,
+                        "{method}: the column is not what was recorded"
+                    );
+                }
+            }
+            Method::FineTuneLayer => {
+                let names: Vec<String> = done.changes.iter().map(|c| c.target.to_string()).collect();
+                let layer = names[0].split('.').nth(1).unwrap().to_string();
+                assert!(names.iter().all(|n| n.starts_with(&format!("blocks.{layer}.mlp."))), "{names:?}");
+                assert_eq!(metrics.neurons_changed, model.shape().d_mlp);
+            }
+            Method::RankOne => {
+                for change in &done.changes {
+                    let delta = (&change.new - &change.old).to_kind(models::tch::Kind::Double);
+                    let (_, singular, _) = delta.svd(true, false);
+                    let (first, second) = (singular.double_value(&[0]), singular.double_value(&[1]));
+                    assert!(second <= 1e-4 * first, "rank-one edit has singular values {first} and {second}");
+                }
+            }
+            Method::Mint => unreachable!(),
+        }
+        // Reverting the recorded changes restores every weight, so nothing was changed without being recorded.
+        done.revert(&model).unwrap();
+        assert_eq!(weights_sha256(&model).unwrap(), original, "{method} does not revert bit-exactly");
+    }
+}
+
+#[test]
+fn exported_patched_models_are_repaired_in_transformers_and_gguf() {
+    let model = default_model();
+    let case = expanduser_case();
+    let mut repairer = repairer(&model);
+    let (done, metrics) = repairer.repair_case(&model, &case, Method::Mint).unwrap();
+    assert!(metrics.effective);
+    let tokens = Tokens::new(&model, &case.example).unwrap();
+    let prompts = vec![tokens.context(0).to_vec(), repairer.unrelated.prompts()[0].clone()];
+    let ours: Vec<Vec<f32>> = prompts.iter().map(|p| logits_vec(&model, p)).collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (patched_dir, original_dir, gguf) =
+        (dir.path().join("patched"), dir.path().join("original"), dir.path().join("patched.gguf"));
+    save_hf_folder(&model, &patched_dir).unwrap();
+    save_gguf(&model, &gguf, GgmlType::F32).unwrap();
+    done.revert(&model).unwrap();
+    save_hf_folder(&model, &original_dir).unwrap();
+
+    let input = dir.path().join("in.json");
+    std::fs::write(&input, json!({"prompts": prompts}).to_string()).unwrap();
+    run_python("hf_patch_check.py", &[&patched_dir, &original_dir, &input, dir.path()]).unwrap();
+    let changes: std::collections::BTreeMap<String, Vec<usize>> =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("changes.json")).unwrap()).unwrap();
+    let mut expected: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for change in &done.changes {
+        let n = change.target.neuron().unwrap();
+        expected.entry(format!("model.layers.{}.mlp.down_proj.weight", n.layer)).or_default().push(n.index);
+    }
+    assert_eq!(changes, expected, "the exported folder differs from the unpatched export elsewhere");
+    let vocab = model.shape().vocab_size;
+    for (i, logits) in ours.iter().enumerate() {
+        let theirs = read_f32(&dir.path().join(format!("logits-{i}.f32")));
+        assert!(max_abs_diff(logits, &theirs) <= 1e-4, "prompt {i}: transformers' logits differ");
+        if i == 0 {
+            let last = &theirs[theirs.len() - vocab..];
+            let top = (0..vocab).max_by(|&a, &b| last[a].total_cmp(&last[b])).unwrap();
+            assert_eq!(top as u32, tokens.desired(0), "transformers does not write the desired token");
+        }
+    }
+
+    let reloaded = Model::load(gguf.to_str().unwrap(), LoadOptions::default()).unwrap();
+    assert!(check(&reloaded, &Tokens::new(&reloaded, &case.example).unwrap()).unwrap().correct());
+    assert!(max_abs_diff(&logits_vec(&reloaded, &prompts[1]), &ours[1]) <= 1e-5);
+}
