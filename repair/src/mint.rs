@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use models::tch::{Kind, Tensor};
-use models::{Edit, HookPoint, Hooks, Intervention, Model, Neuron, Positions};
+use models::tch::{Device, Tensor};
+use models::{HookPoint, Model, Neuron};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use crate::change::{ChangeTarget, LineEdit, WeightChange};
 use crate::error::{RepairError, Result};
 use crate::method::{EditLog, Method, Repair, StepLog};
 use crate::statistics::KeyStatistics;
-use crate::target::{target, Ranking, Targeting};
+use crate::target::{gap_gradients, target, Ranking, Targeting};
 
 /// Settings of the token-by-token repair loop.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -231,28 +231,15 @@ fn rank_one_edit(
     let key = targeting.activations.get(layer as i64);
     let solved = keys.inverse_covariance(model, layer)?.mv(&key);
     let u = &solved / solved.dot(&key);
-    let gradient = output_gradient(model, context, layer, targeting.desired, targeting.wrong)?;
+    let point = (HookPoint::MlpOut(layer), model.shape().d_model);
+    let gradient =
+        gap_gradients(model, context, targeting.desired, targeting.wrong, &[point])?.remove(0).to_device(Device::Cpu);
     let gradient_norm = f64::try_from(gradient.norm())?.max(1e-12);
     let direction = (gradient / gradient_norm).outer(&u);
     let target = ChangeTarget::Parameter(model.arch().mlp(layer).output.0);
     let edit = LineEdit::new(model, target, direction)?;
     let output_norm = f64::try_from(edit.base.mv(&key).norm())?;
     Ok((edit, gradient_norm, config.max_scale * output_norm))
-}
-
-/// ∂(logit_d − logit_w)/∂(`blocks.{layer}.hook_mlp_out` at the last position), `[d_model]`.
-fn output_gradient(model: &Model, context: &[u32], layer: usize, desired: u32, wrong: u32) -> Result<Tensor> {
-    let probe = Tensor::zeros([model.shape().d_model as i64], (model.kind, model.device)).set_requires_grad(true);
-    let mut hooks = Hooks::default().with(Intervention {
-        point: HookPoint::MlpOut(layer),
-        positions: Positions::Only(vec![-1]),
-        edit: Edit::Add(probe.shallow_clone()),
-    });
-    let batch = model.batch(&[context.to_vec()])?;
-    let normalized = model.forward(&batch, None, &mut hooks)?;
-    let logits = model.arch().unembed(&normalized.get(0).get(-1)).to_kind(Kind::Float);
-    (logits.get(i64::from(desired)) - logits.get(i64::from(wrong))).backward();
-    Ok(probe.grad().to_kind(Kind::Float).to_device(models::tch::Device::Cpu).detach())
 }
 
 /// Where a scale search ended.

@@ -170,21 +170,36 @@ fn attribution_scores(
     activations: &Tensor,
 ) -> Result<Tensor> {
     let shape = model.shape();
-    let probes: Vec<Tensor> = (0..shape.n_layers)
-        .map(|_| Tensor::zeros([shape.d_mlp as i64], (model.kind, model.device)).set_requires_grad(true))
-        .collect();
+    let points: Vec<(HookPoint, usize)> = (0..shape.n_layers).map(|l| (HookPoint::MlpPost(l), shape.d_mlp)).collect();
+    let grads = gap_gradients(model, context, desired, wrong, &points)?;
+    Ok((activations * Tensor::stack(&grads, 0)).detach())
+}
+
+/// ∂(logit_d − logit_w)/∂(activation at the last position) for each `(point, width)`, f32: a zero vector is
+/// added at each point and differentiated through one forward and backward pass.
+pub fn gap_gradients(
+    model: &Model,
+    context: &[u32],
+    desired: u32,
+    wrong: u32,
+    points: &[(HookPoint, usize)],
+) -> Result<Vec<Tensor>> {
     let mut hooks = Hooks::default();
-    for (l, probe) in probes.iter().enumerate() {
-        hooks.push(Intervention {
-            point: HookPoint::MlpPost(l),
-            positions: Positions::Only(vec![-1]),
-            edit: Edit::Add(probe.shallow_clone()),
-        });
-    }
+    let probes: Vec<Tensor> = points
+        .iter()
+        .map(|&(point, width)| {
+            let probe = Tensor::zeros([width as i64], (model.kind, model.device)).set_requires_grad(true);
+            hooks.push(Intervention {
+                point,
+                positions: Positions::Only(vec![-1]),
+                edit: Edit::Add(probe.shallow_clone()),
+            });
+            probe
+        })
+        .collect();
     let batch = model.batch(&[context.to_vec()])?;
     let normalized = model.forward(&batch, None, &mut hooks)?;
     let logits = model.arch().unembed(&normalized.get(0).get(-1)).to_kind(Kind::Float);
     (logits.get(i64::from(desired)) - logits.get(i64::from(wrong))).backward();
-    let grads = Tensor::stack(&probes.iter().map(|p| p.grad().to_kind(Kind::Float)).collect::<Vec<_>>(), 0);
-    Ok((activations * grads).detach())
+    Ok(probes.iter().map(|p| p.grad().to_kind(Kind::Float).detach()).collect())
 }
