@@ -6,6 +6,7 @@ pub mod corpus;
 pub mod dataset;
 pub mod error;
 pub mod find;
+pub mod inspect;
 pub mod linear;
 pub mod logit_lens;
 pub mod plots;

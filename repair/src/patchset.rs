@@ -157,16 +157,15 @@ impl PatchSet {
 
     /// Reverts every change in reverse order, after checking that the model holds the patched values.
     pub fn revert(&self, model: &Model) -> Result<()> {
-        for change in self.changes().collect::<Vec<_>>().into_iter().rev() {
-            if !change.holds(model, &change.new)? {
-                return Err(RepairError::Mismatch(format!(
-                    "{} does not hold the patched values; is the patch applied?",
-                    change.target
-                )));
-            }
-            change.revert(model)?;
-        }
-        Ok(())
+        revert_changes(model, self.changes().collect())
+    }
+
+    /// Reverts the last repair (it must be applied, as the last) and removes it from the set.
+    pub fn revert_last(&mut self, model: &Model) -> Result<Option<PatchRecord>> {
+        let Some(last) = self.changes.last() else { return Ok(None) };
+        revert_changes(model, last.iter().collect())?;
+        self.changes.pop();
+        Ok(self.patches.pop())
     }
 
     /// The side file of a RON path: `<name>.safetensors` beside it.
@@ -246,4 +245,18 @@ impl PatchSet {
             .collect::<Result<_>>()?;
         Ok(PatchSet { model: stored.model, patches: stored.patches, changes })
     }
+}
+
+/// Reverts `changes` in reverse order, after checking that the model holds each one's patched values.
+fn revert_changes(model: &Model, changes: Vec<&WeightChange>) -> Result<()> {
+    for change in changes.into_iter().rev() {
+        if !change.holds(model, &change.new)? {
+            return Err(RepairError::Mismatch(format!(
+                "{} does not hold the patched values; is the patch applied?",
+                change.target
+            )));
+        }
+        change.revert(model)?;
+    }
+    Ok(())
 }

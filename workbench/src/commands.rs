@@ -37,6 +37,18 @@ enum Command {
     Export(crate::repair::ExportArgs),
     /// Run an experiment spec (RON) into runs/<time>-<name>/, or resume an interrupted run.
     Run(RunArgs),
+    /// Open the desktop app.
+    Gui(GuiArgs),
+}
+
+#[derive(Debug, Args)]
+struct GuiArgs {
+    /// Load this model at start (catalogue name, .gguf file or Hugging Face folder).
+    #[arg(long)]
+    model: Option<String>,
+    /// Load the model, save a screenshot of every view into this folder, then quit.
+    #[arg(long)]
+    screenshots: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +263,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Repair(args) => crate::repair::repair(&args),
         Command::Export(args) => crate::repair::export(&args),
         Command::Run(args) => run_spec(&args),
+        Command::Gui(args) => {
+            workbench::gui::run(workbench::gui::GuiOptions { model: args.model, screenshots: args.screenshots })
+        }
     }
 }
 

@@ -1,0 +1,73 @@
+//! `workbench gui --screenshots DIR`: once the model is loaded and no job runs, shows each view in turn, saves a
+//! screenshot of the real window as `DIR/<n>-<view>.png`, and closes the app.
+
+use std::path::PathBuf;
+
+use super::View;
+
+/// Frames to wait on a view before its screenshot, so it is laid out and its images are loaded.
+const SETTLE_FRAMES: u32 = 8;
+
+/// The tour through the views.
+pub struct Tour {
+    dir: PathBuf,
+    next: usize,
+    frames: u32,
+    requested: bool,
+}
+
+impl Tour {
+    /// A tour saving into `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        Tour { dir, next: 0, frames: 0, requested: false }
+    }
+
+    /// Advances the tour by one frame; returns the view to show.
+    pub fn step(&mut self, ctx: &egui::Context, busy: bool) -> Option<View> {
+        ctx.request_repaint();
+        if busy {
+            return None;
+        }
+        let view = *View::ALL.get(self.next)?;
+        let shot = ctx.input(|i| {
+            i.events.iter().find_map(|e| match e {
+                egui::Event::Screenshot { image, .. } => Some(image.clone()),
+                _ => None,
+            })
+        });
+        if let Some(image) = shot {
+            let name = format!("{}-{}.png", self.next + 1, view.title().to_lowercase().replace(' ', "-"));
+            if let Err(err) = save_png(&self.dir.join(name), &image) {
+                eprintln!("screenshot of {}: {err:#}", view.title());
+            }
+            self.next += 1;
+            self.frames = 0;
+            self.requested = false;
+            if self.next == View::ALL.len() {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                return None;
+            }
+            return Some(View::ALL[self.next]);
+        }
+        self.frames += 1;
+        if self.frames >= SETTLE_FRAMES && !self.requested {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::UserData::default()));
+            self.requested = true;
+        }
+        Some(view)
+    }
+}
+
+fn save_png(path: &std::path::Path, image: &egui::ColorImage) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let [width, height] = image.size;
+    let pixels: Vec<u8> = image.pixels.iter().flat_map(|p| p.to_array()).collect();
+    let buffer = image::RgbaImage::from_raw(width as u32, height as u32, pixels)
+        .ok_or_else(|| anyhow::anyhow!("the screenshot's size does not match its pixels"))?;
+    let temporary = path.with_extension("png.tmp");
+    buffer.save_with_format(&temporary, image::ImageFormat::Png)?;
+    std::fs::rename(&temporary, path)?;
+    Ok(())
+}

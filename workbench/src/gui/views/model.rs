@@ -1,0 +1,160 @@
+//! The Model view: open a model by catalogue name, path or file dialog; its architecture, parameters, device
+//! and memory; a clear error panel when loading fails.
+
+use std::sync::{Arc, Mutex};
+
+use egui_file_dialog::FileDialog;
+use models::{parse_device, parse_kind, LoadOptions, Model};
+use repair::patchset::{ModelIdentity, PatchSet};
+use serde::{Deserialize, Serialize};
+
+use super::{labelled_field, run_button};
+use crate::gui::{Output, Shared, View};
+
+/// What the view shows of a loaded model, read once when it loads.
+pub struct Summary {
+    /// Its name.
+    pub name: String,
+    /// Blocks.
+    pub n_layers: usize,
+    /// Rows of the summary table: what and its value.
+    pub rows: Vec<(&'static str, String)>,
+}
+
+impl Summary {
+    /// The summary of `model`.
+    pub fn of(model: &Model) -> Self {
+        let shape = model.shape();
+        let rows = vec![
+            ("file", format!("{} ({:?})", model.source.path.display(), model.source.format)),
+            ("architecture", shape.architecture.clone()),
+            ("layers", shape.n_layers.to_string()),
+            ("d_model", shape.d_model.to_string()),
+            ("neurons per layer", format!("{} ({} in all)", shape.d_mlp, shape.d_mlp * shape.n_layers)),
+            (
+                "attention heads",
+                format!("{} query, {} key/value, {} wide", shape.n_heads, shape.n_kv_heads, shape.head_dim),
+            ),
+            ("vocabulary", shape.vocab_size.to_string()),
+            ("context", shape.context_length.to_string()),
+            ("embeddings", if shape.tied_embeddings { "tied" } else { "untied" }.to_string()),
+            ("parameters", model.parameter_count().to_string()),
+            ("memory", format!("{:.1} MiB as {:?}", model.parameter_bytes() as f64 / 1048576.0, model.kind)),
+            ("device", format!("{:?}", model.device)),
+        ];
+        let name = model.source.display_name.clone().unwrap_or_else(|| model.source.spec.clone());
+        Summary { name, n_layers: shape.n_layers, rows }
+    }
+}
+
+/// A loaded model and its identity.
+pub struct Loaded {
+    /// The model.
+    pub model: Model,
+    /// Its identity and weight hash, for patch sets.
+    pub identity: ModelIdentity,
+}
+
+/// Settings of the Model view.
+#[derive(Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelView {
+    /// Catalogue name, `.gguf` path or Hugging Face folder.
+    pub spec: String,
+    /// cpu, cuda or auto.
+    pub device: String,
+    /// f32, bf16 or f16.
+    pub dtype: String,
+    #[serde(skip)]
+    dialog: Option<FileDialog>,
+}
+
+impl Default for ModelView {
+    fn default() -> Self {
+        ModelView {
+            spec: models::catalogue::DEFAULT_MODEL.to_string(),
+            device: "auto".into(),
+            dtype: "f32".into(),
+            dialog: None,
+        }
+    }
+}
+
+fn choice(ui: &mut egui::Ui, label: &str, value: &mut String, options: &[&str]) {
+    egui::ComboBox::from_label(label).selected_text(value.as_str()).show_ui(ui, |ui| {
+        for option in options {
+            ui.selectable_value(value, option.to_string(), *option);
+        }
+    });
+}
+
+impl ModelView {
+    /// Draws the view.
+    pub fn show(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        ui.heading("Open a model");
+        shared.error_panel(ui, View::Model);
+        ui.horizontal(|ui| {
+            labelled_field(ui, "Model", &mut self.spec, 420.0);
+            if ui.button("Browse…").clicked() {
+                let mut dialog = FileDialog::new();
+                dialog.pick_file();
+                self.dialog = Some(dialog);
+            }
+        });
+        if let Some(dialog) = &mut self.dialog {
+            dialog.update(ui.ctx());
+            if let Some(path) = dialog.take_picked() {
+                self.spec = path.display().to_string();
+                self.dialog = None;
+            }
+        }
+        ui.label(format!("Catalogue: {}; or a .gguf file, or a Hugging Face folder.", catalogue_names()));
+        ui.horizontal(|ui| {
+            choice(ui, "Device", &mut self.device, &["auto", "cpu", "cuda"]);
+            choice(ui, "Weights", &mut self.dtype, &["f32", "bf16", "f16"]);
+        });
+        if run_button(ui, shared.busy(), "Load") {
+            self.load(ui.ctx(), shared);
+        }
+        ui.separator();
+        match &shared.summary {
+            Some(summary) => show_summary(ui, summary),
+            None => {
+                ui.label("No model is loaded.");
+            }
+        }
+    }
+
+    /// Starts loading the model the view names.
+    pub fn load(&self, ctx: &egui::Context, shared: &mut Shared) {
+        let (spec, device, dtype) = (self.spec.trim().to_string(), self.device.clone(), self.dtype.clone());
+        shared.start(ctx, View::Model, "loading the model", move |job| {
+            let options = LoadOptions { device: parse_device(&device)?, kind: parse_kind(&dtype)? };
+            let model = Model::load_with_progress(&spec, options, job.progress())?;
+            let identity = ModelIdentity::of(&model)?;
+            Ok(Output::Model(Box::new(Loaded { model, identity })))
+        });
+    }
+
+    /// Takes a loaded model: it replaces the old one, and the old one's patches no longer apply.
+    pub fn loaded(&mut self, loaded: Loaded, shared: &mut Shared) {
+        shared.summary = Some(Summary::of(&loaded.model));
+        shared.model = Some(Arc::new(Mutex::new(loaded.model)));
+        shared.patches = Some(Arc::new(Mutex::new(PatchSet::new(loaded.identity))));
+    }
+}
+
+fn catalogue_names() -> String {
+    models::catalogue::CATALOGUE.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+}
+
+fn show_summary(ui: &mut egui::Ui, summary: &Summary) {
+    ui.heading(summary.name.as_str());
+    egui::Grid::new("model summary").striped(true).show(ui, |ui| {
+        for (name, value) in &summary.rows {
+            ui.label(*name);
+            ui.label(value.as_str());
+            ui.end_row();
+        }
+    });
+}

@@ -1,0 +1,196 @@
+//! The Probes view: choose a task, layers and probe; the sweep runs in the background and the per-layer
+//! accuracy, control and selectivity curves with their 95% bands are drawn as each layer finishes.
+
+use egui_plot::{Legend, Line, Plot, PlotPoints, Polygon};
+use models::HookPoint;
+use probes::dataset::{collect, BracketDepth, IndentLevel, TokenLabeller};
+use probes::protocol::{sweep_each, PointResult, ProbeKind, Summary, SweepConfig};
+use serde::{Deserialize, Serialize};
+
+use super::{labelled_field, labelled_number, run_button};
+use crate::gui::{Output, Shared, View};
+
+/// A probing task of the view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Task {
+    /// Bracket nesting depth.
+    BracketDepth,
+    /// Indentation level.
+    IndentLevel,
+    /// tree-sitter syntax category.
+    Syntax,
+}
+
+impl Task {
+    const ALL: [Task; 3] = [Task::BracketDepth, Task::IndentLevel, Task::Syntax];
+
+    fn labeller(self) -> Box<dyn TokenLabeller + Send> {
+        match self {
+            Task::BracketDepth => Box::new(BracketDepth { max: 3 }),
+            Task::IndentLevel => Box::new(IndentLevel { max: 3 }),
+            Task::Syntax => Box::new(probes::tasks::syntax::SyntaxKind),
+        }
+    }
+}
+
+/// Settings and results of the Probes view.
+#[derive(Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProbesView {
+    /// The task.
+    pub task: Task,
+    /// Layers: `all` or comma-separated numbers.
+    pub layers: String,
+    /// Logistic or ridge.
+    pub ridge: bool,
+    /// CPython files read.
+    pub files: usize,
+    /// Tokens per file.
+    pub max_tokens: usize,
+    /// Seeds (3 or more for intervals).
+    pub seeds: u64,
+    /// The layers of the running or last sweep, in order.
+    #[serde(skip)]
+    pub probed: Vec<usize>,
+    /// Results so far, one per finished layer.
+    #[serde(skip)]
+    pub results: Vec<PointResult>,
+    /// Whether the last sweep finished.
+    #[serde(skip)]
+    pub finished: bool,
+}
+
+impl Default for ProbesView {
+    fn default() -> Self {
+        ProbesView {
+            task: Task::BracketDepth,
+            layers: "all".into(),
+            ridge: false,
+            files: 12,
+            max_tokens: 128,
+            seeds: 3,
+            probed: Vec::new(),
+            results: Vec::new(),
+            finished: false,
+        }
+    }
+}
+
+fn parse_layers(text: &str, n_layers: usize) -> anyhow::Result<Vec<usize>> {
+    if text.trim() == "all" {
+        return Ok((0..n_layers).collect());
+    }
+    text.split(',')
+        .map(|l| {
+            let layer: usize =
+                l.trim().parse().map_err(|_| anyhow::anyhow!("layers: {l:?} is not a layer number or `all`"))?;
+            HookPoint::ResidPost(layer).check(n_layers)?;
+            Ok(layer)
+        })
+        .collect()
+}
+
+impl ProbesView {
+    /// Draws the view.
+    pub fn show(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        ui.heading("Linear probes on the residual stream");
+        shared.error_panel(ui, View::Probes);
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("Task").selected_text(format!("{:?}", self.task)).show_ui(ui, |ui| {
+                for task in Task::ALL {
+                    ui.selectable_value(&mut self.task, task, format!("{task:?}"));
+                }
+            });
+            ui.checkbox(&mut self.ridge, "Ridge probe (else logistic)");
+        });
+        ui.horizontal(|ui| {
+            labelled_field(ui, "Layers", &mut self.layers, 160.0);
+            labelled_number(ui, "Files", &mut self.files, 2..=200);
+            labelled_number(ui, "Tokens per file", &mut self.max_tokens, 16..=2048);
+            labelled_number(ui, "Seeds", &mut self.seeds, 1..=10);
+        });
+        if run_button(ui, shared.busy(), "Run probes") {
+            if let Err(err) = self.run(ui.ctx(), shared) {
+                shared.failure = Some((View::Probes, format!("{err:#}")));
+            }
+        }
+        if self.probed.is_empty() {
+            return;
+        }
+        let state = if self.finished { "done" } else { "running" };
+        ui.label(format!("{} of {} layers probed ({state})", self.results.len(), self.probed.len()));
+        self.plot(ui);
+        self.table(ui);
+    }
+
+    fn run(&mut self, ctx: &egui::Context, shared: &mut Shared) -> anyhow::Result<()> {
+        let n_layers = shared
+            .summary
+            .as_ref()
+            .map(|s| s.n_layers)
+            .ok_or_else(|| anyhow::anyhow!("no model is loaded: open one in the Model view"))?;
+        let layers = parse_layers(&self.layers, n_layers)?;
+        let probe = if self.ridge { ProbeKind::Ridge } else { ProbeKind::Logistic };
+        let config = SweepConfig { seeds: (0..self.seeds.max(1)).collect(), ..SweepConfig::for_probe(probe) };
+        let (labeller, files, max_tokens) = (self.task.labeller(), self.files, self.max_tokens);
+        let points: Vec<HookPoint> = layers.iter().map(|&l| HookPoint::ResidPost(l)).collect();
+        self.probed = layers;
+        self.results.clear();
+        self.finished = false;
+        shared.start_with_model(ctx, View::Probes, "probing", move |model, job| {
+            let documents = probes::corpus::stdlib_documents(files)?;
+            let data = collect(model, &documents, labeller.as_ref(), &points, max_tokens, job.progress())?;
+            sweep_each(&data, &config, job.progress(), |result| {
+                job.send(Output::ProbeLayer(Box::new(result.clone())))
+            })?;
+            Ok(Output::ProbesDone)
+        });
+        Ok(())
+    }
+
+    fn plot(&self, ui: &mut egui::Ui) {
+        let layers: Vec<f64> = self.probed.iter().map(|&l| l as f64).collect();
+        let curve = |pick: fn(&PointResult) -> &Summary| -> (Vec<[f64; 2]>, Vec<[f64; 2]>) {
+            let line = self.results.iter().zip(&layers).map(|(r, &x)| [x, pick(r).mean]).collect();
+            let upper = self.results.iter().zip(&layers).map(|(r, &x)| [x, pick(r).high]);
+            let lower = self.results.iter().zip(&layers).rev().map(|(r, &x)| [x, pick(r).low]);
+            (line, upper.chain(lower).collect())
+        };
+        Plot::new("probe curves").legend(Legend::default()).height(320.0).show(ui, |plot| {
+            for (name, pick, colour) in [
+                (
+                    "accuracy",
+                    (|r: &PointResult| &r.accuracy) as fn(&PointResult) -> &Summary,
+                    egui::Color32::from_rgb(30, 110, 220),
+                ),
+                ("control task", |r: &PointResult| &r.control, egui::Color32::GRAY),
+                ("selectivity", |r: &PointResult| &r.selectivity, egui::Color32::from_rgb(220, 90, 0)),
+            ] {
+                let (line, band) = curve(pick);
+                plot.polygon(
+                    Polygon::new(format!("{name} 95% interval"), PlotPoints::from(band))
+                        .fill_color(colour.gamma_multiply(0.2))
+                        .stroke(egui::Stroke::NONE),
+                );
+                plot.line(Line::new(name, PlotPoints::from(line)).color(colour));
+            }
+        });
+    }
+
+    fn table(&self, ui: &mut egui::Ui) {
+        egui::Grid::new("probe table").striped(true).show(ui, |ui| {
+            for heading in ["layer", "accuracy", "control", "selectivity", "majority"] {
+                ui.strong(heading);
+            }
+            ui.end_row();
+            for (result, layer) in self.results.iter().zip(&self.probed) {
+                ui.label(layer.to_string());
+                for s in [&result.accuracy, &result.control, &result.selectivity] {
+                    ui.label(format!("{:.3} [{:.3}, {:.3}]", s.mean, s.low, s.high));
+                }
+                ui.label(format!("{:.3}", result.majority));
+                ui.end_row();
+            }
+        });
+    }
+}
