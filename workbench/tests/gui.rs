@@ -216,6 +216,8 @@ fn neuron_view_shows_top_examples_and_an_interpreters_calls() {
         assert!((f64::try_from(direct).unwrap() - y).abs() < 1e-4, "f({x}) = {y}");
     }
     assert!(h.query_by_label(&format!("{} calls", calls.len())).is_some());
+    let [x, y] = calls[0];
+    assert!(h.query_all_by_label(&format!("f({x}) = {y:.4}")).next().is_some(), "the transcript shows the first call");
 }
 
 #[test]

@@ -154,6 +154,13 @@ impl NeuronsView {
             return;
         }
         ui.label(format!("{} calls", self.calls.len()));
+        egui::CollapsingHeader::new("Transcript").default_open(true).show(ui, |ui| {
+            egui::ScrollArea::vertical().id_salt("transcript").max_height(120.0).stick_to_bottom(true).show(ui, |ui| {
+                for [x, y] in &self.calls {
+                    ui.monospace(format!("f({x}) = {y:.4}"));
+                }
+            });
+        });
         let fitted = self.answer.as_ref().and_then(|a| Expr::parse(&a.code).ok());
         let (low, high) =
             self.calls.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p[0]), h.max(p[0])));
