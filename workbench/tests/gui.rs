@@ -45,13 +45,17 @@ fn type_into(h: &mut App, label: &str, text: &str) {
     h.run_steps(2);
 }
 
+/// Longest a frame may take while a job runs: jobs take seconds to minutes, so a frame under this bound shows
+/// that the UI thread does not wait for them (the bound is loose because the tests share 2 cores).
+const FRAME_LIMIT: Duration = Duration::from_secs(2);
+
 /// Steps frames until the job ends; every frame must come quickly (the UI thread never waits for the job).
 fn wait(h: &mut App) {
     let started = Instant::now();
     while h.state().shared.busy() {
         let frame = Instant::now();
         h.step();
-        assert!(frame.elapsed() < Duration::from_millis(500), "a frame took {:?} while a job ran", frame.elapsed());
+        assert!(frame.elapsed() < FRAME_LIMIT, "a frame took {:?} while a job ran", frame.elapsed());
         assert!(started.elapsed() < Duration::from_secs(900), "the job did not finish");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -157,7 +161,7 @@ fn probes_draw_layers_as_they_finish_while_frames_keep_coming() {
     while h.state().shared.busy() {
         let frame = Instant::now();
         h.step();
-        assert!(frame.elapsed() < Duration::from_millis(500), "a frame took {:?}", frame.elapsed());
+        assert!(frame.elapsed() < FRAME_LIMIT, "a frame took {:?}", frame.elapsed());
         seen.push(h.state().probes.results.len());
         assert!(started.elapsed() < Duration::from_secs(600));
         std::thread::sleep(Duration::from_millis(20));
@@ -165,7 +169,7 @@ fn probes_draw_layers_as_they_finish_while_frames_keep_coming() {
     h.run_steps(3);
     assert_eq!(failure(&h), None);
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "results only grow");
-    assert!(seen.iter().any(|&n| n < 3), "the view showed the sweep before it finished");
+    assert!(seen.iter().any(|&n| n > 0 && n < 3), "the view showed finished layers while the sweep ran");
     let results = &h.state().probes.results;
     assert_eq!(results.len(), 3);
     for r in results {
