@@ -174,6 +174,11 @@ impl Shared {
     }
 }
 
+/// The patch set, locked (a job that panicked while holding it leaves it unusable: that is an error).
+pub fn lock_patches(patches: &Mutex<PatchSet>) -> anyhow::Result<std::sync::MutexGuard<'_, PatchSet>> {
+    patches.lock().map_err(|_| anyhow::anyhow!("the patch set is poisoned"))
+}
+
 /// The desktop app: the views (their settings are kept between launches) and what they share.
 #[derive(Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -11,7 +11,7 @@ use repair::patchset::PatchSet;
 use serde::{Deserialize, Serialize};
 
 use super::{labelled_number, run_button};
-use crate::gui::{Output, Shared, View};
+use crate::gui::{lock_patches, Output, Shared, View};
 
 /// A benchmark of the view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,7 +134,7 @@ fn compare(
     size: (usize, usize, usize),
     progress: &dyn Progress,
 ) -> anyhow::Result<Comparison> {
-    let patches = patches.lock().map_err(|_| anyhow::anyhow!("the patch set is poisoned"))?;
+    let patches = lock_patches(patches)?;
     let repairs = patches.patches.len();
     patches.revert(model)?;
     let before = outcomes(model, benchmark, size, progress);

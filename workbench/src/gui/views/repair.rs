@@ -15,7 +15,7 @@ use repair::{Example, Method, Repair, RepairCase, RepairConfig, RepairMetrics, R
 use serde::{Deserialize, Serialize};
 
 use super::{labelled_field, labelled_number, run_button};
-use crate::gui::{Output, Shared, View};
+use crate::gui::{lock_patches, Output, Shared, View};
 
 /// A repair measured with the patch on, then reverted.
 pub struct Outcome {
@@ -210,7 +210,7 @@ impl RepairView {
             labelled_field(ui, "Patch file", &mut self.save_path, 220.0);
             if ui.add_enabled(shared.applied_count() > 0, egui::Button::new("Save patch set")).clicked() {
                 let path = PathBuf::from(self.save_path.trim());
-                let result = patches.lock().map_err(|_| anyhow::anyhow!("the patch set is poisoned")).and_then(|set| {
+                let result = lock_patches(&patches).and_then(|set| {
                     set.save(&path)?;
                     Ok(format!("saved {} repairs to {}", set.patches.len(), path.display()))
                 });
@@ -303,7 +303,7 @@ fn lock_both<'a>(
     patches: &'a Mutex<PatchSet>,
 ) -> anyhow::Result<(MutexGuard<'a, Model>, MutexGuard<'a, PatchSet>)> {
     let model = shared.model_now()?;
-    let set = patches.lock().map_err(|_| anyhow::anyhow!("the patch set is poisoned"))?;
+    let set = lock_patches(patches)?;
     Ok((model, set))
 }
 
