@@ -342,12 +342,76 @@ pub fn summary_markdown(summary: &[MethodSummary]) -> String {
     out
 }
 
+/// The rows of a study as they finish, one JSON line each, so that a long study shows its progress and an
+/// interrupted one resumes where it stopped: rows already in the file are not repaired again.
+pub struct RowJournal {
+    path: PathBuf,
+    done: Vec<RepairRow>,
+}
+
+impl RowJournal {
+    /// Opens the journal at `path`, reading the rows it already holds (a missing file holds none; a last line cut
+    /// off by an interruption is dropped).
+    pub fn open(path: &std::path::Path) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(ExperimentError::Data(format!("{}: {e}", path.display()))),
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let mut done = Vec::with_capacity(lines.len());
+        for (number, line) in lines.iter().enumerate() {
+            match serde_json::from_str::<RepairRow>(line) {
+                Ok(row) => done.push(row),
+                Err(_) if number + 1 == lines.len() => {}
+                Err(e) => {
+                    return Err(ExperimentError::Data(format!("{} line {}: {e}", path.display(), number + 1)));
+                }
+            }
+        }
+        let journal = RowJournal { path: path.to_path_buf(), done };
+        journal.rewrite()?;
+        Ok(journal)
+    }
+
+    /// The row of `case` repaired by `method`, when the journal has it.
+    pub fn find(&self, case: &RepairCase, method: Method) -> Option<&RepairRow> {
+        self.done.iter().find(|row| row.family == case.family && row.case == case.id && row.method == method)
+    }
+
+    /// Adds a finished row.
+    pub fn record(&mut self, row: &RepairRow) -> Result<()> {
+        use std::io::Write;
+        let line = serde_json::to_string(row).map_err(|e| ExperimentError::Data(e.to_string()))?;
+        let error = |e: std::io::Error| ExperimentError::Data(format!("{}: {e}", self.path.display()));
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(error)?;
+        writeln!(file, "{line}").and_then(|()| file.sync_data()).map_err(error)?;
+        self.done.push(row.clone());
+        Ok(())
+    }
+
+    /// Writes the whole rows (dropping a cut-off line) through a temporary file and a rename.
+    fn rewrite(&self) -> Result<()> {
+        let mut text = String::new();
+        for row in &self.done {
+            text.push_str(&serde_json::to_string(row).map_err(|e| ExperimentError::Data(e.to_string()))?);
+            text.push('\n');
+        }
+        let temporary = self.path.with_extension("jsonl.tmp");
+        let error = |e: std::io::Error| ExperimentError::Data(format!("{}: {e}", self.path.display()));
+        std::fs::write(&temporary, text).map_err(error)?;
+        std::fs::rename(&temporary, &self.path).map_err(error)
+    }
+}
+
 /// Runs the study. The model is left as it was, unless `sequential` is on: then every effective MINT repair
-/// stays applied, in the returned patch set.
+/// stays applied, in the returned patch set. With a journal, every row is recorded as it finishes and rows the
+/// journal already holds are taken from it instead of being repaired again.
 pub fn run_repair_study(
     model: &Model,
     spec: &RepairStudySpec,
     progress: &dyn Progress,
+    mut journal: Option<&mut RowJournal>,
 ) -> Result<(RepairStudyReport, Option<PatchSet>)> {
     let cases = study_cases(model, spec)?;
     if cases.is_empty() {
@@ -363,17 +427,26 @@ pub fn run_repair_study(
     for case in &cases {
         for &method in &spec.methods {
             progress.check()?;
+            if let Some(row) = journal.as_deref().and_then(|j| j.find(case, method)) {
+                rows.push(row.clone());
+                progress.advance(1);
+                continue;
+            }
             let (repair, metrics) = repairer.repair_case(model, case, method)?;
             let after = suite.measure(model, spec.benchmarks.humaneval_problems)?;
             repair.revert(model)?;
-            rows.push(RepairRow {
+            let row = RepairRow {
                 family: case.family.clone(),
                 case: case.id.clone(),
                 method,
                 metrics,
                 deltas: after.minus(&baseline),
                 steps: repair.steps,
-            });
+            };
+            if let Some(journal) = journal.as_deref_mut() {
+                journal.record(&row)?;
+            }
+            rows.push(row);
             progress.advance(1);
         }
     }
@@ -424,4 +497,82 @@ fn repair_in_a_row(
         after: suite.measure(model, problems)?,
     };
     Ok((report, patches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use repair::Example;
+
+    fn case(id: &str) -> RepairCase {
+        RepairCase {
+            family: "api".into(),
+            id: id.into(),
+            example: Example { prompt: "os.path.".into(), desired: "join".into() },
+            variants: Vec::new(),
+        }
+    }
+
+    fn row(case: &RepairCase, method: Method, seconds: f64) -> RepairRow {
+        RepairRow {
+            family: case.family.clone(),
+            case: case.id.clone(),
+            method,
+            metrics: RepairMetrics {
+                effective: true,
+                variants_wrong_before: 2,
+                variants_fixed: 1,
+                variants_broken: 0,
+                generalization: Some(0.5),
+                specificity: Specificity { top1_unchanged: 0.99, mean_kl: 1e-4 },
+                neurons_changed: 1,
+                seconds,
+            },
+            deltas: Benchmarks { perplexity: 0.01, line_exact_match: 0.0, humaneval_pass1: None },
+            steps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_journal_keeps_finished_rows_across_an_interruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.jsonl");
+        let (first, second) = (case("a"), case("b"));
+        let mut journal = RowJournal::open(&path).unwrap();
+        assert!(journal.find(&first, Method::Mint).is_none());
+        journal.record(&row(&first, Method::Mint, 1.5)).unwrap();
+        journal.record(&row(&second, Method::RankOne, 2.5)).unwrap();
+        // An interruption in the middle of a write leaves a cut-off last line.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"family\":\"api\",\"ca");
+        std::fs::write(&path, text).unwrap();
+
+        let reopened = RowJournal::open(&path).unwrap();
+        assert_eq!(reopened.find(&first, Method::Mint).map(|r| r.metrics.seconds), Some(1.5));
+        assert_eq!(reopened.find(&second, Method::RankOne).map(|r| r.metrics.seconds), Some(2.5));
+        assert!(reopened.find(&first, Method::RankOne).is_none());
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2, "the cut-off line is dropped");
+    }
+
+    #[test]
+    fn a_corrupt_row_before_the_last_is_an_error_naming_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.jsonl");
+        let good = serde_json::to_string(&row(&case("a"), Method::Mint, 1.0)).unwrap();
+        std::fs::write(&path, format!("not json\n{good}\n")).unwrap();
+        let error = RowJournal::open(&path).err().expect("a corrupt journal must not load").to_string();
+        assert!(error.contains("line 1"), "{error}");
+    }
+
+    #[test]
+    fn the_summary_counts_each_method_apart() {
+        let (first, second) = (case("a"), case("b"));
+        let mut broken = row(&second, Method::Mint, 3.0);
+        broken.metrics.effective = false;
+        let rows = vec![row(&first, Method::Mint, 1.0), broken, row(&first, Method::RankOne, 5.0)];
+        let summary = summarize(&rows, &[Method::Mint, Method::RankOne]);
+        assert_eq!((summary[0].cases, summary[0].effectiveness, summary[0].median_seconds), (2, 0.5, 2.0));
+        assert_eq!(summary[0].generalization, 2.0 / 4.0);
+        assert_eq!((summary[1].cases, summary[1].effectiveness, summary[1].median_seconds), (1, 1.0, 5.0));
+    }
 }

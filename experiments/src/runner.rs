@@ -292,8 +292,9 @@ fn repair_step(
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<StepFiles> {
-    use crate::repair_study::{run_repair_study, summary_markdown};
-    let (report, patches) = run_repair_study(model, study, progress)?;
+    use crate::repair_study::{run_repair_study, summary_markdown, RowJournal};
+    let mut journal = RowJournal::open(&dir.join("rows.jsonl"))?;
+    let (report, patches) = run_repair_study(model, study, progress, Some(&mut journal))?;
     write(&dir.join("results.json"), &json(&report)?)?;
     let table = summary_markdown(&report.summary);
     write(&dir.join("table.md"), table.as_bytes())?;
@@ -319,7 +320,7 @@ fn repair_step(
     write(&dir.join("table.csv"), csv.as_bytes())?;
     let mut lines: Vec<String> = table.lines().map(str::to_string).collect();
     lines.insert(0, format!("{} cases; the table (results.json has every repair):", report.cases.len()));
-    let mut files = vec!["table.md".to_string(), "table.csv".to_string(), "results.json".to_string()];
+    let mut files = ["table.md", "table.csv", "results.json", "rows.jsonl"].map(String::from).to_vec();
     if let (Some(patches), Some(sequential)) = (patches, &report.sequential) {
         patches.save(&dir.join("patches.ron"))?;
         patches.revert(model)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use experiments::repair_study::{run_repair_study, summary_markdown, unrelated_prompts, RepairStudySpec};
+use experiments::repair_study::{run_repair_study, summary_markdown, unrelated_prompts, RepairStudySpec, RowJournal};
 use models::Model;
 use repair::patchset::{ModelIdentity, PatchSet};
 use repair::{Example, Method, Ranking, RepairCase, RepairConfig, Repairer};
@@ -125,8 +125,10 @@ pub fn repair(args: &RepairArgs) -> Result<()> {
             config: config(args),
             ..Default::default()
         };
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut journal = RowJournal::open(&dir.join("rows.jsonl"))?;
         let bar = Bar::new();
-        let (report, patches) = run_repair_study(&model, &spec, &bar)?;
+        let (report, patches) = run_repair_study(&model, &spec, &bar, Some(&mut journal))?;
         bar.0.finish_and_clear();
         write_json(&dir, &report)?;
         if let Some(patches) = patches {
