@@ -44,7 +44,7 @@ impl Default for MintConfig {
             neurons_per_token: 2,
             max_edits: 4,
             max_scale: 10.0,
-            ranking: Ranking::Direct,
+            ranking: Ranking::Selective,
             seed: 0,
         }
     }

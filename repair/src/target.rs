@@ -12,13 +12,14 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Ranking {
     /// |direct effect|: a · (u_d − u_w) · J v.
-    #[default]
     Direct,
     /// |attribution|: a · ∂(logit_d − logit_w)/∂a, direct and indirect effects together.
     Attribution,
     /// |direct effect| weighted by selectivity, |a| / rms(a on unrelated text): among neurons that write
     /// towards the answer, those that fire here far more than elsewhere, so that moving their output vector
-    /// changes little else.
+    /// changes little else. The default: on the 50 cases of the README's repair study, MINT with it kept 0.953
+    /// of unrelated top-1 tokens (0.855 with `Direct`) and repaired 0.74 of the cases (0.64).
+    #[default]
     Selective,
 }
 
