@@ -343,35 +343,67 @@ pub fn summary_markdown(summary: &[MethodSummary]) -> String {
 }
 
 /// The rows of a study as they finish, one JSON line each, so that a long study shows its progress and an
-/// interrupted one resumes where it stopped: rows already in the file are not repaired again.
+/// interrupted one resumes where it stopped: rows already in the file are not repaired again. The first line
+/// holds the settings the rows depend on, so rows of a study with other settings are never taken.
 pub struct RowJournal {
     path: PathBuf,
+    settings: serde_json::Value,
     done: Vec<RepairRow>,
 }
 
+/// The first line of a journal.
+#[derive(Serialize, Deserialize)]
+struct JournalHeader {
+    settings: serde_json::Value,
+}
+
 impl RowJournal {
-    /// Opens the journal at `path`, reading the rows it already holds (a missing file holds none; a last line cut
-    /// off by an interruption is dropped).
-    pub fn open(path: &std::path::Path) -> Result<Self> {
+    /// Opens the journal of `study` at `path`, reading the rows it already holds (a missing file holds none; a
+    /// last line cut off by an interruption is dropped). A journal written with other settings (cases, repair
+    /// configuration, side-effect prompts, benchmarks; the methods may differ) is an error.
+    pub fn open(path: &std::path::Path, study: &RepairStudySpec) -> Result<Self> {
+        let settings = Self::settings_of(study)?;
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(ExperimentError::Data(format!("{}: {e}", path.display()))),
         };
         let lines: Vec<&str> = text.lines().collect();
+        let corrupt = |number: usize, e: serde_json::Error| {
+            ExperimentError::Data(format!("{} line {}: {e}", path.display(), number + 1))
+        };
         let mut done = Vec::with_capacity(lines.len());
         for (number, line) in lines.iter().enumerate() {
-            match serde_json::from_str::<RepairRow>(line) {
-                Ok(row) => done.push(row),
-                Err(_) if number + 1 == lines.len() => {}
-                Err(e) => {
-                    return Err(ExperimentError::Data(format!("{} line {}: {e}", path.display(), number + 1)));
+            let last = number + 1 == lines.len();
+            if number == 0 {
+                match serde_json::from_str::<JournalHeader>(line) {
+                    Ok(header) if header.settings == settings => continue,
+                    Ok(_) => {
+                        return Err(ExperimentError::Data(format!(
+                            "{} holds the repairs of a study with other settings; remove it or run into another \
+                             folder",
+                            path.display()
+                        )))
+                    }
+                    Err(_) if last => break,
+                    Err(e) => return Err(corrupt(number, e)),
                 }
             }
+            match serde_json::from_str::<RepairRow>(line) {
+                Ok(row) => done.push(row),
+                Err(_) if last => {}
+                Err(e) => return Err(corrupt(number, e)),
+            }
         }
-        let journal = RowJournal { path: path.to_path_buf(), done };
+        let journal = RowJournal { path: path.to_path_buf(), settings, done };
         journal.rewrite()?;
         Ok(journal)
+    }
+
+    /// What a row depends on: the study without its list of methods and without the repairs in a row.
+    fn settings_of(study: &RepairStudySpec) -> Result<serde_json::Value> {
+        let rows_depend_on = RepairStudySpec { methods: Vec::new(), sequential: false, ..study.clone() };
+        serde_json::to_value(rows_depend_on).map_err(|e| ExperimentError::Data(e.to_string()))
     }
 
     /// The row of `case` repaired by `method`, when the journal has it.
@@ -390,9 +422,11 @@ impl RowJournal {
         Ok(())
     }
 
-    /// Writes the whole rows (dropping a cut-off line) through a temporary file and a rename.
+    /// Writes the settings and the rows (dropping a cut-off line) through a temporary file and a rename.
     fn rewrite(&self) -> Result<()> {
-        let mut text = String::new();
+        let header = JournalHeader { settings: self.settings.clone() };
+        let mut text = serde_json::to_string(&header).map_err(|e| ExperimentError::Data(e.to_string()))?;
+        text.push('\n');
         for row in &self.done {
             text.push_str(&serde_json::to_string(row).map_err(|e| ExperimentError::Data(e.to_string()))?);
             text.push('\n');
@@ -538,7 +572,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rows.jsonl");
         let (first, second) = (case("a"), case("b"));
-        let mut journal = RowJournal::open(&path).unwrap();
+        let study = RepairStudySpec::default();
+        let mut journal = RowJournal::open(&path, &study).unwrap();
         assert!(journal.find(&first, Method::Mint).is_none());
         journal.record(&row(&first, Method::Mint, 1.5)).unwrap();
         journal.record(&row(&second, Method::RankOne, 2.5)).unwrap();
@@ -547,21 +582,31 @@ mod tests {
         text.push_str("{\"family\":\"api\",\"ca");
         std::fs::write(&path, text).unwrap();
 
-        let reopened = RowJournal::open(&path).unwrap();
+        let only_mint = RepairStudySpec { methods: vec![Method::Mint], ..study.clone() };
+        let reopened = RowJournal::open(&path, &only_mint).unwrap();
         assert_eq!(reopened.find(&first, Method::Mint).map(|r| r.metrics.seconds), Some(1.5));
         assert_eq!(reopened.find(&second, Method::RankOne).map(|r| r.metrics.seconds), Some(2.5));
         assert!(reopened.find(&first, Method::RankOne).is_none());
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2, "the cut-off line is dropped");
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert_eq!(lines, 3, "the settings and two rows; the cut-off line is dropped");
+
+        let other = RepairStudySpec { line_context: study.line_context + 1, ..study };
+        let error = RowJournal::open(&path, &other).err().expect("rows of other settings must not be taken");
+        assert!(error.to_string().contains("other settings"), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), lines, "a refused journal is kept");
     }
 
     #[test]
     fn a_corrupt_row_before_the_last_is_an_error_naming_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rows.jsonl");
+        let study = RepairStudySpec::default();
+        drop(RowJournal::open(&path, &study).unwrap());
+        let header = std::fs::read_to_string(&path).unwrap();
         let good = serde_json::to_string(&row(&case("a"), Method::Mint, 1.0)).unwrap();
-        std::fs::write(&path, format!("not json\n{good}\n")).unwrap();
-        let error = RowJournal::open(&path).err().expect("a corrupt journal must not load").to_string();
-        assert!(error.contains("line 1"), "{error}");
+        std::fs::write(&path, format!("{header}not json\n{good}\n")).unwrap();
+        let error = RowJournal::open(&path, &study).err().expect("a corrupt journal must not load").to_string();
+        assert!(error.contains("line 2"), "{error}");
     }
 
     #[test]

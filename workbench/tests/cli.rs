@@ -402,7 +402,7 @@ fn run_repairs_and_exports_from_a_spec() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("step-00-repair/results.json")).unwrap()).unwrap();
     assert_eq!(results["rows"].as_array().unwrap().len(), 4);
     let journal = std::fs::read_to_string(run_dir.join("step-00-repair/rows.jsonl")).unwrap();
-    assert_eq!(journal.lines().count(), 4, "every repair is journalled as it finishes: {journal}");
+    assert_eq!(journal.lines().count(), 5, "the settings, then every repair as it finishes: {journal}");
     assert!(run_dir.join("step-00-repair/patches.ron").exists() && run_dir.join("step-01-export/model.gguf").exists());
     let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(report.contains("## Step 1: export") && report.contains("exported as model.gguf"), "{report}");
