@@ -372,27 +372,25 @@ impl RowJournal {
         let corrupt = |number: usize, e: serde_json::Error| {
             ExperimentError::Data(format!("{} line {}: {e}", path.display(), number + 1))
         };
-        let mut done = Vec::with_capacity(lines.len());
-        for (number, line) in lines.iter().enumerate() {
-            let last = number + 1 == lines.len();
-            if number == 0 {
-                match serde_json::from_str::<JournalHeader>(line) {
-                    Ok(header) if header.settings == settings => continue,
-                    Ok(_) => {
-                        return Err(ExperimentError::Data(format!(
-                            "{} holds the repairs of a study with other settings; remove it or run into another \
-                             folder",
-                            path.display()
-                        )))
-                    }
-                    Err(_) if last => break,
-                    Err(e) => return Err(corrupt(number, e)),
+        let mut done = Vec::new();
+        if let Some((header, rows)) = lines.split_first() {
+            match serde_json::from_str::<JournalHeader>(header) {
+                Ok(header) if header.settings == settings => {}
+                Ok(_) => {
+                    return Err(ExperimentError::Data(format!(
+                        "{} holds the repairs of a study with other settings; remove it or run into another folder",
+                        path.display()
+                    )))
                 }
+                Err(_) if rows.is_empty() => {}
+                Err(e) => return Err(corrupt(0, e)),
             }
-            match serde_json::from_str::<RepairRow>(line) {
-                Ok(row) => done.push(row),
-                Err(_) if last => {}
-                Err(e) => return Err(corrupt(number, e)),
+            for (index, line) in rows.iter().enumerate() {
+                match serde_json::from_str::<RepairRow>(line) {
+                    Ok(row) => done.push(row),
+                    Err(_) if index + 1 == rows.len() => {}
+                    Err(e) => return Err(corrupt(index + 1, e)),
+                }
             }
         }
         let journal = RowJournal { path: path.to_path_buf(), settings, done };
@@ -414,38 +412,38 @@ impl RowJournal {
     /// Adds a finished row.
     pub fn record(&mut self, row: &RepairRow) -> Result<()> {
         use std::io::Write;
-        let line = serde_json::to_string(row).map_err(|e| ExperimentError::Data(e.to_string()))?;
+        let line = json_line(row)?;
         let error = |e: std::io::Error| ExperimentError::Data(format!("{}: {e}", self.path.display()));
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(error)?;
-        writeln!(file, "{line}").and_then(|()| file.sync_data()).map_err(error)?;
+        file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).map_err(error)?;
         self.done.push(row.clone());
         Ok(())
     }
 
-    /// Writes the settings and the rows (dropping a cut-off line) through a temporary file and a rename.
+    /// Writes the settings and the rows (dropping a cut-off line) atomically.
     fn rewrite(&self) -> Result<()> {
-        let header = JournalHeader { settings: self.settings.clone() };
-        let mut text = serde_json::to_string(&header).map_err(|e| ExperimentError::Data(e.to_string()))?;
-        text.push('\n');
+        let mut text = json_line(&JournalHeader { settings: self.settings.clone() })?;
         for row in &self.done {
-            text.push_str(&serde_json::to_string(row).map_err(|e| ExperimentError::Data(e.to_string()))?);
-            text.push('\n');
+            text.push_str(&json_line(row)?);
         }
-        let temporary = self.path.with_extension("jsonl.tmp");
-        let error = |e: std::io::Error| ExperimentError::Data(format!("{}: {e}", self.path.display()));
-        std::fs::write(&temporary, text).map_err(error)?;
-        std::fs::rename(&temporary, &self.path).map_err(error)
+        models::files::write_atomically(&self.path, text.as_bytes())?;
+        Ok(())
     }
 }
 
+/// One line of a JSONL file.
+fn json_line(value: &impl Serialize) -> Result<String> {
+    serde_json::to_string(value).map(|line| line + "\n").map_err(|e| ExperimentError::Data(e.to_string()))
+}
+
 /// Runs the study. The model is left as it was, unless `sequential` is on: then every effective MINT repair
-/// stays applied, in the returned patch set. With a journal, every row is recorded as it finishes and rows the
+/// stays applied, in the returned patch set. Every row is recorded in the journal as it finishes, and rows the
 /// journal already holds are taken from it instead of being repaired again.
 pub fn run_repair_study(
     model: &Model,
     spec: &RepairStudySpec,
     progress: &dyn Progress,
-    mut journal: Option<&mut RowJournal>,
+    journal: &mut RowJournal,
 ) -> Result<(RepairStudyReport, Option<PatchSet>)> {
     let cases = study_cases(model, spec)?;
     if cases.is_empty() {
@@ -461,7 +459,7 @@ pub fn run_repair_study(
     for case in &cases {
         for &method in &spec.methods {
             progress.check()?;
-            if let Some(row) = journal.as_deref().and_then(|j| j.find(case, method)) {
+            if let Some(row) = journal.find(case, method) {
                 rows.push(row.clone());
                 progress.advance(1);
                 continue;
@@ -477,9 +475,7 @@ pub fn run_repair_study(
                 deltas: after.minus(&baseline),
                 steps: repair.steps,
             };
-            if let Some(journal) = journal.as_deref_mut() {
-                journal.record(&row)?;
-            }
+            journal.record(&row)?;
             rows.push(row);
             progress.advance(1);
         }

@@ -294,7 +294,7 @@ fn repair_step(
 ) -> Result<StepFiles> {
     use crate::repair_study::{run_repair_study, summary_markdown, RowJournal};
     let mut journal = RowJournal::open(&dir.join("rows.jsonl"), study)?;
-    let (report, patches) = run_repair_study(model, study, progress, Some(&mut journal))?;
+    let (report, patches) = run_repair_study(model, study, progress, &mut journal)?;
     write(&dir.join("results.json"), &json(&report)?)?;
     let table = summary_markdown(&report.summary);
     write(&dir.join("table.md"), table.as_bytes())?;

@@ -128,7 +128,7 @@ pub fn repair(args: &RepairArgs) -> Result<()> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut journal = RowJournal::open(&dir.join("rows.jsonl"), &spec)?;
         let bar = Bar::new();
-        let (report, patches) = run_repair_study(&model, &spec, &bar, Some(&mut journal))?;
+        let (report, patches) = run_repair_study(&model, &spec, &bar, &mut journal)?;
         bar.0.finish_and_clear();
         write_json(&dir, &report)?;
         if let Some(patches) = patches {
