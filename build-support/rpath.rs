@@ -4,9 +4,10 @@
 //! binaries it links, so they would need `LD_LIBRARY_PATH`. This script reads the libtorch directory that
 //! torch-sys exports (`DEP_TCH_LIBTORCH_LIB`, available because each crate depends on torch-sys directly)
 //! and bakes it into every binary, test and benchmark of the crate. `--no-as-needed -ltorch` keeps
-//! libtorch_cuda linked, so CUDA stays available on GPU machines.
+//! libtorch_cuda linked, so CUDA stays available on GPU machines. `models/build.rs` calls it as a module.
 
-fn main() {
+/// Emits the link arguments above.
+pub fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     if let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath={lib_dir}");

@@ -18,6 +18,7 @@ pub mod generate;
 pub mod gguf;
 pub mod gguf_weights;
 pub mod hooks;
+pub mod memory;
 pub mod model;
 pub mod neurons;
 pub mod progress;

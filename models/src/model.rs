@@ -175,6 +175,7 @@ impl Model {
         format: ModelFormat,
         display_name: Option<String>,
     ) -> Self {
+        crate::memory::reuse_large_buffers();
         let source = ModelSource { spec: path.display().to_string(), path: path.to_path_buf(), format, display_name };
         Model { arch, tokenizer, device: options.device, kind: options.kind, source }
     }

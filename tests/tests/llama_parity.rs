@@ -1,7 +1,9 @@
 //! The Llama runtime against transformers on the same GGUF file: logits on eight real code prompts and
 //! greedy continuations of 32 tokens.
 
-use integration_tests::{default_model, default_model_path, max_abs_diff, read_f32, run_python, stdlib_files};
+use integration_tests::{
+    default_model, default_model_path, max_abs_diff, read_f32, run_python, stdlib_files, HF_LOGIT_TOLERANCE,
+};
 use models::GenerationConfig;
 use serde_json::{json, Value};
 
@@ -38,7 +40,7 @@ fn logits_and_greedy_continuations_match_transformers() {
         let theirs = read_f32(&dir.path().join(format!("logits-{i}.f32")));
         let diff = max_abs_diff(&ours, &theirs);
         worst = worst.max(diff);
-        assert!(diff <= 1e-3, "prompt {i}: max |logit difference| {diff} > 1e-3");
+        assert!(diff <= HF_LOGIT_TOLERANCE, "prompt {i}: max |logit difference| {diff} > {HF_LOGIT_TOLERANCE}");
     }
     eprintln!("max |logit difference| over 8 prompts: {worst:e}");
 

@@ -3,7 +3,7 @@
 //! editing exactly what they claim, and exported patched checkpoints that transformers and this runtime read
 //! as repaired.
 
-use integration_tests::{default_model, max_abs_diff, read_f32, run_python};
+use integration_tests::{default_model, max_abs_diff, read_f32, run_python, HF_LOGIT_TOLERANCE};
 use models::gguf::GgmlType;
 use models::writers::{save_gguf, save_hf_folder};
 use models::{LoadOptions, Model};
@@ -205,7 +205,7 @@ fn exported_patched_models_are_repaired_in_transformers_and_gguf() {
     let vocab = model.shape().vocab_size;
     for (i, logits) in ours.iter().enumerate() {
         let theirs = read_f32(&dir.path().join(format!("logits-{i}.f32")));
-        assert!(max_abs_diff(logits, &theirs) <= 1e-4, "prompt {i}: transformers' logits differ");
+        assert!(max_abs_diff(logits, &theirs) <= HF_LOGIT_TOLERANCE, "prompt {i}: transformers' logits differ");
         if i == 0 {
             let last = &theirs[theirs.len() - vocab..];
             let top = (0..vocab).max_by(|&a, &b| last[a].total_cmp(&last[b])).unwrap();

@@ -1,7 +1,7 @@
 //! Writers: the default model, with a neuron edited, written as a Hugging Face folder that transformers
 //! loads with the same logits and token ids, and that this runtime reloads identically.
 
-use integration_tests::{default_model, max_abs_diff, read_f32, run_python};
+use integration_tests::{default_model, max_abs_diff, read_f32, run_python, HF_LOGIT_TOLERANCE};
 use models::writers::save_hf_folder;
 use models::{LoadOptions, Model, Neuron};
 use serde_json::json;
@@ -30,7 +30,7 @@ fn an_edited_model_round_trips_through_transformers() {
     run_python("hf_logits.py", &[&folder, &input, dir.path()]).unwrap();
     for (i, logits) in ours.iter().enumerate() {
         let diff = max_abs_diff(logits, &read_f32(&dir.path().join(format!("logits-{i}.f32"))));
-        assert!(diff <= 1e-4, "prompt {i}: transformers' logits of the written folder differ by {diff}");
+        assert!(diff <= HF_LOGIT_TOLERANCE, "prompt {i}: transformers' logits of the written folder differ by {diff}");
     }
     let ids: Vec<Vec<u32>> =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("tokens.json")).unwrap()).unwrap();
@@ -106,7 +106,10 @@ fn gguf_exports_are_read_by_gguf_py_transformers_and_this_runtime() {
                     assert_eq!(diff, 0.0, "F32 export changes logits");
                     let hf = read_f32(&sub.join(format!("logits-{i}.f32")));
                     let ours: Vec<f32> = Vec::try_from(before.flatten(0, -1)).unwrap();
-                    assert!(max_abs_diff(&ours, &hf) <= 1e-4, "transformers reads the exported GGUF differently");
+                    assert!(
+                        max_abs_diff(&ours, &hf) <= HF_LOGIT_TOLERANCE,
+                        "transformers reads the exported GGUF differently"
+                    );
                 }
                 _ => assert!(
                     agreement >= 0.9,

@@ -7,7 +7,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::WeightSource;
 
-use super::layers::{attention, rms_norm, KvCache, Rope};
+use super::layers::{attention, linear, rms_norm, KvCache, Rope};
 use super::{Architecture, ForwardInput, MlpWeights, ModelShape};
 use crate::error::{ModelError, Result};
 use crate::hooks::{HookPoint, Hooks};
@@ -103,7 +103,7 @@ pub struct Linear {
 
 impl Linear {
     fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.weight, self.bias.as_ref())
+        linear(x, &self.weight, self.bias.as_ref())
     }
 
     /// Appends this layer's weight and bias (views) under `{prefix}.weight` / `{prefix}.bias`, for writers.

@@ -7,6 +7,7 @@ pub mod gpt_bigcode;
 pub mod gpt_neox;
 mod layers;
 pub mod llama;
+mod onednn;
 pub mod qwen2;
 
 use serde::Serialize;
