@@ -31,7 +31,8 @@ extern "C" char* workbench_onednn_linear(const at::Tensor* x, const at::Tensor* 
   try {
     std::optional<at::Tensor> b;
     if (bias != nullptr) b = *bias;
-    *out = new at::Tensor(linear_pointwise().call(*x, *weight, b, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt));
+    const c10::List<std::optional<at::Scalar>> no_scalars;
+    *out = new at::Tensor(linear_pointwise().call(*x, *weight, b, "none", no_scalars, std::nullopt));
     return nullptr;
   } catch (const std::exception& e) {
     return strdup(e.what());

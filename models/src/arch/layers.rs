@@ -114,16 +114,15 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
         && !weight.requires_grad()
         && bias.is_none_or(|b| !b.requires_grad())
         && tch::utils::has_mkldnn();
-    let dims = x.size();
-    let (inputs, outputs) = (*dims.last().unwrap_or(&0), weight.size()[0]);
-    if onednn && weight.size().get(1) == Some(&inputs) {
+    let (mut dims, weight_dims) = (x.size(), weight.size());
+    let inputs = *dims.last().unwrap_or(&0);
+    if onednn && weight_dims.get(1) == Some(&inputs) {
         let rows = x.reshape([-1, inputs]).contiguous();
         if let Ok(out) = super::onednn::linear(&rows, &weight.contiguous(), bias) {
-            let mut out_dims = dims;
-            if let Some(last) = out_dims.last_mut() {
-                *last = outputs;
+            if let Some(last) = dims.last_mut() {
+                *last = weight_dims[0];
             }
-            return out.view(out_dims.as_slice());
+            return out.view(dims.as_slice());
         }
     }
     x.linear(weight, bias)
