@@ -11,11 +11,8 @@ use crate::error::Result;
 /// The held-out files: CPython standard-library files 100 to 100 + `count` (at most 23) of the sorted 2-40 KB list (the
 /// probes read the first ones).
 pub fn held_out_files(count: usize) -> Result<Vec<String>> {
-    let files = probes::corpus::stdlib_files(100 + count).map_err(|e| crate::ExperimentError::Data(e.to_string()))?;
-    files[100..]
-        .iter()
-        .map(|p| std::fs::read_to_string(p).map_err(|e| crate::ExperimentError::Data(format!("{}: {e}", p.display()))))
-        .collect()
+    let files = probes::corpus::stdlib_files(100 + count)?;
+    files[100..].iter().map(|p| Ok(std::fs::read_to_string(p).map_err(models::files::at(p))?)).collect()
 }
 
 /// Levenshtein distance between two strings, by characters.

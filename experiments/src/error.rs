@@ -9,15 +9,24 @@ pub enum ExperimentError {
     /// The sandbox could not run a program (not: the program failed).
     #[error("sandbox: {0}")]
     Sandbox(String),
+    /// A file or folder could not be read or written.
+    #[error(transparent)]
+    File(#[from] models::files::FileError),
+    /// A value could not be written or read as JSON.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
     /// A data file is missing or malformed.
     #[error("{0}")]
     Data(String),
     /// An experiment spec is malformed (the message names the file, line and field).
     #[error("spec {0}")]
     Spec(String),
-    /// A probing or interpretation step failed.
+    /// A probing step failed.
     #[error(transparent)]
     Probe(#[from] probes::ProbeError),
+    /// An interpretation step failed.
+    #[error(transparent)]
+    Find(#[from] find::FindError),
     /// A repair failed.
     #[error(transparent)]
     Repair(#[from] repair::RepairError),

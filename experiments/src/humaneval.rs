@@ -76,7 +76,7 @@ pub struct Sample {
 pub fn write_samples(path: &Path, samples: &[Sample]) -> Result<()> {
     let mut text = String::new();
     for s in samples {
-        text.push_str(&serde_json::to_string(s).map_err(|e| ExperimentError::Data(e.to_string()))?);
+        text.push_str(&serde_json::to_string(s)?);
         text.push('\n');
     }
     models::files::write_atomically(path, text.as_bytes())?;
@@ -216,6 +216,24 @@ pub fn generate_samples(
         progress.advance(chunk.len() as u64);
     }
     Ok(samples)
+}
+
+/// Workers that execute samples in the sandbox: one per core.
+pub fn execution_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The one path from a model to pass@k: generates the samples of `problems` and executes them in `sandbox`.
+pub fn run_humaneval(
+    model: &models::Model,
+    problems: &[Problem],
+    settings: &GenerationSettings,
+    sandbox: &crate::sandbox::Sandbox,
+    progress: &dyn models::Progress,
+) -> Result<(Vec<Sample>, HumanEvalReport)> {
+    let samples = generate_samples(model, problems, settings, progress)?;
+    let report = evaluate_samples(problems, &samples, sandbox, execution_workers())?;
+    Ok((samples, report))
 }
 
 /// Execution results of a set of samples.

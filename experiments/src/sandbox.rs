@@ -144,6 +144,11 @@ impl Sandbox {
         Ok(Sandbox { python: python.to_path_buf(), limits, isolate_network })
     }
 
+    /// The sandbox every benchmark uses: [`Sandbox::default_python`] with the default [`Limits`].
+    pub fn standard() -> Result<Self> {
+        Sandbox::new(&Sandbox::default_python(), Limits::default())
+    }
+
     /// The system's `/usr/bin/python3` (readable by `nobody`, unlike a venv under a private HOME), else
     /// `python3` on the PATH. Programs need only the standard library.
     pub fn default_python() -> PathBuf {

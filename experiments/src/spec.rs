@@ -1,127 +1,60 @@
 //! Experiment specs in RON (`experiments/specs/*.ron`): the model, device, dtype and seed, and a list of steps.
-//! A malformed spec is an error that names the file, the line and column, and the field.
+//! A malformed spec is an error that names the file, the line and column, and the field. Steps are written
+//! `Lens(files: 4, max_tokens: 96)` (RON's `unwrap_variant_newtypes`) and optional values without `Some(..)`
+//! (`implicit_some`); both extensions are on for every spec.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ExperimentError, Result};
-use crate::humaneval::Protocol;
+use crate::ops::export::ExportSettings;
+use crate::ops::humaneval::HumanEvalSettings;
+use crate::ops::interpret::InterpretSettings;
+use crate::ops::lens::LensSettings;
+use crate::ops::lines::LinesSettings;
+use crate::ops::perplexity::PerplexitySettings;
+use crate::ops::probe::ProbeSettings;
+use crate::ops::repair::RepairSettings;
+use crate::repair_study::RepairStudySpec;
 
-/// A probing task a spec can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ProbeTask {
-    /// Bracket nesting depth.
-    BracketDepth,
-    /// Indentation level.
-    IndentLevel,
-    /// tree-sitter syntax categories.
-    Syntax,
-}
-
-/// An interpreter a spec can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum InterpreterKind {
-    /// The search scientist.
-    Scientist,
-    /// The random-guess baseline.
-    Random,
-}
-
-/// One step of an experiment.
+/// One step of an experiment: an operation's settings (see [`crate::ops`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Step {
-    /// A probing study over CPython files (with the random-init baseline when asked).
-    Probe {
-        /// Task.
-        task: ProbeTask,
-        /// Layers (residual stream after each).
-        layers: Vec<usize>,
-        /// Files read.
-        files: usize,
-        /// Tokens per file.
-        max_tokens: usize,
-        /// Seeds.
-        seeds: usize,
-        /// Also probe a randomly initialised model.
-        #[serde(default)]
-        random_init: bool,
-    },
+    /// Linear probes per layer with the full protocol, for any probing task.
+    Probe(ProbeSettings),
     /// The logit lens over CPython files.
-    Lens {
-        /// Files read.
-        files: usize,
-        /// Tokens per file.
-        max_tokens: usize,
-    },
+    Lens(LensSettings),
     /// The FIND suite, scored per interpreter.
-    Interpret {
-        /// Numeric functions.
-        numeric: usize,
-        /// String functions.
-        strings: usize,
-        /// Interpreters.
-        interpreters: Vec<InterpreterKind>,
-    },
+    Interpret(InterpretSettings),
     /// HumanEval pass@k.
-    HumanEval {
-        /// Protocol.
-        protocol: Protocol,
-        /// Only the first N problems.
-        limit: Option<usize>,
-        /// Samples per problem.
-        #[serde(default = "one")]
-        samples: usize,
-        /// 0 = greedy.
-        #[serde(default)]
-        temperature: f64,
-        /// Most new tokens.
-        max_tokens: usize,
-    },
+    HumanEval(HumanEvalSettings),
     /// Line completion on held-out CPython files.
-    Lines {
-        /// Files.
-        files: usize,
-        /// Context tokens.
-        context: usize,
-        /// Lines per file.
-        lines: usize,
-    },
-    /// MINT repairs of mined failures beside the baselines (see [`crate::repair_study`]); with `sequential`, the
-    /// MINT repairs in a row are saved as `patches.ron` for a later Export step.
-    Repair(Box<crate::repair_study::RepairStudySpec>),
-    /// The model with the last Repair step's patch set, written as a Hugging Face folder and/or a GGUF file.
-    Export {
-        /// Write `model-hf/`.
-        hf: bool,
-        /// Write `model.gguf` with this tensor type (`f32`, `f16`, `q8_0`), if given.
-        gguf: Option<String>,
-    },
+    Lines(LinesSettings),
     /// Perplexity on held-out CPython files.
-    Perplexity {
-        /// Files.
-        files: usize,
-        /// Tokens per file.
-        tokens: usize,
-    },
-}
-
-fn one() -> usize {
-    1
+    Perplexity(PerplexitySettings),
+    /// The repair study: mined failures, every method, one table; with `sequential`, the MINT repairs in a row
+    /// saved as `patches.ron` for a later Export step.
+    Repair(Box<RepairStudySpec>),
+    /// Repairs of given cases (typed or a JSONL file) with one method, saved as `patches.ron`.
+    RepairCases(Box<RepairSettings>),
+    /// The model with a patch set (by default the last earlier step's) as a Hugging Face folder and/or GGUF.
+    Export(ExportSettings),
 }
 
 impl Step {
     /// A short name for file names and the report.
     pub fn kind(&self) -> &'static str {
         match self {
-            Step::Probe { .. } => "probe",
-            Step::Lens { .. } => "lens",
-            Step::Interpret { .. } => "interpret",
-            Step::HumanEval { .. } => "humaneval",
-            Step::Lines { .. } => "lines",
-            Step::Perplexity { .. } => "perplexity",
+            Step::Probe(_) => "probe",
+            Step::Lens(_) => "lens",
+            Step::Interpret(_) => "interpret",
+            Step::HumanEval(_) => "humaneval",
+            Step::Lines(_) => "lines",
+            Step::Perplexity(_) => "perplexity",
             Step::Repair(_) => "repair",
-            Step::Export { .. } => "export",
+            Step::RepairCases(_) => "repair-cases",
+            Step::Export(_) => "export",
         }
     }
 }
@@ -147,6 +80,34 @@ pub struct Spec {
     pub steps: Vec<Step>,
 }
 
+/// RON as specs are written: newtype steps without a second pair of parentheses, options without `Some`.
+pub fn ron_options() -> ron::Options {
+    ron::Options::default()
+        .with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES)
+        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+}
+
+/// Compact RON with a space after each `,` and `:` outside strings.
+fn spaced(compact: &str) -> String {
+    let (mut out, mut in_string, mut escaped) = (String::with_capacity(compact.len() * 2), false, false);
+    for c in compact.chars() {
+        out.push(c);
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c == ',' || c == ':' {
+            out.push(' ');
+        }
+    }
+    out
+}
+
 fn auto() -> String {
     "auto".into()
 }
@@ -158,8 +119,23 @@ fn f32() -> String {
 impl Spec {
     /// Parses RON text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Spec> {
-        ron::from_str(text)
+        ron_options()
+            .from_str(text)
             .map_err(|e| ExperimentError::Spec(format!("{origin}:{}:{}: {}", e.position.line, e.position.col, e.code)))
+    }
+
+    /// The spec as RON for a report: one line per step, every list on its line.
+    pub fn compact_steps(&self) -> String {
+        let mut out = format!(
+            "(\n    name: {:?},\n    model: {:?},\n    device: {:?},\n    dtype: {:?},\n    seed: {},\n    steps: [\n",
+            self.name, self.model, self.device, self.dtype, self.seed
+        );
+        for step in &self.steps {
+            let line = ron_options().to_string(step).map_or_else(|e| format!("/* {e} */"), |text| spaced(&text));
+            out.push_str(&format!("        {line},\n"));
+        }
+        out.push_str("    ],\n)\n");
+        out
     }
 
     /// Reads a spec file.
@@ -184,6 +160,21 @@ mod tests {
             count += 1;
         }
         assert!(count >= 1);
+    }
+
+    #[test]
+    fn the_compact_form_puts_each_step_on_one_line_and_parses_back() {
+        let text = "(name: \"x\", model: \"m\", steps: [Probe(task: Syntax, layers: [0, 1, 2], files: 2, max_tokens: 8, seeds: 1), Export(hf: true, gguf: \"f16\", patches: \"a, b: c.ron\")])";
+        let spec = Spec::parse(text, "x.ron").unwrap();
+        let compact = spec.compact_steps();
+        let steps: Vec<&str> = compact.lines().filter(|l| l.starts_with("        ")).collect();
+        assert_eq!(steps.len(), 2, "{compact}");
+        assert!(
+            steps[0].contains("layers: [0, 1, 2]") && steps[0].starts_with("        Probe(task: Syntax"),
+            "{compact}"
+        );
+        assert!(steps[1].contains("patches: \"a, b: c.ron\""), "strings are kept as they are: {compact}");
+        assert_eq!(Spec::parse(&compact, "compact").unwrap(), spec);
     }
 
     #[test]

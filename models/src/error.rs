@@ -65,7 +65,7 @@ pub enum ModelError {
         reason: String,
     },
     /// The architecture named by the model is not implemented.
-    #[error("unknown architecture {0:?}; supported: {supported}", supported = crate::arch::SUPPORTED.join(", "))]
+    #[error("unknown architecture {0:?}; supported: {supported}", supported = crate::supported::SUPPORTED.join(", "))]
     UnknownArchitecture(String),
     /// A model name is neither in the catalogue nor a path that exists.
     #[error("no model {name:?}: not in the catalogue ({catalogue}) and not an existing .gguf file or folder with config.json")]

@@ -1,10 +1,26 @@
-//! File writing shared by every writer of the workbench: atomic replacement, so that readers never see a
-//! half-written file.
+//! File handling shared by every crate of the workbench: atomic replacement, so that readers never see a
+//! half-written file, and the error of a file or folder that could not be read or written.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{ModelError, Result};
+
+/// A file or folder that could not be read or written, and what the system said. The other crates' error
+/// types take it in one variant (`#[from]`).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct FileError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// What the system said.
+    pub source: std::io::Error,
+}
+
+/// The [`FileError`] of `path`, for `map_err`: `std::fs::read(&p).map_err(files::at(&p))?`.
+pub fn at(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+    move |source| FileError { path: path.to_path_buf(), source }
+}
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so readers never
 /// see a half-written file.

@@ -3,9 +3,9 @@
 
 use tch::Tensor;
 
-use crate::arch::{check_shape, WeightSource};
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
+use crate::weights::{check_shape, WeightSource};
 
 /// A [`WeightSource`] over an open GGUF file.
 pub struct GgufWeights<'a> {

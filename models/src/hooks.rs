@@ -191,13 +191,17 @@ impl ActivationCache {
         self.entries.get(&point)
     }
 
-    /// The activation recorded under a TransformerLens name.
-    pub fn get_named(&self, name: &str) -> Result<&Tensor> {
-        let point: HookPoint = name.parse()?;
+    /// The activation recorded at `point`, or an error that names the point.
+    pub fn require(&self, point: HookPoint) -> Result<&Tensor> {
         self.get(point).ok_or_else(|| ModelError::HookPoint {
-            name: name.into(),
+            name: point.to_string(),
             reason: "not recorded in this cache; include it in the filter".into(),
         })
+    }
+
+    /// The activation recorded under a TransformerLens name.
+    pub fn get_named(&self, name: &str) -> Result<&Tensor> {
+        self.require(name.parse()?)
     }
 
     /// Recorded points in forward order.
@@ -381,6 +385,14 @@ fn apply_edit(x: &Tensor, intervention: &Intervention) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_point_missing_from_the_cache_is_an_error_naming_it() {
+        let cache = ActivationCache::default();
+        let error = cache.require(HookPoint::MlpPost(3)).unwrap_err().to_string();
+        assert!(error.contains("blocks.3.mlp.hook_post") && error.contains("not recorded"), "{error}");
+        assert!(cache.get_named("blocks.0.hook_resid_post").is_err());
+    }
 
     #[test]
     fn names_round_trip() {

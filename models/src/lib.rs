@@ -18,12 +18,15 @@ pub mod generate;
 pub mod gguf;
 pub mod gguf_weights;
 pub mod hooks;
+pub mod load;
 pub mod memory;
 pub mod model;
 pub mod neurons;
 pub mod progress;
 pub mod safetensors_weights;
+pub mod supported;
 pub mod tokenizer;
+pub mod weights;
 pub mod writers;
 
 pub use arch::{Architecture, ModelShape};

@@ -5,15 +5,17 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::arch::{self, Architecture, AttentionMask, ForwardInput, KvCache, ModelShape, ReportingSource};
+use crate::arch::{Architecture, AttentionMask, ForwardInput, KvCache, ModelShape};
 use crate::catalogue;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::hooks::{ActivationCache, HookPoint, Hooks};
+use crate::load;
 use crate::progress::{Progress, Silent};
 use crate::safetensors_weights::SafetensorsWeights;
 use crate::tokenizer::Tokenizer;
+use crate::weights::ReportingSource;
 
 /// Where and in which precision to run a model.
 #[derive(Debug, Clone, Copy)]
@@ -142,7 +144,7 @@ impl Model {
     /// Loads a GGUF file.
     pub fn from_gguf(path: &Path, options: LoadOptions, progress: &dyn Progress) -> Result<Self> {
         let file = GgufFile::open(path)?;
-        let arch = arch::from_gguf(&file, options.device, options.kind, progress)?;
+        let arch = load::from_gguf(&file, options.device, options.kind, progress)?;
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let display_name = file.get("general.name").and_then(|v| v.as_str()).map(str::to_string);
         Ok(Self::assemble(arch, tokenizer, options, path, ModelFormat::Gguf, display_name))
@@ -161,7 +163,7 @@ impl Model {
         let mut weights = SafetensorsWeights::open(dir)?;
         let tensors = weights.names().count();
         let mut reporting = ReportingSource::new(&mut weights, progress, tensors);
-        let arch = arch::from_hf(&config, &mut reporting, options.device, options.kind)?;
+        let arch = load::from_hf(&config, &mut reporting, options.device, options.kind)?;
         let tokenizer = Tokenizer::from_hf_dir(dir)?;
         let display_name = config.get("_name_or_path").as_str().filter(|s| !s.is_empty()).map(str::to_string);
         Ok(Self::assemble(arch, tokenizer, options, dir, ModelFormat::HfFolder, display_name))
@@ -183,6 +185,38 @@ impl Model {
     /// The architecture, for code that needs its weights or layers.
     pub fn arch(&self) -> &dyn Architecture {
         self.arch.as_ref()
+    }
+
+    /// The logits a residual-stream tensor `[.., d_model]` reads out to: the unembedding of its final norm
+    /// (the logit lens at any layer; the model's own logits at the last).
+    pub fn read_out(&self, resid: &Tensor) -> Tensor {
+        self.arch.unembed(&self.arch.final_norm(resid))
+    }
+
+    /// Logits `[.., vocab]` from final-normalized residuals (`ln_final.hook_normalized`).
+    pub fn unembed(&self, normalized: &Tensor) -> Tensor {
+        self.arch.unembed(normalized)
+    }
+
+    /// The final norm applied to a residual-stream tensor.
+    pub fn final_norm(&self, resid: &Tensor) -> Tensor {
+        self.arch.final_norm(resid)
+    }
+
+    /// The unembedding matrix `[vocab, d_model]`.
+    pub fn unembedding(&self) -> &Tensor {
+        self.arch.unembedding()
+    }
+
+    /// The name and the live tensor of layer `layer`'s MLP output projection `[d_model, d_mlp]` (column i is
+    /// neuron i's output vector; writing into it edits the model).
+    pub fn mlp_output(&self, layer: usize) -> (String, Tensor) {
+        self.arch.mlp(layer).output
+    }
+
+    /// Every parameter under a stable name, sharing storage with the model (tied weights once).
+    pub fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.arch.parameters()
     }
 
     /// Sizes of the model.

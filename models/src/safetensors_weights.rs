@@ -10,8 +10,8 @@ use safetensors::tensor::{Dtype, Metadata};
 use safetensors::SafeTensors;
 use tch::{Kind, Tensor};
 
-use crate::arch::{check_shape, WeightSource};
 use crate::error::{ModelError, Result};
+use crate::weights::{check_shape, WeightSource};
 
 /// One memory-mapped safetensors file with its parsed header.
 struct Shard {

@@ -31,8 +31,5 @@ pub fn stdlib_files(count: usize) -> Result<Vec<PathBuf>> {
 
 /// The texts of [`stdlib_files`].
 pub fn stdlib_documents(count: usize) -> Result<Vec<String>> {
-    stdlib_files(count)?
-        .iter()
-        .map(|p| std::fs::read_to_string(p).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", p.display()))))
-        .collect()
+    stdlib_files(count)?.iter().map(|p| Ok(std::fs::read_to_string(p).map_err(models::files::at(p))?)).collect()
 }

@@ -13,6 +13,13 @@ use rand::SeedableRng;
 use crate::error::{ProbeError, Result};
 use crate::structure::structure_per_byte;
 
+/// An `[n, d]` f32 matrix as a tensor on `device`.
+pub fn to_tensor(x: &Array2<f32>, device: Device) -> Tensor {
+    let standard = x.as_standard_layout();
+    let values = standard.as_slice().unwrap_or_default();
+    Tensor::from_slice(values).view([x.nrows() as i64, x.ncols() as i64]).to_device(device)
+}
+
 /// A way of labelling the tokens of a document.
 pub trait TokenLabeller {
     /// Short name of the task (`bracket_depth`).
@@ -144,7 +151,7 @@ pub fn collect(
         .into_iter()
         .map(|values| {
             let width = values.len().checked_div(n).unwrap_or(0);
-            Array2::from_shape_vec((n, width), values).map_err(|e| ProbeError::InvalidInput(e.to_string()))
+            Array2::from_shape_vec((n, width), values).map_err(ProbeError::from)
         })
         .collect::<Result<_>>()?;
     Ok(data)
@@ -181,8 +188,7 @@ fn run_batch(
     }
     let index = models::tch::Tensor::from_slice(&flat).to_device(model.device);
     for (k, point) in points.iter().enumerate() {
-        let activation =
-            hooks.cache.get(*point).ok_or_else(|| ProbeError::InvalidInput(format!("{point} was not recorded")))?;
+        let activation = hooks.cache.require(*point)?;
         let selected = activation.flatten(0, 1).index_select(0, &index).to_kind(Kind::Float).to_device(Device::Cpu);
         rows[k].extend(Vec::<f32>::try_from(selected.flatten(0, -1)).map_err(models::ModelError::from)?);
     }
@@ -201,16 +207,14 @@ impl ActivationDataset {
             .iter()
             .zip(&self.features)
             .enumerate()
-            .map(|(k, (point, x))| {
-                (format!("features.{k}.{point}"), crate::protocol::to_tensor(x, Device::Cpu).to_kind(kind))
-            })
+            .map(|(k, (point, x))| (format!("features.{k}.{point}"), to_tensor(x, Device::Cpu).to_kind(kind)))
             .collect();
         tensors.push(("labels".into(), as_i64(self.labels.iter().map(|&l| l as i64).collect())));
         tensors.push(("groups".into(), as_i64(self.groups.iter().map(|&g| g as i64).collect())));
         tensors.push(("tokens".into(), as_i64(self.tokens.iter().map(|&t| i64::from(t)).collect())));
         let temp = path.with_extension("safetensors.tmp");
         Tensor::write_safetensors(&tensors, &temp).map_err(models::ModelError::from)?;
-        std::fs::rename(&temp, path).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", path.display())))
+        Ok(std::fs::rename(&temp, path).map_err(models::files::at(path))?)
     }
 
     /// Loads a dataset written by [`ActivationDataset::save`] (features come back as f32).

@@ -6,6 +6,15 @@ pub enum ProbeError {
     /// The model failed.
     #[error(transparent)]
     Model(#[from] models::ModelError),
+    /// A file or folder could not be read or written.
+    #[error(transparent)]
+    File(#[from] models::files::FileError),
+    /// A value could not be written or read as JSON.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Arrays of mismatched shapes.
+    #[error("array shape: {0}")]
+    Shape(#[from] ndarray::ShapeError),
     /// The inputs cannot be used (empty dataset, mismatched lengths, one class only ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),

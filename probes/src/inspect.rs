@@ -46,14 +46,11 @@ pub fn inspect_prompt(model: &Model, text: &str, k: usize) -> Result<PromptInspe
     let lens = logit_lens(model, &ids, k)?;
     let (_, cache) = model.run_with_cache(&ids, |p| matches!(p, HookPoint::AttnPattern(_) | HookPoint::MlpPost(_)))?;
     let n_layers = model.shape().n_layers;
-    let recorded = |point: HookPoint| {
-        cache.get(point).ok_or_else(|| ProbeError::InvalidInput(format!("{point} was not recorded")))
-    };
     let mut attention = Vec::with_capacity(n_layers);
     let mut neurons = Vec::with_capacity(n_layers);
     for layer in 0..n_layers {
-        attention.push(to_nested(&recorded(HookPoint::AttnPattern(layer))?.squeeze_dim(0))?);
-        neurons.push(to_nested(&recorded(HookPoint::MlpPost(layer))?.squeeze_dim(0))?);
+        attention.push(to_nested(&cache.require(HookPoint::AttnPattern(layer))?.squeeze_dim(0))?);
+        neurons.push(to_nested(&cache.require(HookPoint::MlpPost(layer))?.squeeze_dim(0))?);
     }
     let tokens = ids.iter().map(|&id| model.tokenizer.token_text(id)).collect();
     Ok(PromptInspection { ids, tokens, lens, attention, neurons })

@@ -1,11 +1,10 @@
-//! Probing and interpretation over the `models` runtime: activation datasets and probing tasks, linear probes
-//! (linfa and a batched tch trainer) with the full protocol, the logit lens, the steering check, plots, and
-//! FIND-style interpretation of functions and neurons (`find`).
+//! Probing over the `models` runtime: activation datasets and probing tasks, linear probes (linfa and a batched
+//! tch trainer) with the full protocol, the logit lens, the steering check, and plots. FIND-style interpretation
+//! is the `find` crate.
 
 pub mod corpus;
 pub mod dataset;
 pub mod error;
-pub mod find;
 pub mod inspect;
 pub mod linear;
 pub mod logit_lens;

@@ -42,12 +42,10 @@ pub fn top_predictions(model: &Model, logits: &Tensor, k: usize) -> Result<Vec<P
 pub fn logit_lens(model: &Model, ids: &[u32], k: usize) -> Result<LogitLens> {
     let (logits, cache) = model.run_with_cache(ids, |p| matches!(p, HookPoint::ResidPost(_)))?;
     let _guard = models::tch::no_grad_guard();
-    let arch = model.arch();
     let seq = ids.len() as i64;
     let mut top1 = Vec::with_capacity(model.shape().n_layers);
     for layer in 0..model.shape().n_layers {
-        let resid = cache.get(HookPoint::ResidPost(layer)).expect("recorded by the filter above").squeeze_dim(0);
-        let layer_logits = arch.unembed(&arch.final_norm(&resid));
+        let layer_logits = model.read_out(&cache.require(HookPoint::ResidPost(layer))?.squeeze_dim(0));
         top1.push(
             (0..seq)
                 .map(|pos| Ok(top_predictions(model, &layer_logits.get(pos), 1)?.remove(0)))
@@ -98,9 +96,8 @@ pub fn lens_over_corpus(
         let count = |a: &Tensor, b: &Tensor| i64::try_from(a.eq_tensor(b).sum(Kind::Int64)).unwrap_or(0);
         final_correct += count(&final_top, &next);
         for layer in 0..layers {
-            let resid =
-                cache.get(HookPoint::ResidPost(layer)).expect("recorded by the filter above").get(0).narrow(0, 0, seq);
-            let top = model.arch().unembed(&model.arch().final_norm(&resid)).argmax(-1, false);
+            let resid = cache.require(HookPoint::ResidPost(layer))?.get(0).narrow(0, 0, seq);
+            let top = model.read_out(&resid).argmax(-1, false);
             agree[layer] += count(&top, &final_top);
             correct[layer] += count(&top, &next);
         }

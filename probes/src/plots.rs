@@ -96,7 +96,7 @@ impl LayerPlot {
         self.draw(BitMapBackend::new(&png_tmp, (900, 540)).into_drawing_area())?;
         self.draw(SVGBackend::new(&svg_tmp, (900, 540)).into_drawing_area())?;
         for (from, to) in [(&png_tmp, &png), (&svg_tmp, &svg)] {
-            std::fs::rename(from, to).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", to.display())))?;
+            std::fs::rename(from, to).map_err(models::files::at(to))?;
         }
         Ok([png, svg])
     }

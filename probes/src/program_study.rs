@@ -9,10 +9,10 @@ use models::tch::{Device, Kind, Tensor};
 use models::{HookPoint, Model, Progress};
 use serde::Serialize;
 
-use crate::dataset::{collect, ActivationDataset, TokenLabeller};
+use crate::dataset::{collect, to_tensor, ActivationDataset, TokenLabeller};
 use crate::error::{ProbeError, Result};
 use crate::plots::LayerPlot;
-use crate::protocol::{sweep, to_tensor, PointResult, SweepConfig};
+use crate::protocol::{sweep, PointResult, SweepConfig};
 use crate::steering::{steering_check, SteeringCase, SteeringReport, SteeringSetup};
 use crate::study::{curve, write_json_and_csv};
 use crate::tasks::program_state::{Program, ProgramState, Semantics, StateTarget, VALUES};

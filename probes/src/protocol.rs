@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{grouped_split, ActivationDataset, Split};
+use crate::dataset::{grouped_split, to_tensor, ActivationDataset, Split};
 use crate::error::{ProbeError, Result};
 use crate::linear::{accuracy, LogisticProbe};
 use crate::trainer::{self, r_squared, LbfgsOptions, LogisticBatch, RidgePath};
@@ -226,7 +226,7 @@ impl SeedData {
             let (n, d) = (t.size()[0] as usize, t.size()[1] as usize);
             let v = Vec::<f64>::try_from(t.to_kind(Kind::Double).to_device(Device::Cpu).flatten(0, -1))
                 .map_err(models::ModelError::from)?;
-            Array2::from_shape_vec((n, d), v).map_err(|e| ProbeError::InvalidInput(e.to_string()))
+            Array2::from_shape_vec((n, d), v).map_err(ProbeError::from)
         };
         let column = |t: &Tensor, k: i64| -> Vec<usize> {
             Vec::<i64>::try_from(t.select(1, k).to_device(Device::Cpu))
@@ -341,13 +341,6 @@ pub fn sweep_each(
         results.push(result);
     }
     Ok(results)
-}
-
-/// An `[n, d]` f32 matrix as a tensor on `device`.
-pub fn to_tensor(x: &Array2<f32>, device: Device) -> Tensor {
-    let standard = x.as_standard_layout();
-    let values = standard.as_slice().unwrap_or_default();
-    Tensor::from_slice(values).view([x.nrows() as i64, x.ncols() as i64]).to_device(device)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use models::{HookPoint, Model, Progress};
 use serde::Serialize;
 
 use crate::dataset::{collect, TokenLabeller};
-use crate::error::{ProbeError, Result};
+use crate::error::Result;
 use crate::plots::{Curve, LayerPlot};
 use crate::protocol::{sweep, PointResult, Summary, SweepConfig};
 
@@ -145,8 +145,8 @@ fn majority_curve(results: &[PointResult]) -> Curve {
 
 /// Writes `results.json` (`value` as JSON) and `results.csv` into `dir`, creating it, each atomically.
 pub fn write_json_and_csv(dir: &Path, value: &impl Serialize, csv: &str) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", dir.display())))?;
-    let json = serde_json::to_string_pretty(value).map_err(|e| ProbeError::InvalidInput(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(models::files::at(dir))?;
+    let json = serde_json::to_string_pretty(value)?;
     models::files::write_atomically(&dir.join("results.json"), json.as_bytes())?;
     models::files::write_atomically(&dir.join("results.csv"), csv.as_bytes())?;
     Ok(())

@@ -50,10 +50,9 @@ impl ChangeTarget {
         match self {
             ChangeTarget::NeuronOutput(n) => {
                 model.check_neuron(*n)?;
-                Ok(model.arch().mlp(n.layer).output.1.select(1, n.index as i64))
+                Ok(model.mlp_output(n.layer).1.select(1, n.index as i64))
             }
             ChangeTarget::Parameter(name) => model
-                .arch()
                 .parameters()
                 .into_iter()
                 .find(|(n, _)| n == name)

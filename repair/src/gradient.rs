@@ -112,7 +112,7 @@ fn trained_tensors(model: &Model, trainable: &Trainable) -> Result<Vec<Trained>>
             layers
                 .into_iter()
                 .map(|l| {
-                    let (name, live) = model.arch().mlp(l).output;
+                    let (name, live) = model.mlp_output(l);
                     let mask = live.zeros_like();
                     for n in neurons.iter().filter(|n| n.layer == l) {
                         model.check_neuron(*n)?;
@@ -125,7 +125,6 @@ fn trained_tensors(model: &Model, trainable: &Trainable) -> Result<Vec<Trained>>
         Trainable::Layer(layer) => {
             let prefix = format!("blocks.{layer}.mlp.");
             let found: Vec<Trained> = model
-                .arch()
                 .parameters()
                 .into_iter()
                 .filter(|(name, _)| name.starts_with(&prefix) && name.ends_with(".weight"))
@@ -161,7 +160,7 @@ pub fn gradient_repair(
     for t in 1..=config.steps as i32 {
         let normalized = model.forward(&batch, None, &mut Hooks::default())?;
         let rows = normalized.get(0).narrow(0, tokens.prompt_len as i64 - 1, tokens.steps() as i64);
-        let logits = model.arch().unembed(&rows).to_kind(Kind::Float);
+        let logits = model.unembed(&rows).to_kind(Kind::Float);
         if margins(&logits.detach(), &desired)?.iter().all(|&m| m >= config.margin) {
             break;
         }
@@ -195,7 +194,7 @@ fn record_changes(model: &Model, trainable: &Trainable, trained: &[Trained]) -> 
         let new = tensor.live.detach().to_kind(Kind::Float).to_device(models::tch::Device::Cpu).copy();
         match trainable {
             Trainable::Neurons(neurons) => {
-                for n in neurons.iter().filter(|n| model.arch().mlp(n.layer).output.0 == tensor.name) {
+                for n in neurons.iter().filter(|n| model.mlp_output(n.layer).0 == tensor.name) {
                     let i = n.index as i64;
                     changes.push(WeightChange {
                         target: ChangeTarget::NeuronOutput(*n),

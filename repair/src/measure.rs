@@ -23,7 +23,7 @@ pub fn last_log_probs(model: &Model, prompts: &[Vec<u32>], positions: i64) -> Re
     let batch = model.batch(prompts)?;
     let normalized = model.forward(&batch, None, &mut Hooks::default())?;
     let tail = normalized.narrow(1, batch.seq_len() - positions, positions).flatten(0, 1);
-    Ok(model.arch().unembed(&tail).to_kind(Kind::Float).log_softmax(-1, Kind::Float))
+    Ok(model.unembed(&tail).to_kind(Kind::Float).log_softmax(-1, Kind::Float))
 }
 
 /// KL(p_reference ‖ p) per row, from log-probabilities `[n, vocab]`.

@@ -236,7 +236,7 @@ fn rank_one_edit(
         gap_gradients(model, context, targeting.desired, targeting.wrong, &[point])?.remove(0).to_device(Device::Cpu);
     let gradient_norm = f64::try_from(gradient.norm())?.max(1e-12);
     let direction = (gradient / gradient_norm).outer(&u);
-    let target = ChangeTarget::Parameter(model.arch().mlp(layer).output.0);
+    let target = ChangeTarget::Parameter(model.mlp_output(layer).0);
     let edit = LineEdit::new(model, target, direction)?;
     let output_norm = f64::try_from(edit.base.mv(&key).norm())?;
     Ok((edit, gradient_norm, config.max_scale * output_norm))

@@ -64,7 +64,7 @@ impl ModelIdentity {
 /// SHA-256 over every parameter's name and f32 little-endian values.
 pub fn weights_sha256(model: &Model) -> Result<String> {
     let mut hasher = Sha256::new();
-    for (name, tensor) in model.arch().parameters() {
+    for (name, tensor) in model.parameters() {
         hasher.update(name.as_bytes());
         hasher.update(f32_bytes(&tensor)?);
     }

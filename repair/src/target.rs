@@ -139,7 +139,7 @@ pub fn target(
     let _guard = models::tch::no_grad_guard();
     let projected = Tensor::stack(
         &(0..n_layers)
-            .map(|l| direction.to_kind(model.kind).matmul(&model.arch().mlp(l).output.1).to_kind(Kind::Float))
+            .map(|l| direction.to_kind(model.kind).matmul(&model.mlp_output(l).1).to_kind(Kind::Float))
             .collect::<Vec<_>>(),
         0,
     );
@@ -155,7 +155,7 @@ pub fn target(
 /// final norm applied to u_d − u_w) and its value.
 fn gap_gradient(model: &Model, resid: &Tensor, desired: u32, wrong: u32) -> Result<(Tensor, f32)> {
     let x = resid.to_kind(model.kind).detach().set_requires_grad(true);
-    let logits = model.arch().unembed(&model.arch().final_norm(&x)).to_kind(Kind::Float);
+    let logits = model.read_out(&x).to_kind(Kind::Float);
     let gap = logits.get(i64::from(desired)) - logits.get(i64::from(wrong));
     gap.backward();
     Ok((x.grad().to_kind(Kind::Float).detach(), gap.double_value(&[]) as f32))
@@ -200,7 +200,7 @@ pub fn gap_gradients(
         .collect();
     let batch = model.batch(&[context.to_vec()])?;
     let normalized = model.forward(&batch, None, &mut hooks)?;
-    let logits = model.arch().unembed(&normalized.get(0).get(-1)).to_kind(Kind::Float);
+    let logits = model.unembed(&normalized.get(0).get(-1)).to_kind(Kind::Float);
     (logits.get(i64::from(desired)) - logits.get(i64::from(wrong))).backward();
     Ok(probes.iter().map(|p| p.grad().to_kind(Kind::Float).detach()).collect())
 }

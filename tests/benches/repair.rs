@@ -3,8 +3,8 @@
 //! median and the slowest, and the share under the 10 s target, and fails when the median misses it. Writes
 //! `runs/bench/repair.json`.
 
+use experiments::ops::repair::unrelated_prompts;
 use experiments::repair_cases::api_cases;
-use experiments::repair_study::unrelated_prompts;
 use integration_tests::root;
 use models::{LoadOptions, Model};
 use repair::{Method, RepairConfig, Repairer, Tokens};

@@ -6,11 +6,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
+use find::agent::{LmAgent, LocalBackend};
+use find::endpoint::EndpointBackend;
+use find::score::score;
+use find::session::{Budget, Interpreter, Session, SuiteFunction};
+use find::suite::{Category, FunctionSpec};
 use integration_tests::default_model;
-use probes::find::agent::{EndpointBackend, LmAgent, LocalBackend};
-use probes::find::score::score;
-use probes::find::session::{Budget, Interpreter, Session, SuiteFunction};
-use probes::find::suite::{Category, FunctionSpec};
 
 fn linear() -> FunctionSpec {
     FunctionSpec {
@@ -69,7 +70,7 @@ fn chat(content: &str) -> Option<String> {
     Some(serde_json::json!({"choices": [{"message": {"role": "assistant", "content": content}}]}).to_string())
 }
 
-fn run(url: &str, spec: &FunctionSpec) -> (probes::find::score::Score, Option<String>, usize) {
+fn run(url: &str, spec: &FunctionSpec) -> (find::score::Score, Option<String>, usize) {
     let backend = EndpointBackend::new(url, Some("test-key".into()), "scripted", Duration::from_secs(1));
     let mut agent = LmAgent::new(backend);
     let mut black_box = SuiteFunction::new(spec, 0);

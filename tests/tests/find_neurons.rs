@@ -2,13 +2,13 @@
 //! over each example's prefix, pages are written, the scientist runs unchanged on a neuron, and bad neurons
 //! are errors.
 
+use find::expr::{Expr, Value};
+use find::neurons::{record_point, NeuronNumeric, NeuronToken};
+use find::pages::neuron_pages;
+use find::scientist::Scientist;
+use find::session::{BlackBox, Budget, Interpreter, Session};
 use integration_tests::{default_model, stdlib_files};
 use models::{HookPoint, Neuron, Silent};
-use probes::find::expr::{Expr, Value};
-use probes::find::neurons::{record_point, NeuronNumeric, NeuronToken};
-use probes::find::pages::neuron_pages;
-use probes::find::scientist::Scientist;
-use probes::find::session::{BlackBox, Budget, Interpreter, Session};
 
 #[test]
 fn top_examples_match_separate_prefix_runs_and_pages_are_written() {

@@ -6,9 +6,9 @@
 use integration_tests::{default_model, run_python, stdlib_files};
 use models::tch::{Device, Kind, Tensor};
 use models::{HookPoint, Silent};
+use probes::dataset::to_tensor;
 use probes::dataset::{collect, grouped_split, IndentLevel};
 use probes::linear::{select_rows, LogisticProbe};
-use probes::protocol::to_tensor;
 use probes::trainer::{r_squared, standardize, LbfgsOptions, LogisticBatch, RidgePath};
 use serde_json::{json, Value};
 

@@ -25,7 +25,7 @@ fn expanduser_case() -> RepairCase {
 }
 
 fn repairer(model: &Model) -> Repairer {
-    let unrelated = experiments::repair_study::unrelated_prompts(model, 24, 48).unwrap();
+    let unrelated = experiments::ops::repair::unrelated_prompts(model, 24, 48).unwrap();
     Repairer::new(model, RepairConfig::default(), unrelated, 8).unwrap()
 }
 

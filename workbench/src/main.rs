@@ -1,16 +1,13 @@
-//! `workbench`: the command line over the workbench crates. Each subcommand loads a model, calls the
-//! crates below, and prints what they return; no science happens here.
+//! `workbench`: the command line over the workbench crates. Each subcommand loads a model, runs an operation
+//! of `experiments::ops` (or a crate below) and prints what it returns; no science happens here.
 
-mod commands;
-mod eval;
-mod interpret;
-mod repair;
+mod cli;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = commands::Cli::parse();
-    match commands::run(cli) {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", describe(&err));

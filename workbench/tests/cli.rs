@@ -388,7 +388,7 @@ fn run_repairs_and_exports_from_a_spec() {
     let spec = dir.path().join("repair.ron");
     std::fs::write(
         &spec,
-        "(name: \"repair\", model: \"smollm2-135m-instruct\", device: \"cpu\", steps: [\n    Repair((api: 2, lines: 0, humaneval: 0, methods: [Mint, RankOne], unrelated_prompts: 4, unrelated_tokens: 24, unrelated_positions: 4, benchmarks: (perplexity_files: 1, perplexity_tokens: 64, line_files: 1, lines_per_file: 1, sequential_humaneval_problems: 0))),\n    Export(hf: false, gguf: Some(\"f16\")),\n])\n",
+        "(name: \"repair\", model: \"smollm2-135m-instruct\", device: \"cpu\", steps: [\n    Repair(api: 2, lines: 0, humaneval: 0, methods: [Mint, RankOne], unrelated_prompts: 4, unrelated_tokens: 24, unrelated_positions: 4, benchmarks: (perplexity_files: 1, perplexity_tokens: 64, line_files: 1, lines_per_file: 1, sequential_humaneval_problems: 0)),\n    Export(hf: false, gguf: Some(\"f16\")),\n])\n",
     )
     .unwrap();
     let runs = dir.path().join("runs");

@@ -8,9 +8,10 @@ use super::decoder::{
     half_rotary_to_interleaved, interleaved_rotary_to_half, Activation, Block, Decoder, DecoderConfig, Embeddings,
     Linear, Loader, NormKind, Residual,
 };
-use super::{ModelShape, WeightSource};
+use super::ModelShape;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
+use crate::weights::WeightSource;
 
 /// CodeGen's projection is laid out for this many model-parallel shards (fixed in the original code).
 const MP_NUM: i64 = 4;
@@ -122,7 +123,7 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
         hf_config: serde_json::Value::Null,
         residual: Residual::ParallelSharedNorm,
     };
-    Ok(Decoder::new(decoder_config, Embeddings { tokens, positions: None, final_norm, unembed }, blocks))
+    Ok(Decoder::new(decoder_config, Embeddings { tokens, positions: None, final_norm, unembed }, blocks, hf_tensors))
 }
 
 /// The inverse of [`qkv_to_blocks`]: `[q; k; v]` back to CodeGen's shards of `[q, v, k]`.
@@ -152,4 +153,16 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
     e.final_norm.push_to(&mut out, "transformer.ln_f");
     e.unembed.push_to(&mut out, "lm_head");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::arch::testing::check_tiny;
+
+    #[test]
+    fn a_tiny_codegen_with_partial_rotary_runs_and_exports_its_qkv_layout_back() {
+        let config = serde_json::json!({"model_type": "codegen", "n_embd": 16, "n_layer": 2, "n_head": 4,
+            "rotary_dim": 2, "n_positions": 64, "vocab_size": 32});
+        assert_eq!(check_tiny(config, &[]).shape().head_dim, 4);
+    }
 }

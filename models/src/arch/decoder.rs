@@ -5,7 +5,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::WeightSource;
+use crate::weights::WeightSource;
 
 use super::layers::{attention, linear, rms_norm, KvCache, Rope};
 use super::{Architecture, ForwardInput, MlpWeights, ModelShape};
@@ -159,15 +159,21 @@ pub struct Decoder {
     embeddings: Embeddings,
     blocks: Vec<Block>,
     rope: Option<Rope>,
+    hf_tensors: HfTensors,
 }
 
+/// An architecture's mapping of a decoder's parameters to Hugging Face names and layouts (each architecture file
+/// has one, so the decoder needs to know none of them).
+pub type HfTensors = fn(&Decoder) -> Vec<(String, Tensor)>;
+
 impl Decoder {
-    /// Assembles a model from parameters already on their device and in their dtype.
-    pub fn new(config: DecoderConfig, embeddings: Embeddings, blocks: Vec<Block>) -> Self {
+    /// Assembles a model from parameters already on their device and in their dtype; `hf_tensors` writes it
+    /// back under Hugging Face names.
+    pub fn new(config: DecoderConfig, embeddings: Embeddings, blocks: Vec<Block>, hf_tensors: HfTensors) -> Self {
         let (device, kind) = (embeddings.tokens.device(), embeddings.tokens.kind());
         let rope =
             config.rotary.map(|(dim, base)| Rope::new(dim, base, config.shape.context_length as i64, device, kind));
-        Decoder { config, embeddings, blocks, rope }
+        Decoder { config, embeddings, blocks, rope, hf_tensors }
     }
 
     /// The configuration the model runs with.
@@ -323,14 +329,7 @@ impl Architecture for Decoder {
     }
 
     fn hf_export(&self) -> Result<(serde_json::Value, Vec<(String, Tensor)>)> {
-        let tensors = match self.config.shape.architecture.as_str() {
-            "llama" | "qwen2" => super::llama::hf_tensors(self),
-            "gpt2" | "gpt_bigcode" => super::gpt2::hf_tensors(self),
-            "gpt_neox" => super::gpt_neox::hf_tensors(self),
-            "codegen" => super::codegen::hf_tensors(self),
-            other => return Err(ModelError::InvalidInput(format!("writing {other} checkpoints is not supported"))),
-        };
-        Ok((self.config.hf_config.clone(), tensors))
+        Ok((self.config.hf_config.clone(), (self.hf_tensors)(self)))
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {

@@ -8,9 +8,10 @@ use super::decoder::{
     heads_blocks_to_interleaved, heads_interleaved_to_blocks, push_weight_and_bias, Activation, Block, Decoder,
     DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual,
 };
-use super::{ModelShape, WeightSource};
+use super::ModelShape;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
+use crate::weights::WeightSource;
 
 /// How a GPT-2-style checkpoint stores its fused query/key/value rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +152,7 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
     };
     let embeddings =
         Embeddings { tokens, positions: Some(positions), final_norm, unembed: Linear { weight: unembed, bias: None } };
-    Ok(Decoder::new(decoder_config, embeddings, blocks))
+    Ok(Decoder::new(decoder_config, embeddings, blocks, hf_tensors))
 }
 
 /// The tensors of a GPT-2 or GPTBigCode model under Hugging Face names and layouts.
@@ -206,4 +207,17 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
         out.push(("lm_head.weight".to_string(), e.unembed.weight.shallow_clone()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::arch::testing::check_tiny;
+
+    #[test]
+    fn a_tiny_gpt2_runs_causally_and_exports_its_conv1d_layout_back() {
+        let config = serde_json::json!({"model_type": "gpt2", "n_embd": 16, "n_layer": 2, "n_head": 4,
+            "n_positions": 64, "vocab_size": 32});
+        let arch = check_tiny(config, &["lm_head.weight"]);
+        assert_eq!((arch.shape().d_mlp, arch.shape().context_length), (64, 64));
+    }
 }

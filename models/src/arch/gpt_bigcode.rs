@@ -13,3 +13,15 @@ pub fn config_from_hf(config: &HfConfig) -> Result<Gpt2Config> {
     gpt2.layout = if multi_query { QkvLayout::Blocks } else { QkvLayout::PerHead };
     Ok(gpt2)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::arch::testing::check_tiny;
+
+    #[test]
+    fn a_tiny_starcoder_with_multi_query_attention_runs_and_exports() {
+        let config = serde_json::json!({"model_type": "gpt_bigcode", "n_embd": 16, "n_layer": 2, "n_head": 4,
+            "n_positions": 64, "vocab_size": 32, "multi_query": true});
+        assert_eq!(check_tiny(config, &["lm_head.weight"]).shape().n_kv_heads, 1);
+    }
+}

@@ -7,9 +7,10 @@ use super::decoder::{
     heads_blocks_to_interleaved, heads_interleaved_to_blocks, push_weight_and_bias, Activation, Block, Decoder,
     DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual,
 };
-use super::{ModelShape, WeightSource};
+use super::ModelShape;
 use crate::config::HfConfig;
 use crate::error::Result;
+use crate::weights::WeightSource;
 
 /// Hyper-parameters of a GPT-NeoX model.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +122,7 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
     };
     let embeddings =
         Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };
-    Ok(Decoder::new(decoder_config, embeddings, blocks))
+    Ok(Decoder::new(decoder_config, embeddings, blocks, hf_tensors))
 }
 
 /// The tensors of a GPT-NeoX model under Hugging Face names and layouts.
@@ -152,4 +153,25 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
         out.push(("embed_out.weight".to_string(), e.unembed.weight.shallow_clone()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::arch::testing::check_tiny;
+
+    #[test]
+    fn a_tiny_pythia_with_parallel_residual_runs_and_exports() {
+        let config = serde_json::json!({"model_type": "gpt_neox", "hidden_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "intermediate_size": 32, "max_position_embeddings": 64, "vocab_size": 32,
+            "rotary_pct": 0.5, "use_parallel_residual": true});
+        assert_eq!(check_tiny(config, &[]).shape().d_mlp, 32);
+    }
+
+    #[test]
+    fn a_tiny_pythia_with_sequential_residual_runs_and_exports() {
+        let config = serde_json::json!({"model_type": "gpt_neox", "hidden_size": 16, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64, "vocab_size": 32,
+            "use_parallel_residual": false});
+        check_tiny(config, &[]);
+    }
 }

@@ -5,10 +5,11 @@
 use tch::{Device, Kind, Tensor};
 
 use super::decoder::{Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual};
-use super::{ModelShape, WeightSource};
+use super::ModelShape;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
+use crate::weights::WeightSource;
 
 /// Hyper-parameters of a Llama model.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,5 +233,26 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
     let unembed = if untied { loader.get("lm_head.weight", &[vocab, d])? } else { tokens.shallow_clone() };
     let embeddings =
         Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };
-    Ok(Decoder::new(config.decoder_config(!untied)?, embeddings, blocks))
+    Ok(Decoder::new(config.decoder_config(!untied)?, embeddings, blocks, hf_tensors))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::arch::testing::check_tiny;
+
+    #[test]
+    fn a_tiny_llama_runs_causally_and_exports_what_it_loaded() {
+        let config = serde_json::json!({"model_type": "llama", "hidden_size": 16, "intermediate_size": 24,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 32,
+            "max_position_embeddings": 64, "tie_word_embeddings": false});
+        let arch = check_tiny(config, &[]);
+        assert_eq!((arch.shape().n_kv_heads, arch.shape().d_mlp, arch.shape().tied_embeddings), (2, 24, false));
+    }
+
+    #[test]
+    fn a_tiny_llama_with_tied_embeddings_reads_no_lm_head() {
+        let config = serde_json::json!({"model_type": "llama", "hidden_size": 16, "intermediate_size": 24,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 32, "tie_word_embeddings": true});
+        assert!(check_tiny(config, &["lm_head.weight"]).shape().tied_embeddings);
+    }
 }

@@ -1,4 +1,5 @@
-//! Architectures: one file each, sharing the [`Architecture`] trait, the KV cache and a few layers.
+//! Architectures: one file each, sharing the [`Architecture`] trait, the KV cache and a few layers. Which one a
+//! checkpoint names is decided in `crate::load`; where the weights come from is `crate::weights`.
 
 pub mod codegen;
 pub mod decoder;
@@ -9,21 +10,17 @@ mod layers;
 pub mod llama;
 mod onednn;
 pub mod qwen2;
+#[cfg(test)]
+mod testing;
 
 use serde::Serialize;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 pub use layers::{AttentionMask, KvCache};
 
-use crate::config::HfConfig;
-use crate::error::{ModelError, Result};
-use crate::gguf::GgufFile;
-use crate::gguf_weights::GgufWeights;
+use crate::error::Result;
 use crate::hooks::Hooks;
-use crate::progress::Progress;
-
-/// The architectures this runtime implements, by their `model_type` / GGUF `general.architecture`.
-pub const SUPPORTED: &[&str] = &["llama", "qwen2", "gpt2", "gpt_bigcode", "codegen", "gpt_neox"];
+pub use crate::supported::SUPPORTED;
 
 /// Sizes of a loaded transformer, common to every architecture.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,88 +93,4 @@ pub trait Architecture: Send {
     /// The model as a Hugging Face checkpoint: its `config.json` and its tensors under Hugging Face names
     /// and layouts.
     fn hf_export(&self) -> Result<(serde_json::Value, Vec<(String, Tensor)>)>;
-}
-
-/// Where an architecture reads its weights from, by Hugging Face tensor name.
-pub trait WeightSource {
-    /// The tensor `name` as f32 on the CPU, checked against `shape`.
-    fn tensor(&mut self, name: &str, shape: &[i64]) -> Result<Tensor>;
-    /// Whether the checkpoint holds `name` (used for optional tensors such as an untied `lm_head`).
-    fn contains(&self, name: &str) -> bool;
-}
-
-/// A [`WeightSource`] that reports each tensor read to a [`Progress`] and stops when it is cancelled.
-pub struct ReportingSource<'a> {
-    inner: &'a mut dyn WeightSource,
-    progress: &'a dyn Progress,
-}
-
-impl<'a> ReportingSource<'a> {
-    /// Wraps `inner`; `tensors` is the number of tensors the checkpoint holds (the stage's length).
-    pub fn new(inner: &'a mut dyn WeightSource, progress: &'a dyn Progress, tensors: usize) -> Self {
-        progress.begin("loading weights", tensors as u64);
-        ReportingSource { inner, progress }
-    }
-}
-
-impl WeightSource for ReportingSource<'_> {
-    fn tensor(&mut self, name: &str, shape: &[i64]) -> Result<Tensor> {
-        self.progress.check()?;
-        let t = self.inner.tensor(name, shape)?;
-        self.progress.advance(1);
-        Ok(t)
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.inner.contains(name)
-    }
-}
-
-/// Builds the architecture a GGUF file names (`general.architecture`) from its metadata and tensors.
-pub fn from_gguf(
-    file: &GgufFile,
-    device: Device,
-    kind: Kind,
-    progress: &dyn Progress,
-) -> Result<Box<dyn Architecture>> {
-    match file.require_str("general.architecture")? {
-        "llama" => {
-            let config = llama::LlamaConfig::from_gguf(file)?;
-            let mut weights = GgufWeights::new(file, config.num_attention_heads, config.num_key_value_heads)?;
-            let mut reporting = ReportingSource::new(&mut weights, progress, file.tensors.len());
-            Ok(Box::new(llama::load(&config, &mut reporting, device, kind)?))
-        }
-        other => Err(ModelError::UnknownArchitecture(other.to_string())),
-    }
-}
-
-/// Builds the architecture a Hugging Face `config.json` names (`model_type`) from its weights.
-pub fn from_hf(
-    config: &HfConfig,
-    weights: &mut dyn WeightSource,
-    device: Device,
-    kind: Kind,
-) -> Result<Box<dyn Architecture>> {
-    let decoder = match config.model_type()? {
-        "llama" => llama::load(&llama::LlamaConfig::from_hf(config)?, weights, device, kind)?,
-        "qwen2" => llama::load(&qwen2::config_from_hf(config)?, weights, device, kind)?,
-        "gpt2" => gpt2::load(&gpt2::Gpt2Config::from_hf(config)?, weights, device, kind)?,
-        "gpt_bigcode" => gpt2::load(&gpt_bigcode::config_from_hf(config)?, weights, device, kind)?,
-        "gpt_neox" => gpt_neox::load(&gpt_neox::GptNeoXConfig::from_hf(config)?, weights, device, kind)?,
-        "codegen" => codegen::load(&codegen::CodeGenConfig::from_hf(config)?, weights, device, kind)?,
-        other => return Err(ModelError::UnknownArchitecture(other.to_string())),
-    };
-    Ok(Box::new(decoder.with_hf_config(config.value().clone())))
-}
-
-/// Checks that `found` has `expected` shape.
-pub(crate) fn check_shape(name: &str, expected: &[i64], found: &[i64]) -> Result<()> {
-    if expected != found {
-        return Err(ModelError::ShapeMismatch {
-            tensor: name.to_string(),
-            expected: expected.to_vec(),
-            found: found.to_vec(),
-        });
-    }
-    Ok(())
 }

@@ -53,7 +53,7 @@ fn module_source(stdlib: &Path, module: &str) -> Option<String> {
 /// line, then each later `m.attr` where `attr` is a public name of `m`'s source. At most `per_module` cases per
 /// module and `max_cases` in all; prompts that do not tokenize as a prefix of the full line are skipped.
 pub fn cloze_cases(model: &Model, stdlib: &Path, max_cases: usize, per_module: usize) -> Result<Vec<ClozeCase>> {
-    let read = std::fs::read_dir(stdlib).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", stdlib.display())))?;
+    let read = std::fs::read_dir(stdlib).map_err(models::files::at(stdlib))?;
     let mut files: Vec<_> =
         read.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "py")).collect();
     files.sort();
@@ -152,12 +152,8 @@ pub fn run_cloze(model: &Model, cases: &[ClozeCase], progress: &dyn Progress) ->
         let _guard = models::tch::no_grad_guard();
         let last = ids.len() as i64 - 1;
         let mut per_layer: Vec<Tensor> = (0..layers)
-            .map(|l| {
-                let resid = cache.get(HookPoint::ResidPost(l)).map(|r| r.get(0).get(last));
-                resid.map(|r| model.arch().unembed(&model.arch().final_norm(&r)).to_kind(Kind::Float))
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(|| ProbeError::InvalidInput("the residual stream was not recorded".into()))?;
+            .map(|l| Ok(model.read_out(&cache.require(HookPoint::ResidPost(l))?.get(0).get(last)).to_kind(Kind::Float)))
+            .collect::<Result<_>>()?;
         per_layer.push(logits.get(last));
         let stacked = Tensor::stack(&per_layer, 0);
         let target = stacked.narrow(1, case.target as i64, 1);

@@ -39,8 +39,7 @@ fn byte_offset(text: &str, index: usize) -> Option<usize> {
 impl UserTask {
     /// Reads and checks a JSONL file; errors name the line.
     pub fn load(path: &Path) -> Result<Self> {
-        let content =
-            std::fs::read_to_string(path).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", path.display())))?;
+        let content = std::fs::read_to_string(path).map_err(models::files::at(path))?;
         let name = path.file_stem().map_or("user".into(), |s| s.to_string_lossy().into_owned());
         Self::parse(&name, &content).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", path.display())))
     }

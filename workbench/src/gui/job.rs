@@ -1,6 +1,7 @@
 //! Long work off the UI thread. A job runs on its own thread, reports progress through [`models::Progress`]
-//! (drawn as a progress bar), can be cancelled, may send partial results while it runs (probe layers as they
-//! finish, an interpreter's calls), and ends with a result or an error; a panic in a job becomes an error too.
+//! (drawn as a progress bar), can be cancelled, may send partial results of its own type `T` while it runs (probe
+//! layers as they finish, an interpreter's calls), and ends with a result or an error; a panic in a job becomes an
+//! error too. The view that starts a job owns it and takes its results.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,8 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use models::{CancelToken, Progress};
-
-use super::Output;
 
 /// Progress of a running job, shared between the job's thread and the UI.
 pub struct JobProgress {
@@ -60,29 +59,29 @@ impl Progress for JobProgress {
 }
 
 /// What a job's thread hands the UI.
-pub enum Message {
+pub enum Message<T> {
     /// A partial result; the job goes on.
-    Partial(Output),
+    Partial(T),
     /// The final result.
-    Done(Output),
+    Done(T),
     /// The job failed (or was cancelled, or panicked); the text says why.
     Failed(String),
 }
 
 /// What a running job may use: its progress, and a way to send partial results.
-pub struct JobContext {
+pub struct JobContext<T> {
     progress: Arc<JobProgress>,
-    sender: Sender<Message>,
+    sender: Sender<Message<T>>,
 }
 
-impl JobContext {
+impl<T> JobContext<T> {
     /// The job's progress, to pass to the crates' long functions.
     pub fn progress(&self) -> &JobProgress {
         &self.progress
     }
 
     /// Sends a partial result to the UI.
-    pub fn send(&self, output: Output) {
+    pub fn send(&self, output: T) {
         // The UI may have dropped the job (the app is closing); then nobody needs the result.
         let _ = self.sender.send(Message::Partial(output));
         self.progress.repaint.request_repaint();
@@ -90,23 +89,23 @@ impl JobContext {
 }
 
 /// A job started from a view.
-pub struct Job {
+pub struct Job<T> {
     /// What the job does, for the status bar.
     pub name: String,
     /// Its progress.
     pub progress: Arc<JobProgress>,
     /// When it started.
     pub started: Instant,
-    receiver: Receiver<Message>,
+    receiver: Receiver<Message<T>>,
 }
 
-impl Job {
+impl<T: Send + 'static> Job<T> {
     /// Starts `work` on a new thread.
     pub fn spawn(
         ctx: &egui::Context,
         name: &str,
-        work: impl FnOnce(&JobContext) -> anyhow::Result<Output> + Send + 'static,
-    ) -> Job {
+        work: impl FnOnce(&JobContext<T>) -> anyhow::Result<T> + Send + 'static,
+    ) -> Job<T> {
         let progress = Arc::new(JobProgress {
             stage: Mutex::new(name.to_string()),
             total: AtomicU64::new(0),
@@ -134,7 +133,7 @@ impl Job {
     }
 
     /// Every message that arrived since the last call, without waiting.
-    pub fn poll(&self) -> Vec<Message> {
+    pub fn poll(&self) -> Vec<Message<T>> {
         self.receiver.try_iter().collect()
     }
 }

@@ -1,183 +1,23 @@
-//! `workbench gui`: the desktop app (eframe, glow renderer) over the whole loop. One module per view; every
-//! long step runs as a [`job::Job`] off the UI thread. The app holds no science: it calls the crates below.
+//! `workbench gui`: the desktop app (eframe, glow renderer) over the whole loop. One module per view; each view
+//! owns its settings, its results and the job it started (a [`job::Job`] off the UI thread), over the small
+//! context the views share ([`shared::Shared`]). The app holds no science: views call the crates and their
+//! operations.
 
 pub mod heatmap;
 pub mod job;
 mod screenshots;
+pub mod shared;
 pub mod views;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
-use models::Model;
-use repair::patchset::PatchSet;
 use serde::{Deserialize, Serialize};
 
-use job::{Job, JobContext, Message};
+pub use shared::{lock_patches, Shared, View};
 use views::{
     benchmarks::BenchmarksView, experiments::ExperimentsView, inspector::InspectorView, model::ModelView,
     neurons::NeuronsView, probes::ProbesView, repair::RepairView,
 };
-
-/// The views of the side bar, in the order of the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum View {
-    /// Open a model; its summary.
-    #[default]
-    Model,
-    /// One prompt from the inside.
-    Inspector,
-    /// Linear probes per layer.
-    Probes,
-    /// One neuron: examples, description, function.
-    Neurons,
-    /// MINT repair.
-    Repair,
-    /// Benchmarks before and after patches.
-    Benchmarks,
-    /// Experiment specs, past runs, export.
-    Experiments,
-}
-
-impl View {
-    /// Every view, in side-bar order.
-    pub const ALL: [View; 7] =
-        [View::Model, View::Inspector, View::Probes, View::Neurons, View::Repair, View::Benchmarks, View::Experiments];
-
-    /// The side bar's name of the view.
-    pub fn title(self) -> &'static str {
-        match self {
-            View::Model => "Model",
-            View::Inspector => "Prompt inspector",
-            View::Probes => "Probes",
-            View::Neurons => "Neurons",
-            View::Repair => "Repair",
-            View::Benchmarks => "Benchmarks",
-            View::Experiments => "Experiments",
-        }
-    }
-}
-
-/// A result of a job, routed to the view that started it.
-pub enum Output {
-    /// A model finished loading.
-    Model(Box<views::model::Loaded>),
-    /// An inspected prompt.
-    Inspection(Box<probes::inspect::PromptInspection>),
-    /// Generated text.
-    Generation(String),
-    /// One probed layer (sent while the sweep runs).
-    ProbeLayer(Box<probes::protocol::PointResult>),
-    /// The probe sweep finished.
-    ProbesDone,
-    /// A neuron page.
-    NeuronPage(Box<probes::find::pages::NeuronPage>),
-    /// One call the interpreter made: x and the neuron's activation.
-    InterpreterCall(f64, f64),
-    /// The interpreter's answer.
-    InterpreterAnswer(Box<probes::find::session::Answer>),
-    /// Repair cases (mined or loaded).
-    Cases(Vec<repair::RepairCase>),
-    /// A repair, measured and reverted (a preview).
-    Repair(Box<views::repair::Outcome>),
-    /// A benchmark before and after the applied patches.
-    Benchmark(Box<views::benchmarks::Comparison>),
-    /// An experiment spec ran into this folder.
-    ExperimentDone(PathBuf),
-    /// The model was exported; the text says where.
-    Exported(String),
-}
-
-/// What the views share: the model, the one job slot, the patches applied now, and the last failure.
-#[derive(Default)]
-pub struct Shared {
-    /// The loaded model; a job holds its lock while it runs (tch tensors may not be shared between threads).
-    pub model: Option<Arc<Mutex<Model>>>,
-    /// What the Model view and the status bar show of it, read once at load.
-    pub summary: Option<views::model::Summary>,
-    /// The repairs applied to the model now, oldest first (empty until a model is loaded).
-    pub patches: Option<Arc<Mutex<PatchSet>>>,
-    /// The running job and the view that started it.
-    pub job: Option<(View, Job)>,
-    /// The last failed job: the view that started it and the error.
-    pub failure: Option<(View, String)>,
-    /// A neuron another view asked to open in the Neurons view.
-    pub open_neuron: Option<models::Neuron>,
-}
-
-impl Shared {
-    /// Whether a job is running (views disable their run buttons then).
-    pub fn busy(&self) -> bool {
-        self.job.is_some()
-    }
-
-    /// Starts `work` as the job of `view`, unless a job is already running.
-    pub fn start(
-        &mut self,
-        ctx: &egui::Context,
-        view: View,
-        name: &str,
-        work: impl FnOnce(&JobContext) -> anyhow::Result<Output> + Send + 'static,
-    ) {
-        if self.busy() {
-            return;
-        }
-        self.failure = None;
-        self.job = Some((view, Job::spawn(ctx, name, work)));
-    }
-
-    /// Starts `work` on the loaded model as the job of `view` (the job holds the model while it runs); without a
-    /// model, the view shows an error saying to load one.
-    pub fn start_with_model(
-        &mut self,
-        ctx: &egui::Context,
-        view: View,
-        name: &str,
-        work: impl FnOnce(&Model, &JobContext) -> anyhow::Result<Output> + Send + 'static,
-    ) {
-        let Some(model) = self.model.clone() else {
-            self.failure = Some((view, "no model is loaded: open one in the Model view".into()));
-            return;
-        };
-        self.start(ctx, view, name, move |job| {
-            let model = model.lock().map_err(|_| anyhow::anyhow!("an earlier job failed while holding the model"))?;
-            work(&model, job)
-        });
-    }
-
-    /// The model for a quick change on the UI thread (applying or reverting a patch), when no job holds it.
-    pub fn model_now(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Model>> {
-        let model = self.model.as_ref().ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
-        model.try_lock().map_err(|_| anyhow::anyhow!("a job is using the model; wait for it or cancel it"))
-    }
-
-    /// How many repairs are applied now.
-    pub fn applied_count(&self) -> usize {
-        self.patches.as_ref().and_then(|p| p.try_lock().ok().map(|p| p.patches.len())).unwrap_or(0)
-    }
-
-    /// Shows the last failure if `view` started the job that failed.
-    pub fn error_panel(&mut self, ui: &mut egui::Ui, view: View) {
-        let Some((failed, message)) = &self.failure else { return };
-        if *failed != view {
-            return;
-        }
-        let mut dismissed = false;
-        egui::Frame::group(ui.style()).fill(ui.visuals().error_fg_color.gamma_multiply(0.15)).show(ui, |ui| {
-            ui.colored_label(ui.visuals().error_fg_color, "The job failed");
-            ui.label(message.as_str());
-            dismissed = ui.button("Dismiss").clicked();
-        });
-        if dismissed {
-            self.failure = None;
-        }
-    }
-}
-
-/// The patch set, locked (a job that panicked while holding it leaves it unusable: that is an error).
-pub fn lock_patches(patches: &Mutex<PatchSet>) -> anyhow::Result<std::sync::MutexGuard<'_, PatchSet>> {
-    patches.lock().map_err(|_| anyhow::anyhow!("the patch set is poisoned"))
-}
 
 /// The desktop app: the views (their settings are kept between launches) and what they share.
 #[derive(Default, Serialize, Deserialize)]
@@ -226,12 +66,11 @@ impl WorkbenchApp {
         self.model.load(ctx, &mut self.shared);
     }
 
-    /// Draws one frame: side bar, status bar, the current view; takes in what jobs sent.
+    /// Draws one frame: side bar, status bar, the current view; every view takes in what its job sent.
     pub fn show(&mut self, ctx: &egui::Context) {
-        self.receive(ctx);
+        self.poll(ctx);
         if let Some(neuron) = self.shared.open_neuron.take() {
-            self.neurons.layer = neuron.layer;
-            self.neurons.index = neuron.index;
+            self.neurons.open(neuron);
             self.view = View::Neurons;
         }
         egui::SidePanel::left("views").resizable(false).show(ctx, |ui| {
@@ -257,16 +96,35 @@ impl WorkbenchApp {
             });
         });
         if let Some(tour) = &mut self.tour {
-            if let Some(view) = tour.step(ctx, self.shared.busy()) {
-                self.view = view;
+            if let Some(step) = tour.step(ctx, self.shared.busy()) {
+                self.view = step.view;
+                if let Some(stage) = step.demo {
+                    let started = self.demo(ctx, step.view, stage);
+                    if let Some(tour) = &mut self.tour {
+                        tour.demo_started(started);
+                    }
+                }
             }
+        }
+    }
+
+    /// Starts stage `stage` of the small job that fills `view` for its screenshot; false when it has no more.
+    fn demo(&mut self, ctx: &egui::Context, view: View, stage: usize) -> bool {
+        let shared = &mut self.shared;
+        match view {
+            View::Model | View::Inspector => false,
+            View::Probes => self.probes.demo(ctx, shared, stage),
+            View::Neurons => self.neurons.demo(ctx, shared, stage),
+            View::Repair => self.repair.demo(ctx, shared, stage),
+            View::Benchmarks => self.benchmarks.demo(ctx, shared, stage),
+            View::Experiments => self.experiments.demo(ctx, shared, stage),
         }
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            match &self.shared.job {
-                Some((_, job)) => {
+            match &self.shared.running {
+                Some(job) => {
                     ui.spinner();
                     ui.label(format!("{}: {}", job.name, job.progress.stage()));
                     let bar = match job.progress.fraction() {
@@ -289,47 +147,19 @@ impl WorkbenchApp {
         });
     }
 
-    /// Takes in every message of the running job and routes results to their views; the job slot is free
-    /// again before a final result is routed, so a view may start the next job from it.
-    fn receive(&mut self, ctx: &egui::Context) {
-        let Some((view, job)) = &self.shared.job else { return };
-        let view = *view;
-        let messages = job.poll();
-        if messages.iter().any(|m| !matches!(m, Message::Partial(_))) {
-            self.shared.job = None;
-        } else {
-            // Keep frames coming while the job runs, so its progress and elapsed time stay current.
-            ctx.request_repaint_after(std::time::Duration::from_millis(250));
-        }
-        for message in messages {
-            match message {
-                Message::Partial(output) | Message::Done(output) => self.route(ctx, output),
-                Message::Failed(error) => self.shared.failure = Some((view, error)),
-            }
-        }
-    }
-
-    fn route(&mut self, ctx: &egui::Context, output: Output) {
+    /// Every view takes in what its job sent (a view's job may end while another view is shown); a model that
+    /// arrives during the screenshot tour is inspected at once.
+    fn poll(&mut self, ctx: &egui::Context) {
         let shared = &mut self.shared;
-        match output {
-            Output::Model(loaded) => {
-                self.model.loaded(*loaded, shared);
-                if self.tour.is_some() {
-                    self.inspector.inspect(ctx, shared);
-                }
-            }
-            Output::Inspection(inspection) => self.inspector.inspection = Some(*inspection),
-            Output::Generation(text) => self.inspector.generation = Some(text),
-            Output::ProbeLayer(result) => self.probes.results.push(*result),
-            Output::ProbesDone => self.probes.finished = true,
-            Output::NeuronPage(page) => self.neurons.page = Some(*page),
-            Output::InterpreterCall(x, y) => self.neurons.calls.push([x, y]),
-            Output::InterpreterAnswer(answer) => self.neurons.answer = Some(*answer),
-            Output::Cases(cases) => self.repair.add_cases(cases),
-            Output::Repair(outcome) => self.repair.outcome = Some(*outcome),
-            Output::Benchmark(comparison) => self.benchmarks.comparison = Some(*comparison),
-            Output::ExperimentDone(dir) => self.experiments.finished(dir),
-            Output::Exported(text) => self.experiments.exported = Some(text),
+        let loaded = self.model.poll(ctx, shared);
+        self.inspector.poll(ctx, shared);
+        self.probes.poll(ctx, shared);
+        self.neurons.poll(ctx, shared);
+        self.repair.poll(ctx, shared);
+        self.benchmarks.poll(ctx, shared);
+        self.experiments.poll(ctx, shared);
+        if loaded && self.tour.is_some() {
+            self.inspector.inspect(ctx, shared);
         }
     }
 }

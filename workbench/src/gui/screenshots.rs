@@ -1,9 +1,11 @@
-//! `workbench gui --screenshots DIR`: once the model is loaded and no job runs, shows each view in turn, saves a
-//! screenshot of the real window as `DIR/<n>-<view>.png`, and closes the app.
+//! `workbench gui --screenshots DIR`: once the model is loaded and no job runs, shows each view in turn, runs a
+//! small job in it so it shows results (a probe curve, a neuron's examples and function, a previewed repair, a
+//! benchmark table, a run's report), saves a screenshot of the real window as `DIR/<n>-<view>.png`, and closes
+//! the app.
 
 use std::path::PathBuf;
 
-use super::View;
+use super::shared::View;
 
 /// Frames to wait on a view before its screenshot, so it is laid out and its images are loaded.
 const SETTLE_FRAMES: u32 = 8;
@@ -12,23 +14,41 @@ const SETTLE_FRAMES: u32 = 8;
 pub struct Tour {
     dir: PathBuf,
     next: usize,
+    /// The next stage of the view's small job, until the view has no more.
+    demo_stage: Option<usize>,
     frames: u32,
     requested: bool,
+}
+
+/// What the app does in this frame of the tour.
+pub struct TourStep {
+    /// The view to show.
+    pub view: View,
+    /// Start this stage of the view's small job (then say whether one started).
+    pub demo: Option<usize>,
 }
 
 impl Tour {
     /// A tour saving into `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        Tour { dir, next: 0, frames: 0, requested: false }
+        Tour { dir, next: 0, demo_stage: Some(0), frames: 0, requested: false }
     }
 
-    /// Advances the tour by one frame; returns the view to show.
-    pub fn step(&mut self, ctx: &egui::Context, busy: bool) -> Option<View> {
+    /// Whether the stage of the small job the last step asked for started; when none did, the view is done.
+    pub fn demo_started(&mut self, started: bool) {
+        self.demo_stage = self.demo_stage.filter(|_| started).map(|stage| stage + 1);
+    }
+
+    /// Advances the tour by one frame; returns the view to show, and the job stage to start there.
+    pub fn step(&mut self, ctx: &egui::Context, busy: bool) -> Option<TourStep> {
         ctx.request_repaint();
         if busy {
             return None;
         }
         let view = *View::ALL.get(self.next)?;
+        if let Some(stage) = self.demo_stage {
+            return Some(TourStep { view, demo: Some(stage) });
+        }
         let shot = ctx.input(|i| {
             i.events.iter().find_map(|e| match e {
                 egui::Event::Screenshot { image, .. } => Some(image.clone()),
@@ -43,18 +63,19 @@ impl Tour {
             self.next += 1;
             self.frames = 0;
             self.requested = false;
+            self.demo_stage = Some(0);
             if self.next == View::ALL.len() {
                 ctx.send_viewport_cmd(egui::ViewportCommand::Close);
                 return None;
             }
-            return Some(View::ALL[self.next]);
+            return Some(TourStep { view: View::ALL[self.next], demo: None });
         }
         self.frames += 1;
         if self.frames >= SETTLE_FRAMES && !self.requested {
             ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::UserData::default()));
             self.requested = true;
         }
-        Some(view)
+        Some(TourStep { view, demo: None })
     }
 }
 

@@ -4,14 +4,16 @@
 use std::sync::{Arc, Mutex};
 
 use experiments::code_metrics::{held_out_files, line_completion};
-use experiments::humaneval::{default_problems, evaluate_samples, generate_samples, GenerationSettings, Protocol};
-use experiments::sandbox::{Limits, Sandbox};
+use experiments::humaneval::{default_problems, run_humaneval};
+use experiments::ops::humaneval::HumanEvalSettings;
+use experiments::sandbox::Sandbox;
 use models::{Model, Progress};
 use repair::patchset::PatchSet;
 use serde::{Deserialize, Serialize};
 
 use super::{labelled_number, run_button};
-use crate::gui::{lock_patches, Output, Shared, View};
+use crate::gui::job::Job;
+use crate::gui::shared::{lock_patches, Shared, View};
 
 /// A benchmark of the view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,11 +76,14 @@ pub struct BenchmarksView {
     /// The last comparison.
     #[serde(skip)]
     pub comparison: Option<Comparison>,
+    /// The running benchmark.
+    #[serde(skip)]
+    job: Option<Job<Box<Comparison>>>,
 }
 
 impl Default for BenchmarksView {
     fn default() -> Self {
-        BenchmarksView { benchmark: Benchmark::Lines, problems: 8, files: 2, lines: 5, comparison: None }
+        BenchmarksView { benchmark: Benchmark::Lines, problems: 8, files: 2, lines: 5, comparison: None, job: None }
     }
 }
 
@@ -94,18 +99,8 @@ fn outcomes(
         Benchmark::HumanEval => {
             let mut all = default_problems()?;
             all.truncate(problems);
-            let settings = GenerationSettings {
-                protocol: Protocol::Instruct,
-                samples: 1,
-                temperature: 0.0,
-                top_p: None,
-                seed: 0,
-                max_new_tokens: 256,
-                batch: 4,
-            };
-            let samples = generate_samples(model, &all, &settings, progress)?;
-            let sandbox = Sandbox::new(&Sandbox::default_python(), Limits::default())?;
-            let report = evaluate_samples(&all, &samples, &sandbox, 2)?;
+            let settings = HumanEvalSettings { max_tokens: 256, batch: 4, ..Default::default() }.generation(0);
+            let (_, report) = run_humaneval(model, &all, &settings, &Sandbox::standard()?, progress)?;
             Ok(all
                 .iter()
                 .map(|p| (p.task_id.clone(), report.passed.get(&p.task_id).copied().unwrap_or(0) > 0))
@@ -151,6 +146,23 @@ fn compare(
 }
 
 impl BenchmarksView {
+    /// Takes the finished comparison.
+    pub fn poll(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        for comparison in shared.poll(ctx, View::Benchmarks, &mut self.job) {
+            self.comparison = Some(*comparison);
+        }
+    }
+
+    /// The screenshot tour's small job: line completion on four lines of one held-out file.
+    pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
+        if stage > 0 {
+            return false;
+        }
+        (self.benchmark, self.files, self.lines) = (Benchmark::Lines, 1, 4);
+        self.run(ctx, shared);
+        self.job.is_some()
+    }
+
     /// Draws the view.
     pub fn show(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("Benchmarks before and after the applied repairs");
@@ -183,9 +195,9 @@ impl BenchmarksView {
     fn run(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         let (benchmark, size) = (self.benchmark, (self.problems, self.files, self.lines));
         let patches: Option<Arc<Mutex<PatchSet>>> = shared.patches.clone();
-        shared.start_with_model(ctx, View::Benchmarks, "benchmark", move |model, job| {
+        self.job = shared.start_with_model(ctx, View::Benchmarks, "benchmark", move |model, job| {
             let patches = patches.ok_or_else(|| anyhow::anyhow!("no model is loaded"))?;
-            Ok(Output::Benchmark(Box::new(compare(model, &patches, benchmark, size, job.progress())?)))
+            Ok(Box::new(compare(model, &patches, benchmark, size, job.progress())?))
         });
     }
 }

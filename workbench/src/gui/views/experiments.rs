@@ -6,7 +6,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{labelled_field, run_button};
-use crate::gui::{Output, Shared, View};
+use crate::gui::job::Job;
+use crate::gui::shared::{Shared, View};
+
+/// What the view's jobs return.
+pub enum Found {
+    /// A spec ran into this folder.
+    Run(PathBuf),
+    /// The model was exported; the text says where.
+    Exported(String),
+}
 
 /// Settings and state of the Experiments view.
 #[derive(Serialize, Deserialize)]
@@ -29,6 +38,9 @@ pub struct ExperimentsView {
     pub exported: Option<String>,
     #[serde(skip)]
     browsed: Option<Browsed>,
+    /// The running job.
+    #[serde(skip)]
+    job: Option<Job<Found>>,
 }
 
 impl Default for ExperimentsView {
@@ -42,6 +54,7 @@ impl Default for ExperimentsView {
             gguf_type: "q8_0".into(),
             exported: None,
             browsed: None,
+            job: None,
         }
     }
 }
@@ -82,10 +95,47 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 impl ExperimentsView {
-    /// A spec run finished in `dir`: browse it.
-    pub fn finished(&mut self, dir: PathBuf) {
-        self.selected = Some(dir);
-        self.browsed = None;
+    /// Takes what the view's job returned: a finished run is browsed.
+    pub fn poll(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        for found in shared.poll(ctx, View::Experiments, &mut self.job) {
+            match found {
+                Found::Run(dir) => {
+                    self.selected = Some(dir);
+                    self.browsed = None;
+                }
+                Found::Exported(text) => self.exported = Some(text),
+            }
+        }
+    }
+
+    /// The screenshot tour's small job: a two-step spec (logit lens and perplexity on a little code), whose report
+    /// and plot the view then shows.
+    pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
+        if stage > 0 {
+            return false;
+        }
+        let spec = std::env::temp_dir().join("workbench-tour.ron");
+        let text = format!(
+            "(name: \"tour\", model: \"{}\", device: \"cpu\", steps: [\n    Lens(files: 2, max_tokens: 64),\n    Perplexity(files: 1, tokens: 128),\n])\n",
+            models::catalogue::DEFAULT_MODEL
+        );
+        if let Err(err) = std::fs::write(&spec, text) {
+            shared.failure = Some((View::Experiments, format!("{}: {err}", spec.display())));
+            return false;
+        }
+        self.spec = spec.display().to_string();
+        self.run_spec(ctx, shared);
+        self.job.is_some()
+    }
+
+    /// Starts running the spec the view names.
+    pub fn run_spec(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        let (spec, runs) = (PathBuf::from(self.spec.trim()), PathBuf::from(self.runs.trim()));
+        self.job = shared.start(ctx, View::Experiments, "running the spec", move |job| {
+            let dir = experiments::runner::create_run(&spec, &runs)?;
+            experiments::runner::run(&dir, job.progress())?;
+            Ok(Found::Run(dir))
+        });
     }
 
     /// Draws the view.
@@ -96,12 +146,7 @@ impl ExperimentsView {
             labelled_field(ui, "Spec", &mut self.spec, 320.0);
             labelled_field(ui, "Runs folder", &mut self.runs, 120.0);
             if run_button(ui, shared.busy(), "Run spec") {
-                let (spec, runs) = (PathBuf::from(self.spec.trim()), PathBuf::from(self.runs.trim()));
-                shared.start(ui.ctx(), View::Experiments, "running the spec", move |job| {
-                    let dir = experiments::runner::create_run(&spec, &runs)?;
-                    experiments::runner::run(&dir, job.progress())?;
-                    Ok(Output::ExperimentDone(dir))
-                });
+                self.run_spec(ui.ctx(), shared);
             }
         });
         self.export(ui, shared);
@@ -118,24 +163,23 @@ impl ExperimentsView {
             if run_button(ui, shared.busy(), "Export") {
                 let (hf, gguf, kind) =
                     (self.hf_dir.trim().to_string(), self.gguf_file.trim().to_string(), self.gguf_type.clone());
-                shared.start_with_model(ui.ctx(), View::Experiments, "exporting", move |model, _| {
+                self.job = shared.start_with_model(ui.ctx(), View::Experiments, "exporting", move |model, _| {
                     if hf.is_empty() && gguf.is_empty() {
                         anyhow::bail!("name a Hugging Face folder and/or a GGUF file");
                     }
-                    let mut written = Vec::new();
-                    if !hf.is_empty() {
-                        models::writers::save_hf_folder(model, Path::new(&hf))?;
-                        written.push(format!("Hugging Face folder {hf}"));
-                    }
-                    if !gguf.is_empty() {
-                        models::writers::save_gguf(
-                            model,
-                            Path::new(&gguf),
-                            models::writers::parse_export_type(&kind)?,
-                        )?;
-                        written.push(format!("GGUF {gguf}"));
-                    }
-                    Ok(Output::Exported(format!("wrote {}", written.join(" and "))))
+                    let hf_path = (!hf.is_empty()).then(|| PathBuf::from(&hf));
+                    let gguf_path = (!gguf.is_empty()).then(|| PathBuf::from(&gguf));
+                    let gguf_target = gguf_path.as_deref().map(|path| (path, kind.as_str()));
+                    // The applied repairs are in the model already.
+                    experiments::ops::export::write_model(model, None, hf_path.as_deref(), gguf_target)?;
+                    let written: Vec<String> = [
+                        hf_path.map(|p| format!("Hugging Face folder {}", p.display())),
+                        gguf_path.map(|p| format!("GGUF {}", p.display())),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    Ok(Found::Exported(format!("wrote {}", written.join(" and "))))
                 });
             }
         });

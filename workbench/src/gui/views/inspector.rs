@@ -8,7 +8,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{labelled_number, run_button, visible_token};
 use crate::gui::heatmap::Heatmap;
-use crate::gui::{Output, Shared, View};
+use crate::gui::job::Job;
+use crate::gui::shared::{Shared, View};
+
+/// What the inspector's jobs return.
+pub enum Found {
+    /// An inspected prompt.
+    Inspection(Box<PromptInspection>),
+    /// Generated text.
+    Generation(String),
+}
 
 /// Settings and results of the prompt inspector.
 #[derive(Serialize, Deserialize)]
@@ -38,6 +47,9 @@ pub struct InspectorView {
     /// The last generation.
     #[serde(skip)]
     pub generation: Option<String>,
+    /// The running job.
+    #[serde(skip)]
+    job: Option<Job<Found>>,
 }
 
 impl Default for InspectorView {
@@ -54,11 +66,22 @@ impl Default for InspectorView {
             chat: false,
             inspection: None,
             generation: None,
+            job: None,
         }
     }
 }
 
 impl InspectorView {
+    /// Takes what the view's job sent.
+    pub fn poll(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        for found in shared.poll(ctx, View::Inspector, &mut self.job) {
+            match found {
+                Found::Inspection(inspection) => self.inspection = Some(*inspection),
+                Found::Generation(text) => self.generation = Some(text),
+            }
+        }
+    }
+
     /// Draws the view.
     pub fn show(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("Inspect a prompt");
@@ -85,8 +108,8 @@ impl InspectorView {
     pub fn inspect(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         let (prompt, k) = (self.prompt.clone(), self.top_k);
         self.selected = 0;
-        shared.start_with_model(ctx, View::Inspector, "inspecting the prompt", move |model, _| {
-            Ok(Output::Inspection(Box::new(inspect_prompt(model, &prompt, k)?)))
+        self.job = shared.start_with_model(ctx, View::Inspector, "inspecting the prompt", move |model, _| {
+            Ok(Found::Inspection(Box::new(inspect_prompt(model, &prompt, k)?)))
         });
     }
 
@@ -193,7 +216,7 @@ impl InspectorView {
         }
     }
 
-    fn generate(&self, ctx: &egui::Context, shared: &mut Shared) {
+    fn generate(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         let (prompt, chat) = (self.prompt.clone(), self.chat);
         let sampling = if self.temperature > 0.0 {
             Sampling::Random { temperature: self.temperature, top_k: None, top_p: None, seed: self.seed }
@@ -206,10 +229,10 @@ impl InspectorView {
             stop_sequences: Vec::new(),
             stop_at_eos: true,
         };
-        shared.start_with_model(ctx, View::Inspector, "generating", move |model, _| {
+        self.job = shared.start_with_model(ctx, View::Inspector, "generating", move |model, _| {
             let prompt = if chat { model.chat_prompt(&prompt)? } else { prompt };
             let generation = model.generate_text(&[&prompt], &config)?.remove(0);
-            Ok(Output::Generation(generation.text))
+            Ok(Found::Generation(generation.text))
         });
     }
 }

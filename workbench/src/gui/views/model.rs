@@ -9,43 +9,8 @@ use repair::patchset::{ModelIdentity, PatchSet};
 use serde::{Deserialize, Serialize};
 
 use super::{labelled_field, run_button};
-use crate::gui::{Output, Shared, View};
-
-/// What the view shows of a loaded model, read once when it loads.
-pub struct Summary {
-    /// Its name.
-    pub name: String,
-    /// Blocks.
-    pub n_layers: usize,
-    /// Rows of the summary table: what and its value.
-    pub rows: Vec<(&'static str, String)>,
-}
-
-impl Summary {
-    /// The summary of `model`.
-    pub fn of(model: &Model) -> Self {
-        let shape = model.shape();
-        let rows = vec![
-            ("file", format!("{} ({:?})", model.source.path.display(), model.source.format)),
-            ("architecture", shape.architecture.clone()),
-            ("layers", shape.n_layers.to_string()),
-            ("d_model", shape.d_model.to_string()),
-            ("neurons per layer", format!("{} ({} in all)", shape.d_mlp, shape.d_mlp * shape.n_layers)),
-            (
-                "attention heads",
-                format!("{} query, {} key/value, {} wide", shape.n_heads, shape.n_kv_heads, shape.head_dim),
-            ),
-            ("vocabulary", shape.vocab_size.to_string()),
-            ("context", shape.context_length.to_string()),
-            ("embeddings", if shape.tied_embeddings { "tied" } else { "untied" }.to_string()),
-            ("parameters", model.parameter_count().to_string()),
-            ("memory", format!("{:.1} MiB as {:?}", model.parameter_bytes() as f64 / 1048576.0, model.kind)),
-            ("device", format!("{:?}", model.device)),
-        ];
-        let name = model.source.display_name.clone().unwrap_or_else(|| model.source.spec.clone());
-        Summary { name, n_layers: shape.n_layers, rows }
-    }
-}
+use crate::gui::job::Job;
+use crate::gui::shared::{ModelSummary, Shared, View};
 
 /// A loaded model and its identity.
 pub struct Loaded {
@@ -67,6 +32,9 @@ pub struct ModelView {
     pub dtype: String,
     #[serde(skip)]
     dialog: Option<FileDialog>,
+    /// The loading job.
+    #[serde(skip)]
+    job: Option<Job<Box<Loaded>>>,
 }
 
 impl Default for ModelView {
@@ -76,6 +44,7 @@ impl Default for ModelView {
             device: "auto".into(),
             dtype: "f32".into(),
             dialog: None,
+            job: None,
         }
     }
 }
@@ -126,21 +95,27 @@ impl ModelView {
     }
 
     /// Starts loading the model the view names.
-    pub fn load(&self, ctx: &egui::Context, shared: &mut Shared) {
+    pub fn load(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         let (spec, device, dtype) = (self.spec.trim().to_string(), self.device.clone(), self.dtype.clone());
-        shared.start(ctx, View::Model, "loading the model", move |job| {
+        self.job = shared.start(ctx, View::Model, "loading the model", move |job| {
             let options = LoadOptions { device: parse_device(&device)?, kind: parse_kind(&dtype)? };
             let model = Model::load_with_progress(&spec, options, job.progress())?;
             let identity = ModelIdentity::of(&model)?;
-            Ok(Output::Model(Box::new(Loaded { model, identity })))
+            Ok(Box::new(Loaded { model, identity }))
         });
     }
 
-    /// Takes a loaded model: it replaces the old one, and the old one's patches no longer apply.
-    pub fn loaded(&mut self, loaded: Loaded, shared: &mut Shared) {
-        shared.summary = Some(Summary::of(&loaded.model));
-        shared.model = Some(Arc::new(Mutex::new(loaded.model)));
-        shared.patches = Some(Arc::new(Mutex::new(PatchSet::new(loaded.identity))));
+    /// Takes a loaded model, if the loading job finished: it replaces the old one, and the old one's patches no
+    /// longer apply. Returns whether a model arrived.
+    pub fn poll(&mut self, ctx: &egui::Context, shared: &mut Shared) -> bool {
+        let mut arrived = false;
+        for loaded in shared.poll(ctx, View::Model, &mut self.job) {
+            shared.summary = Some(ModelSummary::of(&loaded.model));
+            shared.model = Some(Arc::new(Mutex::new(loaded.model)));
+            shared.patches = Some(Arc::new(Mutex::new(PatchSet::new(loaded.identity))));
+            arrived = true;
+        }
+        arrived
     }
 }
 
@@ -148,7 +123,7 @@ fn catalogue_names() -> String {
     models::catalogue::CATALOGUE.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
 }
 
-fn show_summary(ui: &mut egui::Ui, summary: &Summary) {
+fn show_summary(ui: &mut egui::Ui, summary: &ModelSummary) {
     ui.heading(summary.name.as_str());
     egui::Grid::new("model summary").striped(true).show(ui, |ui| {
         for (name, value) in &summary.rows {

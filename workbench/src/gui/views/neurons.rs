@@ -3,18 +3,28 @@
 //! they come and its answer plotted over them.
 
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use find::expr::{Expr, Value};
+use find::neurons::NeuronNumeric;
+use find::pages::{neuron_pages, NeuronPage};
+use find::scientist::Scientist;
+use find::session::{Answer, BlackBox, Budget, Interpreter, Session};
 use models::Neuron;
-use probes::find::expr::{Expr, Value};
-use probes::find::neurons::NeuronNumeric;
-use probes::find::pages::{neuron_pages, NeuronPage};
-use probes::find::scientist::Scientist;
-use probes::find::session::{Answer, BlackBox, Budget, Interpreter, Session};
 use serde::{Deserialize, Serialize};
 
 use super::{labelled_field, labelled_number, run_button, visible_token};
 use crate::gui::heatmap::colour;
-use crate::gui::job::JobContext;
-use crate::gui::{Output, Shared, View};
+use crate::gui::job::{Job, JobContext};
+use crate::gui::shared::{Shared, View};
+
+/// What the view's jobs send.
+pub enum Found {
+    /// The neuron's page.
+    Page(Box<NeuronPage>),
+    /// One call the interpreter made: x and the neuron's activation.
+    Call(f64, f64),
+    /// The interpreter's answer.
+    Answer(Box<Answer>),
+}
 
 /// Settings and results of the Neurons view.
 #[derive(Serialize, Deserialize)]
@@ -39,6 +49,9 @@ pub struct NeuronsView {
     /// The interpreter's answer.
     #[serde(skip)]
     pub answer: Option<Answer>,
+    /// The running job.
+    #[serde(skip)]
+    job: Option<Job<Found>>,
 }
 
 impl Default for NeuronsView {
@@ -52,6 +65,7 @@ impl Default for NeuronsView {
             page: None,
             calls: Vec::new(),
             answer: None,
+            job: None,
         }
     }
 }
@@ -59,7 +73,7 @@ impl Default for NeuronsView {
 /// A black box that tells the UI about every call the interpreter makes.
 struct Watched<'a, 'j> {
     inner: NeuronNumeric<'a>,
-    job: &'j JobContext,
+    job: &'j JobContext<Found>,
 }
 
 impl BlackBox for Watched<'_, '_> {
@@ -71,18 +85,51 @@ impl BlackBox for Watched<'_, '_> {
         self.inner.hint()
     }
 
-    fn call(&mut self, x: &Value) -> probes::Result<Value> {
+    fn call(&mut self, x: &Value) -> find::Result<Value> {
         use models::Progress;
         self.job.progress().check()?;
         let y = self.inner.call(x)?;
         if let (Value::Num(x), Value::Num(y)) = (x, &y) {
-            self.job.send(Output::InterpreterCall(*x, *y));
+            self.job.send(Found::Call(*x, *y));
         }
         Ok(y)
     }
 }
 
 impl NeuronsView {
+    /// Takes what the view's job sent.
+    pub fn poll(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        for found in shared.poll(ctx, View::Neurons, &mut self.job) {
+            match found {
+                Found::Page(page) => self.page = Some(*page),
+                Found::Call(x, y) => self.calls.push([x, y]),
+                Found::Answer(answer) => self.answer = Some(*answer),
+            }
+        }
+    }
+
+    /// Opens `neuron` (asked for by another view).
+    pub fn open(&mut self, neuron: models::Neuron) {
+        self.layer = neuron.layer;
+        self.index = neuron.index;
+    }
+
+    /// The screenshot tour's small jobs: the neuron's top examples over three files, then its function.
+    pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
+        match stage {
+            0 => {
+                self.files = 3;
+                self.examples(ctx, shared);
+            }
+            1 => {
+                self.rounds = 2;
+                self.interpret(ctx, shared);
+            }
+            _ => return false,
+        }
+        self.job.is_some()
+    }
+
     /// Draws the view.
     pub fn show(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("A neuron");
@@ -117,12 +164,12 @@ impl NeuronsView {
     fn examples(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         let (neuron, files) = (self.neuron(), self.files);
         self.page = None;
-        shared.start_with_model(ctx, View::Neurons, "top examples", move |model, job| {
+        self.job = shared.start_with_model(ctx, View::Neurons, "top examples", move |model, job| {
             let mut documents = probes::corpus::stdlib_documents(files + 2)?;
             let held_out = documents.split_off(files);
             let mut pages =
                 neuron_pages(model, neuron.layer, &[neuron.index], &documents, &held_out, 256, job.progress())?;
-            Ok(Output::NeuronPage(Box::new(pages.remove(0))))
+            Ok(Found::Page(Box::new(pages.remove(0))))
         });
     }
 
@@ -130,11 +177,11 @@ impl NeuronsView {
         let (neuron, template, rounds) = (self.neuron(), self.template.clone(), self.rounds);
         self.calls.clear();
         self.answer = None;
-        shared.start_with_model(ctx, View::Neurons, "interpreting", move |model, job| {
+        self.job = shared.start_with_model(ctx, View::Neurons, "interpreting", move |model, job| {
             let mut watched = Watched { inner: NeuronNumeric::new(model, neuron, &template)?, job };
             let mut session = Session::new(&mut watched, Budget { rounds, inputs_per_round: 32 });
             let answer = Scientist::new(0).interpret(&mut session);
-            Ok(Output::InterpreterAnswer(Box::new(answer)))
+            Ok(Found::Answer(Box::new(answer)))
         });
     }
 

@@ -3,42 +3,21 @@
 
 use egui_plot::{Legend, Line, Plot, PlotPoints, Polygon};
 use models::HookPoint;
-use probes::dataset::{collect, BracketDepth, IndentLevel, TokenLabeller};
+use probes::dataset::collect;
 use probes::protocol::{sweep_each, PointResult, ProbeKind, Summary, SweepConfig};
+use probes::tasks::ProbeTask;
 use serde::{Deserialize, Serialize};
 
 use super::{labelled_field, labelled_number, run_button};
-use crate::gui::{Output, Shared, View};
-
-/// A probing task of the view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Task {
-    /// Bracket nesting depth.
-    BracketDepth,
-    /// Indentation level.
-    IndentLevel,
-    /// tree-sitter syntax category.
-    Syntax,
-}
-
-impl Task {
-    const ALL: [Task; 3] = [Task::BracketDepth, Task::IndentLevel, Task::Syntax];
-
-    fn labeller(self) -> Box<dyn TokenLabeller + Send> {
-        match self {
-            Task::BracketDepth => Box::new(BracketDepth { max: 3 }),
-            Task::IndentLevel => Box::new(IndentLevel { max: 3 }),
-            Task::Syntax => Box::new(probes::tasks::syntax::SyntaxKind),
-        }
-    }
-}
+use crate::gui::job::Job;
+use crate::gui::shared::{Shared, View};
 
 /// Settings and results of the Probes view.
 #[derive(Serialize, Deserialize)]
 #[serde(default)]
 pub struct ProbesView {
-    /// The task.
-    pub task: Task,
+    /// The task (one over CPython files: the others run from the command line or a spec).
+    pub task: ProbeTask,
     /// Layers: `all` or comma-separated numbers.
     pub layers: String,
     /// Logistic or ridge.
@@ -58,12 +37,15 @@ pub struct ProbesView {
     /// Whether the last sweep finished.
     #[serde(skip)]
     pub finished: bool,
+    /// The running sweep: it sends each layer's result, then `None`.
+    #[serde(skip)]
+    job: Option<Job<Option<PointResult>>>,
 }
 
 impl Default for ProbesView {
     fn default() -> Self {
         ProbesView {
-            task: Task::BracketDepth,
+            task: ProbeTask::BracketDepth,
             layers: "all".into(),
             ridge: false,
             files: 12,
@@ -72,6 +54,7 @@ impl Default for ProbesView {
             probed: Vec::new(),
             results: Vec::new(),
             finished: false,
+            job: None,
         }
     }
 }
@@ -91,13 +74,35 @@ fn parse_layers(text: &str, n_layers: usize) -> anyhow::Result<Vec<usize>> {
 }
 
 impl ProbesView {
+    /// Takes the layers the sweep finished.
+    pub fn poll(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        for result in shared.poll(ctx, View::Probes, &mut self.job) {
+            match result {
+                Some(result) => self.results.push(result),
+                None => self.finished = true,
+            }
+        }
+    }
+
+    /// The screenshot tour's small job: a 3-seed sweep over seven layers of three files.
+    pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
+        if stage > 0 {
+            return false;
+        }
+        (self.layers, self.files, self.max_tokens, self.seeds) = ("0,5,10,15,20,25,29".into(), 3, 64, 3);
+        if let Err(err) = self.run(ctx, shared) {
+            shared.failure = Some((View::Probes, format!("{err:#}")));
+        }
+        self.job.is_some()
+    }
+
     /// Draws the view.
     pub fn show(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("Linear probes on the residual stream");
         shared.error_panel(ui, View::Probes);
         ui.horizontal(|ui| {
             egui::ComboBox::from_label("Task").selected_text(format!("{:?}", self.task)).show_ui(ui, |ui| {
-                for task in Task::ALL {
+                for task in ProbeTask::ALL.into_iter().filter(|t| t.corpus_labeller().is_some()) {
                     ui.selectable_value(&mut self.task, task, format!("{task:?}"));
                 }
             });
@@ -132,18 +137,20 @@ impl ProbesView {
         let layers = parse_layers(&self.layers, n_layers)?;
         let probe = if self.ridge { ProbeKind::Ridge } else { ProbeKind::Logistic };
         let config = SweepConfig { seeds: (0..self.seeds.max(1)).collect(), ..SweepConfig::for_probe(probe) };
-        let (labeller, files, max_tokens) = (self.task.labeller(), self.files, self.max_tokens);
+        let labeller = self
+            .task
+            .corpus_labeller()
+            .ok_or_else(|| anyhow::anyhow!("the {} task runs from the command line or a spec", self.task))?;
+        let (files, max_tokens) = (self.files, self.max_tokens);
         let points: Vec<HookPoint> = layers.iter().map(|&l| HookPoint::ResidPost(l)).collect();
         self.probed = layers;
         self.results.clear();
         self.finished = false;
-        shared.start_with_model(ctx, View::Probes, "probing", move |model, job| {
+        self.job = shared.start_with_model(ctx, View::Probes, "probing", move |model, job| {
             let documents = probes::corpus::stdlib_documents(files)?;
             let data = collect(model, &documents, labeller.as_ref(), &points, max_tokens, job.progress())?;
-            sweep_each(&data, &config, job.progress(), |result| {
-                job.send(Output::ProbeLayer(Box::new(result.clone())))
-            })?;
-            Ok(Output::ProbesDone)
+            sweep_each(&data, &config, job.progress(), |result| job.send(Some(result.clone())))?;
+            Ok(None)
         });
         Ok(())
     }

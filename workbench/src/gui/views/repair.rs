@@ -7,15 +7,24 @@ use std::sync::{Mutex, MutexGuard};
 
 use models::Model;
 
+use experiments::ops::repair::{repairer, UnrelatedSettings};
 use experiments::repair_cases::api_cases;
-use experiments::repair_study::unrelated_prompts;
 use repair::measure::variants_correct;
 use repair::patchset::PatchSet;
-use repair::{Example, Method, Repair, RepairCase, RepairConfig, RepairMetrics, Repairer};
+use repair::{Example, Method, Repair, RepairCase, RepairConfig, RepairMetrics};
 use serde::{Deserialize, Serialize};
 
 use super::{labelled_field, labelled_number, run_button};
-use crate::gui::{lock_patches, Output, Shared, View};
+use crate::gui::job::Job;
+use crate::gui::shared::{lock_patches, Shared, View};
+
+/// What the view's jobs return.
+pub enum Found {
+    /// Mined cases.
+    Cases(Vec<RepairCase>),
+    /// A previewed repair.
+    Outcome(Box<Outcome>),
+}
 
 /// A repair measured with the patch on, then reverted.
 pub struct Outcome {
@@ -61,6 +70,9 @@ pub struct RepairView {
     /// What the last apply, revert or save did.
     #[serde(skip)]
     pub note: Option<String>,
+    /// The running job.
+    #[serde(skip)]
+    job: Option<Job<Found>>,
 }
 
 impl Default for RepairView {
@@ -77,11 +89,36 @@ impl Default for RepairView {
             selected: None,
             outcome: None,
             note: None,
+            job: None,
         }
     }
 }
 
 impl RepairView {
+    /// Takes what the view's job returned.
+    pub fn poll(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        for found in shared.poll(ctx, View::Repair, &mut self.job) {
+            match found {
+                Found::Cases(cases) => self.add_cases(cases),
+                Found::Outcome(outcome) => self.outcome = Some(*outcome),
+            }
+        }
+    }
+
+    /// The screenshot tour's small job: a typed API-name case (`os.path.expanduser`) repaired as a preview.
+    pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
+        if stage > 0 {
+            return false;
+        }
+        let desired = "expanduser".to_string();
+        let example = Example { prompt: "import os\nimport sys\n\ndef main():\n    path = os.path.".into(), desired };
+        let variant = Example { prompt: "import os\nhome = os.path.".into(), desired: example.desired.clone() };
+        let case = RepairCase { family: "user".into(), id: "tour".into(), example, variants: vec![variant] };
+        self.add_cases(vec![case]);
+        self.run(ctx, shared);
+        self.job.is_some()
+    }
+
     /// Adds cases to the list and selects the first new one.
     pub fn add_cases(&mut self, cases: Vec<RepairCase>) {
         if !cases.is_empty() {
@@ -128,8 +165,8 @@ impl RepairView {
             labelled_number(ui, "Cases to mine", &mut self.mine, 1..=50);
             if run_button(ui, shared.busy(), "Mine API cases") {
                 let count = self.mine;
-                shared.start_with_model(ui.ctx(), View::Repair, "mining cases", move |model, _| {
-                    Ok(Output::Cases(api_cases(model, count)?))
+                self.job = shared.start_with_model(ui.ctx(), View::Repair, "mining cases", move |model, _| {
+                    Ok(Found::Cases(api_cases(model, count)?))
                 });
             }
             labelled_field(ui, "Cases file", &mut self.cases_file, 240.0);
@@ -165,11 +202,10 @@ impl RepairView {
         let Some(case) = self.selected.and_then(|i| self.cases.get(i)).cloned() else { return };
         let method = self.method;
         self.outcome = None;
-        shared.start_with_model(ctx, View::Repair, "repairing", move |model, job| {
+        self.job = shared.start_with_model(ctx, View::Repair, "repairing", move |model, job| {
             use models::Progress;
             job.progress().begin("unrelated prompts", 1);
-            let unrelated = unrelated_prompts(model, 12, 48)?;
-            let mut repairer = Repairer::new(model, RepairConfig::default(), unrelated, 8)?;
+            let mut repairer = repairer(model, RepairConfig::default(), UnrelatedSettings::default())?;
             job.progress().begin(&format!("{method} repair"), 1);
             let (repair, metrics) = repairer.repair_case(model, &case, method)?;
             let variants_after = variants_correct(model, &case)?;
@@ -180,7 +216,7 @@ impl RepairView {
                 .iter()
                 .map(|s| (model.tokenizer.token_text(s.desired), model.tokenizer.token_text(s.wrong)))
                 .collect();
-            Ok(Output::Repair(Box::new(Outcome { case, repair, metrics, variants_before, variants_after, tokens })))
+            Ok(Found::Outcome(Box::new(Outcome { case, repair, metrics, variants_before, variants_after, tokens })))
         });
     }
 

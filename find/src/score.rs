@@ -115,7 +115,7 @@ pub fn table(scored: &[(&FunctionSpec, Score)]) -> Vec<TableRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::find::suite::Corruption;
+    use crate::suite::Corruption;
 
     fn spec(definition: &str, category: Category) -> FunctionSpec {
         FunctionSpec {

@@ -11,7 +11,7 @@ use models::{HookPoint, Model, Progress};
 use super::neurons::record_point;
 use serde::Serialize;
 
-use crate::error::{ProbeError, Result};
+use crate::error::{FindError, Result};
 
 /// One top-activating place.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,7 +56,7 @@ fn token_texts(model: &Model, ids: &[u32]) -> Vec<String> {
 /// Per token of a document, the activations `[seq, d_mlp]` of layer `layer`'s neurons.
 fn layer_activations(model: &Model, layer: usize, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
     let acts = record_point(model, ids, HookPoint::MlpPost(layer))?.to_kind(Kind::Float).to_device(Device::Cpu);
-    Vec::<Vec<f32>>::try_from(acts).map_err(|e| ProbeError::Model(e.into()))
+    Vec::<Vec<f32>>::try_from(acts).map_err(|e| FindError::Model(e.into()))
 }
 
 /// The `k` strongest examples of every neuron of `layer` over `documents` (first `max_tokens` tokens each),
@@ -147,7 +147,7 @@ pub fn neuron_pages(
     progress: &dyn Progress,
 ) -> Result<Vec<NeuronPage>> {
     if let Some(&bad) = neurons.iter().find(|&&n| n >= model.shape().d_mlp) {
-        return Err(ProbeError::InvalidInput(format!(
+        return Err(FindError::InvalidInput(format!(
             "neuron {bad} does not exist: layers have {} neurons",
             model.shape().d_mlp
         )));
@@ -219,9 +219,9 @@ impl NeuronPage {
 
     /// Writes `L{layer}N{index}.json` and `.md` into `dir` (atomically).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| ProbeError::InvalidInput(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(models::files::at(dir))?;
         let stem = dir.join(format!("L{}N{}", self.layer, self.index));
-        let json = serde_json::to_string_pretty(self).map_err(|e| ProbeError::InvalidInput(e.to_string()))?;
+        let json = serde_json::to_string_pretty(self)?;
         models::files::write_atomically(&stem.with_extension("json"), json.as_bytes())?;
         models::files::write_atomically(&stem.with_extension("md"), self.to_markdown().as_bytes())?;
         Ok(())

@@ -5,16 +5,15 @@
 use models::tch::Tensor;
 use models::{HookPoint, Hooks, Model, Neuron};
 
-use super::expr::Value;
 use super::session::BlackBox;
-use crate::error::{ProbeError, Result};
+use crate::error::{FindError, Result};
+use crate::value::Value;
 
 /// The activation `[seq, width]` at `point` of one run over `ids`.
 pub fn record_point(model: &Model, ids: &[u32], point: HookPoint) -> Result<Tensor> {
     let mut hooks = Hooks::recording(move |p| p == point);
     let _logits = model.run_with_hooks(ids, &mut hooks)?;
-    let activation =
-        hooks.cache.get(point).ok_or_else(|| ProbeError::InvalidInput(format!("{point} was not recorded")))?;
+    let activation = hooks.cache.require(point)?;
     Ok(activation.get(0))
 }
 
@@ -29,13 +28,13 @@ pub fn activation_at_end(model: &Model, neuron: Neuron, prompt: &str) -> Result<
 fn check(model: &Model, neuron: Neuron, template: &str) -> Result<()> {
     let shape = model.shape();
     if neuron.layer >= shape.n_layers || neuron.index >= shape.d_mlp {
-        return Err(ProbeError::InvalidInput(format!(
+        return Err(FindError::InvalidInput(format!(
             "neuron {}.{} does not exist: {} layers of {} neurons",
             neuron.layer, neuron.index, shape.n_layers, shape.d_mlp
         )));
     }
     if !template.contains("{x}") {
-        return Err(ProbeError::InvalidInput(format!("the template {template:?} has no {{x}}")));
+        return Err(FindError::InvalidInput(format!("the template {template:?} has no {{x}}")));
     }
     Ok(())
 }
@@ -82,7 +81,7 @@ impl BlackBox for NeuronNumeric<'_> {
                 let prompt = self.template.replace("{x}", &number_text(*v));
                 Ok(Value::Num(activation_at_end(self.model, self.neuron, &prompt)?))
             }
-            Value::Str(s) => Err(ProbeError::InvalidInput(format!("a numeric neuron function got {s:?}"))),
+            Value::Str(s) => Err(FindError::InvalidInput(format!("a numeric neuron function got {s:?}"))),
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::expr::Expr;
 use super::strings::{compose, primitives};
-use crate::error::{ProbeError, Result};
+use crate::error::{FindError, Result};
 
 /// The table rows FIND reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -143,7 +143,7 @@ impl FunctionSpec {
             Some(mlp) => Ok(mlp.eval(x)),
             None => Expr::parse(&self.definition)
                 .and_then(|e| e.eval_num(x))
-                .map_err(|e| ProbeError::InvalidInput(format!("function {}: {e}", self.id))),
+                .map_err(|e| FindError::InvalidInput(format!("function {}: {e}", self.id))),
         }
     }
 
@@ -163,7 +163,7 @@ impl FunctionSpec {
     pub fn call_string(&self, x: &str) -> Result<String> {
         Expr::parse(&self.definition)
             .and_then(|e| e.eval_str(x))
-            .map_err(|e| ProbeError::InvalidInput(format!("function {}: {e}", self.id)))
+            .map_err(|e| FindError::InvalidInput(format!("function {}: {e}", self.id)))
     }
 }
 
@@ -310,7 +310,7 @@ fn fit_mlps(definitions: &[String], seed: u64) -> Result<Vec<Mlp>> {
     let xs: Vec<f64> = (0..512).map(|i| -128.0 + 256.0 * (i as f64 + 0.5) / 512.0).collect();
     let mut targets = Vec::with_capacity(definitions.len() * xs.len());
     for d in definitions {
-        let e = Expr::parse(d).map_err(|e| ProbeError::InvalidInput(e.to_string()))?;
+        let e = Expr::parse(d).map_err(|e| FindError::InvalidInput(e.to_string()))?;
         targets.extend(xs.iter().map(|&x| e.eval_num(x).ok().filter(|v| v.is_finite()).unwrap_or(0.0) as f32));
     }
     let k = definitions.len() as i64;
@@ -401,8 +401,7 @@ impl Suite {
                     Category::Corrupted => {
                         let width = r1(rng.gen_range(5.0..25.0));
                         let low = r1(rng.gen_range(-120.0..(120.0 - width)));
-                        let expr =
-                            Expr::parse(&spec.definition).map_err(|e| ProbeError::InvalidInput(e.to_string()))?;
+                        let expr = Expr::parse(&spec.definition).map_err(|e| FindError::InvalidInput(e.to_string()))?;
                         let values: Vec<f64> = (-128..128)
                             .filter_map(|i| expr.eval_num(i as f64 + 0.5).ok())
                             .filter(|v| v.is_finite())
@@ -468,14 +467,14 @@ impl Suite {
 
     /// Writes the suite as JSON (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_string(self).map_err(|e| ProbeError::InvalidInput(e.to_string()))?;
+        let json = serde_json::to_string(self)?;
         models::files::write_atomically(path, json.as_bytes())?;
         Ok(())
     }
 
     /// Reads a suite written by [`Suite::save`], checking that every definition parses.
     pub fn load(path: &Path) -> Result<Suite> {
-        let bad = |why: String| ProbeError::InvalidInput(format!("suite {}: {why}", path.display()));
+        let bad = |why: String| FindError::InvalidInput(format!("suite {}: {why}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let suite: Suite = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         for f in &suite.functions {

@@ -264,7 +264,7 @@ pub fn best_fit(points: &[(f64, f64)]) -> Option<Fit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::find::expr::Expr;
+    use crate::expr::Expr;
 
     fn sample(f: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
         (0..128).map(|i| -128.0 + 2.0 * i as f64 + 0.25).map(|x| (x, f(x))).collect()

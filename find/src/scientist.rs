@@ -7,10 +7,11 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::expr::{Expr, Value};
 use super::fit::{best_fit, Fit};
 use super::session::{Answer, Interpreter, Session};
 use super::strings::{compose, primitives};
+use crate::expr::Expr;
+use crate::value::Value;
 
 /// The search-based scientist.
 pub struct Scientist {
@@ -261,15 +262,15 @@ impl Interpreter for Scientist {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::find::evaluate::{evaluate, RandomGuess};
-    use crate::find::session::Budget;
-    use crate::find::suite::{Category, Suite};
+    use crate::evaluate::{evaluate, RandomGuess};
+    use crate::session::Budget;
+    use crate::suite::{Category, Suite};
     use models::Silent;
 
     #[test]
     fn the_scientist_beats_the_targets_and_the_random_baseline() {
         let suite = Suite::generate(3, 200, 60).unwrap();
-        let keep = |f: &crate::find::suite::FunctionSpec| {
+        let keep = |f: &crate::suite::FunctionSpec| {
             matches!(
                 f.category,
                 Category::Clean | Category::Corrupted | Category::StringSimple | Category::StringComposed
@@ -277,9 +278,8 @@ mod tests {
         };
         let ours = evaluate(&suite, &mut Scientist::new(0), Budget::default(), keep, &Silent).unwrap();
         let random = evaluate(&suite, &mut RandomGuess::new(0), Budget::default(), keep, &Silent).unwrap();
-        let row = |e: &crate::find::evaluate::Evaluation, c: Category| {
-            e.table.iter().find(|r| r.category == c).unwrap().clone()
-        };
+        let row =
+            |e: &crate::evaluate::Evaluation, c: Category| e.table.iter().find(|r| r.category == c).unwrap().clone();
         for c in [Category::Clean, Category::Corrupted, Category::StringSimple, Category::StringComposed] {
             eprintln!(
                 "{c:?}: scientist {:.3} (overlap {:?}), random {:.3}",

@@ -2,31 +2,28 @@
 //! neuron pages.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
-use models::{Model, Neuron};
-use probes::find::agent::{EndpointBackend, LmAgent, LocalBackend};
-use probes::find::evaluate::{evaluate, RandomGuess};
-use probes::find::neurons::NeuronNumeric;
-use probes::find::scientist::Scientist;
-use probes::find::session::{Budget, Interpreter, Session};
-use probes::find::suite::Suite;
+use anyhow::Result;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Subcommand};
+use experiments::ops::interpret::InterpretSettings;
+use find::interpreters::InterpreterKind;
+use find::neurons::NeuronNumeric;
+use find::session::{Budget, Session};
+use models::Neuron;
 
-use crate::commands::{output_dir, write_json, Bar, ModelArgs};
+use super::args::{output_dir, run_operation, Bar, ModelArgs};
 
-/// The interpreters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum InterpreterChoice {
-    /// Active sampling, least-squares families, composition search.
-    Scientist,
-    /// A random guess, without calls.
-    Random,
-    /// The loaded model as an LM agent (through its chat template).
-    LmLocal,
-    /// An OpenAI-compatible endpoint as an LM agent (OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_MODEL).
-    LmEndpoint,
+/// `workbench interpret`.
+#[derive(Debug, Args)]
+pub struct InterpretArgs {
+    #[command(subcommand)]
+    pub command: InterpretCommand,
+}
+
+/// The parser of an interpreter's name.
+fn interpreter_parser() -> impl TypedValueParser<Value = InterpreterKind> {
+    PossibleValuesParser::new(InterpreterKind::ALL.map(InterpreterKind::name)).try_map(|s| s.parse::<InterpreterKind>())
 }
 
 /// What to interpret.
@@ -58,8 +55,8 @@ pub struct SuiteArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Interpreters to score (repeatable).
-    #[arg(long = "interpreter", value_enum, default_values_t = [InterpreterChoice::Scientist, InterpreterChoice::Random])]
-    interpreters: Vec<InterpreterChoice>,
+    #[arg(long = "interpreter", value_parser = interpreter_parser(), default_values = ["scientist", "random"])]
+    interpreters: Vec<InterpreterKind>,
     /// Rounds of calls per function.
     #[arg(long, default_value_t = 20)]
     rounds: usize,
@@ -86,8 +83,8 @@ pub struct NeuronArgs {
     #[arg(long, default_value = "x = {x}")]
     template: String,
     /// The interpreter.
-    #[arg(long, value_enum, default_value = "scientist")]
-    interpreter: InterpreterChoice,
+    #[arg(long, value_parser = interpreter_parser(), default_value = "scientist")]
+    interpreter: InterpreterKind,
     /// Rounds of calls.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -121,21 +118,6 @@ pub struct PagesArgs {
     out: Option<PathBuf>,
 }
 
-fn interpreter<'a>(
-    choice: InterpreterChoice,
-    model: Option<&'a Model>,
-    seed: u64,
-) -> Result<Box<dyn Interpreter + 'a>> {
-    Ok(match choice {
-        InterpreterChoice::Scientist => Box::new(Scientist::new(seed)),
-        InterpreterChoice::Random => Box::new(RandomGuess::new(seed)),
-        InterpreterChoice::LmLocal => {
-            Box::new(LmAgent::new(LocalBackend::new(model.context("the local LM agent needs a model")?, 96)))
-        }
-        InterpreterChoice::LmEndpoint => Box::new(LmAgent::new(EndpointBackend::from_env(Duration::from_secs(60)))),
-    })
-}
-
 /// Runs one `interpret` subcommand.
 pub fn run(command: &InterpretCommand) -> Result<()> {
     match command {
@@ -146,50 +128,22 @@ pub fn run(command: &InterpretCommand) -> Result<()> {
 }
 
 fn suite(args: &SuiteArgs) -> Result<()> {
-    let suite = match &args.suite {
-        Some(path) => Suite::load(path)?,
-        None => Suite::generate(args.seed, args.numeric, args.strings)?,
+    let settings = InterpretSettings {
+        suite: args.suite.clone(),
+        numeric: args.numeric,
+        strings: args.strings,
+        interpreters: args.interpreters.clone(),
+        rounds: args.rounds,
+        every: args.every,
     };
-    let out = output_dir(&args.out, "interpret");
-    std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
-    suite.save(&out.join("suite.json"))?;
-    let model = if args.interpreters.contains(&InterpreterChoice::LmLocal) { Some(args.model.load()?) } else { None };
-    let budget = Budget { rounds: args.rounds, ..Budget::default() };
-    let every = args.every.max(1);
-    let mut evaluations = Vec::new();
-    let mut csv = String::from("interpreter,category,functions,mean_score,mean_interval_overlap,failures\n");
-    for &choice in &args.interpreters {
-        let mut chosen = interpreter(choice, model.as_ref(), args.seed)?;
-        let bar = Bar::new();
-        let evaluation = evaluate(&suite, chosen.as_mut(), budget, |f| f.id % every == 0, &bar)?;
-        bar.0.finish_and_clear();
-        println!("{}", evaluation.interpreter);
-        for row in &evaluation.table {
-            let overlap = row.mean_interval_overlap.map_or(String::new(), |o| format!("{o:.3}"));
-            println!(
-                "  {:<18} {:>5} functions  score {:.3}  interval overlap {overlap:>5}  failed code {}",
-                format!("{:?}", row.category),
-                row.functions,
-                row.mean_score,
-                row.failures
-            );
-            csv.push_str(&format!(
-                "{},{:?},{},{:.4},{overlap},{}\n",
-                evaluation.interpreter, row.category, row.functions, row.mean_score, row.failures
-            ));
-        }
-        evaluations.push(evaluation);
-    }
-    write_json(&out, &evaluations)?;
-    models::files::write_atomically(&out.join("table.csv"), csv.as_bytes())?;
-    println!("suite, transcripts and scores in {}", out.display());
-    Ok(())
+    let model = args.model.load()?;
+    run_operation(&settings, &model, args.seed, &output_dir(&args.out, "interpret")?, args.model.json)
 }
 
 fn neuron(args: &NeuronArgs) -> Result<()> {
     let model = args.model.load()?;
     let mut function = NeuronNumeric::new(&model, Neuron { layer: args.layer, index: args.index }, &args.template)?;
-    let mut chosen = interpreter(args.interpreter, Some(&model), 0)?;
+    let mut chosen = args.interpreter.build(&model, 0)?;
     let mut session = Session::new(&mut function, Budget { rounds: args.rounds, inputs_per_round: args.inputs });
     let answer = chosen.interpret(&mut session);
     let result = serde_json::json!({"answer": answer, "transcript": session.transcript});
@@ -207,10 +161,9 @@ fn pages(args: &PagesArgs) -> Result<()> {
     let documents = probes::corpus::stdlib_documents(args.files + args.held_out)?;
     let (search, held_out) = documents.split_at(args.files);
     let bar = Bar::new();
-    let pages =
-        probes::find::pages::neuron_pages(&model, args.layer, &args.neurons, search, held_out, args.max_tokens, &bar)?;
+    let pages = find::pages::neuron_pages(&model, args.layer, &args.neurons, search, held_out, args.max_tokens, &bar)?;
     bar.0.finish_and_clear();
-    let out = output_dir(&args.out, "neuron-pages");
+    let out = output_dir(&args.out, "neuron-pages")?;
     for page in &pages {
         page.write(&out)?;
         println!("{}.{}: {} (simulation score {:.3})", page.layer, page.index, page.description, page.simulation_score);

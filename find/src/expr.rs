@@ -3,26 +3,7 @@
 //! (`abs sqrt log exp sin cos tan tanh floor ceil round min max if relu`) and the string primitives of
 //! [`super::strings`] (`upper(x)`, `shift(x, 2)`, `reverse(upper(x))` ...).
 
-use std::fmt;
-
-/// A value: a number or a string (as JSON: a number or a string).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(untagged)]
-pub enum Value {
-    /// A real number.
-    Num(f64),
-    /// A string.
-    Str(String),
-}
-
-impl fmt::Display for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Num(n) => write!(f, "{n}"),
-            Value::Str(s) => write!(f, "{s:?}"),
-        }
-    }
-}
+pub use crate::value::Value;
 
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -374,6 +355,26 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value, ExprError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn primitives_compute_what_they_describe() {
+        let run = |e: &str, x: &str| Expr::parse(e).unwrap().eval_str(x).unwrap();
+        assert_eq!(run("upper(reverse(x))", "abc1"), "1CBA");
+        assert_eq!(run("shift(x, 1)", "azZ9"), "baA9");
+        assert_eq!(run("shift(x, -1)", "abc"), "zab");
+        assert_eq!(run("count_vowels(x)", "education"), "five");
+        assert_eq!(run("count_chars(x)", "abcdefghijklmnopqrstuvw"), "twenty-three");
+        assert_eq!(run("dedup(x)", "aabbbca"), "abca");
+        assert_eq!(run("rotate_right(x)", "hello"), "ohell");
+        assert_eq!(run("replace(x, \"a\", \"e\")", "banana"), "benene");
+        assert_eq!(run("alternate_case(x)", "hello"), "HeLlO");
+        assert_eq!(run("letter_positions(x)", "ajz"), "106");
+        assert_eq!(run("odd_chars(x)", "abcdef"), "bdf");
+        assert!(crate::strings::primitives().len() >= 65, "{}", crate::strings::primitives().len());
+        for (expr, _) in crate::strings::primitives() {
+            assert!(Expr::parse(&expr).unwrap().eval_str("Hello World 42").is_ok(), "{expr}");
+        }
+    }
 
     #[test]
     fn numeric_expressions_follow_the_usual_precedence() {

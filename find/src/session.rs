@@ -5,9 +5,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::expr::Value;
 use super::suite::FunctionSpec;
-use crate::error::{ProbeError, Result};
+use crate::error::{FindError, Result};
+use crate::value::Value;
 
 /// Something an interpreter can call.
 pub trait BlackBox {
@@ -90,7 +90,7 @@ impl<'a> Session<'a> {
     /// Asks for f at `inputs` (at most `inputs_per_round` are used) as one round.
     pub fn ask(&mut self, inputs: &[Value]) -> Result<Vec<(Value, Value)>> {
         if self.rounds_left() == 0 {
-            return Err(ProbeError::InvalidInput(format!("the budget of {} rounds is spent", self.budget.rounds)));
+            return Err(FindError::InvalidInput(format!("the budget of {} rounds is spent", self.budget.rounds)));
         }
         let calls = inputs
             .iter()
@@ -144,7 +144,7 @@ impl BlackBox for SuiteFunction<'_> {
         match x {
             Value::Num(v) if self.numeric_input() => Ok(Value::Num(self.spec.call_numeric(*v, &mut self.rng)?)),
             Value::Str(s) if !self.numeric_input() => Ok(Value::Str(self.spec.call_string(s)?)),
-            other => Err(ProbeError::InvalidInput(format!("function {} does not take {other}", self.spec.id))),
+            other => Err(FindError::InvalidInput(format!("function {} does not take {other}", self.spec.id))),
         }
     }
 }

@@ -1,0 +1,77 @@
+//! One home per operation. Each operation is a settings type (the fields of its spec step, filled by the command
+//! line's arguments or a view's controls) whose [`Operation::run`] returns a report with a [`Report::summary`]
+//! and a [`Report::write`]. The spec runner, the command line and the app all call these, so the same settings
+//! give the same numbers through every front-end.
+
+pub mod export;
+pub mod humaneval;
+pub mod interpret;
+pub mod lens;
+pub mod lines;
+pub mod perplexity;
+pub mod probe;
+pub mod repair;
+pub mod repair_study;
+
+use std::path::Path;
+
+use models::{Model, Progress};
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// What every operation gets besides its settings.
+pub struct Context<'a> {
+    /// Seed of everything random (splits, control tasks, generated suites and programs, sampling).
+    pub seed: u64,
+    /// Where progress goes (and where cancellation comes from).
+    pub progress: &'a dyn Progress,
+    /// The folder the report is written to; operations that journal as they go (the repair study) write there
+    /// while they run.
+    pub out: &'a Path,
+}
+
+/// An operation: its settings are `self`.
+pub trait Operation {
+    /// What it found.
+    type Report: Report;
+    /// Runs it on `model`. The model is left as it was, unless the operation says otherwise.
+    fn run(&self, model: &Model, context: &Context) -> Result<Self::Report>;
+}
+
+/// What an operation found.
+pub trait Report: Serialize {
+    /// The headline numbers, one line each (printed by the command line, listed in report.md).
+    fn summary(&self) -> Vec<String>;
+    /// Writes `results.json` and the operation's other files into `dir`; returns the names of what it wrote,
+    /// plots first.
+    fn write(&self, dir: &Path) -> Result<Vec<String>>;
+}
+
+/// What [`run`] returns: the summary lines and the files written.
+pub type Outcome = (Vec<String>, Vec<String>);
+
+/// Runs `operation` and writes its report into `context.out` (created if needed).
+pub fn run<O: Operation>(operation: &O, model: &Model, context: &Context) -> Result<Outcome> {
+    std::fs::create_dir_all(context.out).map_err(models::files::at(context.out))?;
+    let report = operation.run(model, context)?;
+    let files = report.write(context.out)?;
+    Ok((report.summary(), files))
+}
+
+/// Writes `value` as pretty JSON to `dir/name`, atomically.
+pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> {
+    write_file(dir, name, &serde_json::to_vec_pretty(value)?)
+}
+
+/// Writes `bytes` to `dir/name`, atomically, creating `dir`.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(models::files::at(dir))?;
+    models::files::write_atomically(&dir.join(name), bytes)?;
+    Ok(())
+}
+
+/// The names of files, as owned strings.
+fn names(files: &[&str]) -> Vec<String> {
+    files.iter().map(|f| f.to_string()).collect()
+}

@@ -1,0 +1,99 @@
+//! What every subcommand shares: the model arguments, the progress bar, output folders, and running an
+//! operation with its summary printed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use experiments::ops::{Context, Operation};
+use indicatif::{ProgressBar, ProgressStyle};
+use models::{parse_device, parse_kind, LoadOptions, Model, Progress};
+
+/// Which model to load and where to run it.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Catalogue name (smollm2-135m-instruct), a .gguf file, or a Hugging Face folder.
+    #[arg(long, default_value = models::catalogue::DEFAULT_MODEL)]
+    pub model: String,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ModelArgs {
+    /// Loads the model with a progress bar.
+    pub fn load(&self) -> Result<Model> {
+        let options = LoadOptions { device: parse_device(&self.device)?, kind: parse_kind(&self.dtype)? };
+        let bar = Bar::new();
+        let model = Model::load_with_progress(&self.model, options, &bar)
+            .with_context(|| format!("loading model {}", self.model));
+        bar.0.finish_and_clear();
+        model
+    }
+}
+
+/// The command line's drawing of [`Progress`]: an indicatif bar on stderr (hidden when it is not a terminal).
+pub struct Bar(pub ProgressBar);
+
+impl Bar {
+    /// A bar with no stage yet.
+    pub fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Bar(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn begin(&self, stage: &str, total: u64) {
+        self.0.set_message(stage.to_string());
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
+
+    fn advance(&self, steps: u64) {
+        self.0.inc(steps);
+    }
+}
+
+/// `--out`, or a new `runs/<time>-<what>` folder.
+pub fn output_dir(out: &Option<PathBuf>, what: &str) -> Result<PathBuf> {
+    match out {
+        Some(dir) => Ok(dir.clone()),
+        None => Ok(experiments::runs::new_run_dir(Path::new("runs"), what)?),
+    }
+}
+
+/// Runs `operation` on `model` into `out` with a progress bar, then prints its summary (or, with `json`, its
+/// results.json) and where the files are.
+pub fn run_operation<O: Operation>(operation: &O, model: &Model, seed: u64, out: &Path, json: bool) -> Result<()> {
+    let bar = Bar::new();
+    let outcome = experiments::ops::run(operation, model, &Context { seed, progress: &bar, out });
+    bar.0.finish_and_clear();
+    let (summary, _files) = outcome?;
+    if json {
+        let path = out.join("results.json");
+        println!("{}", std::fs::read_to_string(&path).with_context(|| path.display().to_string())?);
+        return Ok(());
+    }
+    for line in summary {
+        println!("{line}");
+    }
+    println!("results in {}", out.display());
+    Ok(())
+}
+
+impl Default for Bar {
+    fn default() -> Self {
+        Bar::new()
+    }
+}

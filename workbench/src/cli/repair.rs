@@ -1,0 +1,171 @@
+//! `workbench repair` (MINT and the baselines on one case, a JSONL file of cases, or the whole study) and
+//! `workbench export` (a model with a patch set as a Hugging Face folder and/or GGUF).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, ValueEnum};
+use experiments::ops::export::write_model;
+use experiments::ops::repair::RepairSettings;
+use experiments::repair_study::{BenchmarkSpec, RepairStudySpec};
+use repair::patchset::PatchSet;
+use repair::{Example, Method, Ranking, RepairCase, RepairConfig};
+
+use super::args::{output_dir, run_operation, ModelArgs};
+
+/// Neuron rankings.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RankingChoice {
+    /// Direct effect on the logit difference.
+    Direct,
+    /// Direct effect weighted by selectivity (fires here far more than on unrelated code).
+    Selective,
+    /// Attribution patching (direct and indirect effects).
+    Attribution,
+}
+
+/// `workbench repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The prompt of one case.
+    #[arg(long, requires = "desired")]
+    prompt: Option<String>,
+    /// What the model should write after the prompt.
+    #[arg(long)]
+    desired: Option<String>,
+    /// A held-out variant prompt with the same desired continuation (repeatable).
+    #[arg(long)]
+    variant: Vec<String>,
+    /// A JSONL file of cases ({"prompt", "desired", "variants": [{"prompt", "desired"}]}).
+    #[arg(long, conflicts_with = "prompt")]
+    cases: Option<PathBuf>,
+    /// Run the repair study (mined cases, every method, one table) instead.
+    #[arg(long, conflicts_with_all = ["prompt", "cases"])]
+    study: bool,
+    /// Cases per family in the study: API names, lines, HumanEval.
+    #[arg(long, num_args = 3, value_names = ["API", "LINES", "HUMANEVAL"], default_values_t = [20, 15, 15])]
+    study_cases: Vec<usize>,
+    /// Methods compared in the study, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    study_methods: Vec<Method>,
+    /// HumanEval problems run before and after the study's MINT repairs in a row (0: none).
+    #[arg(long, default_value_t = 16)]
+    sequential_humaneval: usize,
+    /// Method (mint, mint-gradient, random-neurons, fine-tune-layer, rank-one).
+    #[arg(long, default_value = "mint")]
+    method: String,
+    /// Neuron ranking.
+    #[arg(long, value_enum, default_value = "selective")]
+    ranking: RankingChoice,
+    /// Logit margin the desired token must reach.
+    #[arg(long, default_value_t = 1.0)]
+    margin: f32,
+    /// Most edits (neurons) per case.
+    #[arg(long, default_value_t = 4)]
+    max_edits: usize,
+    /// Apply this patch set first (repairs build on it, and the saved set includes it).
+    #[arg(long)]
+    apply: Option<PathBuf>,
+    /// Folder for results.json and patches.ron (default: runs/<time>-repair).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `workbench export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The patch set to apply before writing.
+    #[arg(long)]
+    patches: Option<PathBuf>,
+    /// Write a Hugging Face folder here (must not exist).
+    #[arg(long)]
+    hf: Option<PathBuf>,
+    /// Write a GGUF file here.
+    #[arg(long)]
+    gguf: Option<PathBuf>,
+    /// GGUF tensor type: f32, f16 or q8_0.
+    #[arg(long, default_value = "f32")]
+    gguf_type: String,
+}
+
+fn config(args: &RepairArgs) -> RepairConfig {
+    let mut config = RepairConfig::default();
+    config.mint.margin = args.margin;
+    config.mint.max_edits = args.max_edits;
+    config.gradient.margin = args.margin;
+    config.mint.ranking = match args.ranking {
+        RankingChoice::Direct => Ranking::Direct,
+        RankingChoice::Selective => Ranking::Selective,
+        RankingChoice::Attribution => Ranking::Attribution,
+    };
+    config
+}
+
+fn cases(args: &RepairArgs) -> Result<Vec<RepairCase>> {
+    match (&args.prompt, &args.desired, &args.cases) {
+        (Some(prompt), Some(desired), _) => Ok(vec![RepairCase {
+            family: "user".into(),
+            id: "command-line".into(),
+            example: Example { prompt: prompt.clone(), desired: desired.clone() },
+            variants: args.variant.iter().map(|p| Example { prompt: p.clone(), desired: desired.clone() }).collect(),
+        }]),
+        (_, _, Some(_)) => Ok(Vec::new()),
+        _ => bail!("give --prompt and --desired, --cases FILE.jsonl, or --study"),
+    }
+}
+
+/// Runs `workbench repair`: the study, or the repairs of the given cases.
+pub fn repair(args: &RepairArgs) -> Result<()> {
+    let model = args.model.load()?;
+    let out = output_dir(&args.out, "repair")?;
+    if args.study {
+        let defaults = RepairStudySpec::default();
+        let spec = RepairStudySpec {
+            api: args.study_cases[0],
+            lines: args.study_cases[1],
+            humaneval: args.study_cases[2],
+            methods: if args.study_methods.is_empty() { defaults.methods.clone() } else { args.study_methods.clone() },
+            config: config(args),
+            benchmarks: BenchmarkSpec {
+                sequential_humaneval_problems: args.sequential_humaneval,
+                ..defaults.benchmarks.clone()
+            },
+            ..defaults
+        };
+        return run_operation(&spec, &model, 0, &out, args.model.json);
+    }
+    let settings = RepairSettings {
+        cases: cases(args)?,
+        cases_file: args.cases.clone(),
+        method: args.method.parse()?,
+        config: config(args),
+        apply: args.apply.clone(),
+        ..Default::default()
+    };
+    run_operation(&settings, &model, 0, &out, args.model.json)
+}
+
+/// Runs `workbench export`.
+pub fn export(args: &ExportArgs) -> Result<()> {
+    if args.hf.is_none() && args.gguf.is_none() {
+        bail!("give --hf DIR and/or --gguf FILE");
+    }
+    let model = args.model.load()?;
+    let patches = match &args.patches {
+        Some(path) => Some(PatchSet::load(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
+    };
+    let gguf = args.gguf.as_deref().map(|path| (path, args.gguf_type.as_str()));
+    write_model(&model, patches.as_ref(), args.hf.as_deref(), gguf)?;
+    if let Some(dir) = &args.hf {
+        println!("Hugging Face folder: {}", dir.display());
+    }
+    if let Some(path) = &args.gguf {
+        println!("GGUF: {}", path.display());
+    }
+    Ok(())
+}

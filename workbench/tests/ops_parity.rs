@@ -1,0 +1,180 @@
+//! One operation, three front-ends: each operation run through the command line and through a one-step spec
+//! with the same settings writes the same results.json (timings aside), so the CLI and the spec runner share
+//! their numbers as well as their code.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const MODEL: &str = "smollm2-135m-instruct";
+
+fn workbench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_workbench")).args(args).output().expect("workbench runs")
+}
+
+fn succeed(output: std::process::Output) {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Runs `args` with `--out DIR` and returns DIR.
+fn through_cli(dir: &Path, args: &[&str]) -> PathBuf {
+    let out = dir.join("cli");
+    let out_text = out.to_str().unwrap().to_string();
+    succeed(workbench(&[args, &["--device", "cpu", "--out", &out_text]].concat()));
+    out
+}
+
+/// Runs a spec whose only step is `step` and returns that step's folder.
+fn through_spec(dir: &Path, step: &str) -> PathBuf {
+    let spec = dir.join("one.ron");
+    std::fs::write(&spec, format!("(name: \"one\", model: \"{MODEL}\", device: \"cpu\", seed: 0, steps: [{step}])"))
+        .unwrap();
+    let runs = dir.join("runs");
+    succeed(workbench(&["run", spec.to_str().unwrap(), "--runs", runs.to_str().unwrap()]));
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let step_dir = std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    assert!(step_dir.join("done.json").exists(), "{}", step_dir.display());
+    step_dir
+}
+
+fn results(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    let mut value: Value = serde_json::from_str(&text).unwrap();
+    drop_timings(&mut value);
+    value
+}
+
+/// Removes the wall-clock fields (`seconds`, `*_seconds`), which differ between any two runs.
+fn drop_timings(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, _| key != "seconds" && !key.ends_with("_seconds"));
+            map.values_mut().for_each(drop_timings);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_timings),
+        _ => {}
+    }
+}
+
+/// Runs the operation both ways and compares the results.
+fn same_results(cli_args: &[&str], step: &str) -> Value {
+    let (cli_dir, spec_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let from_cli = results(&through_cli(cli_dir.path(), cli_args));
+    let from_spec = results(&through_spec(spec_dir.path(), step));
+    assert_eq!(from_cli, from_spec, "CLI {cli_args:?} and spec step {step} disagree");
+    from_cli
+}
+
+#[test]
+fn probe() {
+    let r = same_results(
+        &["probe", "--task", "syntax", "--layers", "1,3", "--files", "3", "--max-tokens", "64", "--seeds", "2"],
+        "Probe(task: Syntax, layers: [1, 3], files: 3, max_tokens: 64, seeds: 2)",
+    );
+    assert_eq!(r["trained"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn probe_program_state_and_api_cloze() {
+    let r = same_results(
+        &["probe", "--task", "program-state", "--layers", "4", "--files", "12", "--seeds", "1"],
+        "Probe(task: ProgramState, layers: [4], files: 12, max_tokens: 256, seeds: 1)",
+    );
+    assert_eq!(r["current"].as_array().unwrap().len(), 1);
+    let r = same_results(
+        &["probe", "--task", "api-cloze", "--files", "2"],
+        "Probe(task: ApiCloze, files: 2, max_tokens: 256, seeds: 3)",
+    );
+    assert!(r["report"]["cases"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn lens() {
+    let r = same_results(&["lens", "--files", "2", "--max-tokens", "32"], "Lens(files: 2, max_tokens: 32)");
+    assert!(r["positions"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn perplexity_and_lines() {
+    let r = same_results(&["eval", "perplexity", "--files", "1", "--tokens", "64"], "Perplexity(files: 1, tokens: 64)");
+    assert!(r["perplexity"].as_f64().unwrap() > 1.0);
+    let r = same_results(
+        &["eval", "lines", "--files", "1", "--tokens", "64", "--lines", "2"],
+        "Lines(files: 1, context: 64, lines: 2)",
+    );
+    assert_eq!(r["cases"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn interpret() {
+    let r = same_results(
+        &[
+            "interpret",
+            "suite",
+            "--numeric",
+            "6",
+            "--strings",
+            "4",
+            "--interpreter",
+            "random",
+            "--interpreter",
+            "scientist",
+            "--rounds",
+            "3",
+        ],
+        "Interpret(numeric: 6, strings: 4, interpreters: [Random, Scientist], rounds: 3)",
+    );
+    assert_eq!(r.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn humaneval() {
+    let r = same_results(
+        &["eval", "humaneval", "--protocol", "completion", "--limit", "2", "--max-tokens", "48"],
+        "HumanEval(protocol: Completion, limit: 2, max_tokens: 48)",
+    );
+    assert_eq!(r["report"]["problems"], 2);
+}
+
+const PROMPT: &str = "import os\nimport sys\n\ndef main():\n    path = os.path.";
+
+#[test]
+fn repair_then_export() {
+    let (cli_dir, spec_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cli = through_cli(cli_dir.path(), &["repair", "--prompt", PROMPT, "--desired", "expanduser"]);
+    let case = format!(
+        "RepairCases(cases: [(family: \"user\", id: \"command-line\", example: (prompt: {PROMPT:?}, desired: \"expanduser\"), variants: [])])"
+    );
+    let spec = through_spec(spec_dir.path(), &case);
+    assert_eq!(results(&cli), results(&spec));
+    assert_eq!(results(&cli)[0]["metrics"]["effective"], true);
+
+    // The export of that patch set: the same GGUF bytes both ways.
+    let patches = cli.join("patches.ron");
+    let gguf = cli_dir.path().join("model.gguf");
+    succeed(workbench(&[
+        "export",
+        "--device",
+        "cpu",
+        "--patches",
+        patches.to_str().unwrap(),
+        "--gguf",
+        gguf.to_str().unwrap(),
+        "--gguf-type",
+        "f16",
+    ]));
+    let export_dir = tempfile::tempdir().unwrap();
+    let step = format!("Export(hf: false, gguf: \"f16\", patches: {:?})", patches.to_str().unwrap());
+    let exported = through_spec(export_dir.path(), &step);
+    assert!(std::fs::read(&gguf).unwrap() == std::fs::read(exported.join("model.gguf")).unwrap());
+}
+
+#[test]
+fn repair_study() {
+    let r = same_results(
+        &["repair", "--study", "--study-cases", "1", "0", "0", "--study-methods", "mint,rank-one", "--sequential-humaneval", "0"],
+        "Repair(api: 1, lines: 0, humaneval: 0, methods: [Mint, RankOne], benchmarks: (sequential_humaneval_problems: 0))",
+    );
+    assert_eq!(r["rows"].as_array().unwrap().len(), 2);
+}
