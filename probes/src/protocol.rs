@@ -304,6 +304,12 @@ pub fn sweep_each(
             )
         })
         .collect();
+    if splits.iter().any(|(s, _)| s.train.is_empty() || s.validation.is_empty() || s.test.is_empty()) {
+        let documents = data.groups.iter().collect::<std::collections::BTreeSet<_>>().len();
+        return Err(ProbeError::InvalidInput(format!(
+            "{documents} documents are too few for a train, validation and test split by document; read more files"
+        )));
+    }
     let mut warm: Vec<Option<LogisticBatch>> = config.seeds.iter().map(|_| None).collect();
     let mut results = Vec::with_capacity(data.points.len());
     for (point, features) in data.points.iter().zip(&data.features) {
@@ -368,6 +374,20 @@ mod tests {
         assert!((s.mean - 0.75).abs() < 1e-12);
         assert!(s.low < 0.75 && s.high > 0.75 && s.low >= 0.0 && s.high <= 1.0, "{s:?}");
         assert_eq!(s.per_seed, [0.75, 0.75, 0.75]);
+    }
+
+    /// Three documents leave the test split empty: that is an error, not an accuracy of zero.
+    #[test]
+    fn too_few_documents_for_a_split_are_an_error() {
+        let data = ActivationDataset {
+            points: vec![HookPoint::ResidPost(0)],
+            features: vec![Array2::from_shape_fn((30, 2), |(i, j)| (i * j) as f32)],
+            labels: (0..30).map(|i| i % 2).collect(),
+            groups: (0..30).map(|i| i / 10).collect(),
+            tokens: (0..30).collect(),
+        };
+        let error = sweep(&data, &SweepConfig::default(), &Silent).unwrap_err().to_string();
+        assert!(error.contains("3 documents are too few"), "{error}");
     }
 
     /// Labels written into one feature are found, and a control task over random token types is not.

@@ -44,6 +44,7 @@ impl StandIns {
             .arg("bash")
             .arg(&x)
             .env_clear()
+            .env("HOME", self.dir.path())
             .env("PATH", self.dir.path())
             .env("FAKE_UID", uid.to_string())
             .env("MISSING", missing)

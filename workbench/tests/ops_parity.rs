@@ -9,6 +9,14 @@ use serde_json::Value;
 
 const MODEL: &str = "smollm2-135m-instruct";
 
+/// One workbench process at a time: two libtorch processes on these two cores spin against each other and take
+/// many times as long as one after the other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn workbench(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_workbench")).args(args).output().expect("workbench runs")
 }
@@ -59,6 +67,7 @@ fn drop_timings(value: &mut Value) {
 
 /// Runs the operation both ways and compares the results.
 fn same_results(cli_args: &[&str], step: &str) -> Value {
+    let _turn = one_at_a_time();
     let (cli_dir, spec_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let from_cli = results(&through_cli(cli_dir.path(), cli_args));
     let from_spec = results(&through_spec(spec_dir.path(), step));
@@ -69,8 +78,8 @@ fn same_results(cli_args: &[&str], step: &str) -> Value {
 #[test]
 fn probe() {
     let r = same_results(
-        &["probe", "--task", "syntax", "--layers", "1,3", "--files", "3", "--max-tokens", "64", "--seeds", "2"],
-        "Probe(task: Syntax, layers: [1, 3], files: 3, max_tokens: 64, seeds: 2)",
+        &["probe", "--task", "syntax", "--layers", "1,3", "--files", "6", "--max-tokens", "64", "--seeds", "2"],
+        "Probe(task: Syntax, layers: [1, 3], files: 6, max_tokens: 64, seeds: 2)",
     );
     assert_eq!(r["trained"].as_array().unwrap().len(), 2);
 }
@@ -141,6 +150,7 @@ const PROMPT: &str = "import os\nimport sys\n\ndef main():\n    path = os.path."
 
 #[test]
 fn repair_then_export() {
+    let _turn = one_at_a_time();
     let (cli_dir, spec_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let cli = through_cli(cli_dir.path(), &["repair", "--prompt", PROMPT, "--desired", "expanduser"]);
     let case = format!(
@@ -172,9 +182,12 @@ fn repair_then_export() {
 
 #[test]
 fn repair_study() {
-    let r = same_results(
-        &["repair", "--study", "--study-cases", "1", "0", "0", "--study-methods", "mint,rank-one", "--sequential-humaneval", "0"],
-        "Repair(api: 1, lines: 0, humaneval: 0, methods: [Mint, RankOne], benchmarks: (sequential_humaneval_problems: 0))",
-    );
+    let settings = "(api: 1, lines: 0, humaneval: 0, methods: [Mint, RankOne], unrelated_prompts: 4, unrelated_tokens: 24, unrelated_positions: 4, benchmarks: (perplexity_files: 1, perplexity_tokens: 64, line_files: 1, lines_per_file: 1, sequential_humaneval_problems: 0))";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("study.ron");
+    std::fs::write(&file, settings).unwrap();
+    let r =
+        same_results(&["repair", "--study", "--study-settings", file.to_str().unwrap()], &format!("Repair{settings}"));
     assert_eq!(r["rows"].as_array().unwrap().len(), 2);
+    assert!(r["sequential"]["repairs"].as_u64().is_some(), "{}", r["sequential"]);
 }

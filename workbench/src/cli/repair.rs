@@ -47,6 +47,11 @@ pub struct RepairArgs {
     /// Cases per family in the study: API names, lines, HumanEval.
     #[arg(long, num_args = 3, value_names = ["API", "LINES", "HUMANEVAL"], default_values_t = [20, 15, 15])]
     study_cases: Vec<usize>,
+    /// The study's whole settings from a RON file: the fields of a spec's `Repair(...)` step, written
+    /// `(api: 2, methods: [Mint], ...)`; the other --study-* options and --margin, --max-edits, --ranking are
+    /// then not used.
+    #[arg(long, requires = "study")]
+    study_settings: Option<PathBuf>,
     /// Methods compared in the study, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     study_methods: Vec<Method>,
@@ -122,6 +127,13 @@ fn cases(args: &RepairArgs) -> Result<Vec<RepairCase>> {
 pub fn repair(args: &RepairArgs) -> Result<()> {
     let model = args.model.load()?;
     let out = output_dir(&args.out, "repair")?;
+    if let Some(path) = &args.study_settings {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let spec: RepairStudySpec = experiments::spec::ron_options()
+            .from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.position.line, e.position.col, e.code))?;
+        return run_operation(&spec, &model, 0, &out, args.model.json);
+    }
     if args.study {
         let defaults = RepairStudySpec::default();
         let spec = RepairStudySpec {
