@@ -153,12 +153,13 @@ impl BenchmarksView {
         }
     }
 
-    /// The screenshot tour's small job: line completion on four lines of one held-out file.
+    /// The screenshot tour's small job: line completion on three lines of each of two held-out files, without and
+    /// with the applied repairs.
     pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
         if stage > 0 {
             return false;
         }
-        (self.benchmark, self.files, self.lines) = (Benchmark::Lines, 1, 4);
+        (self.benchmark, self.files, self.lines) = (Benchmark::Lines, 2, 3);
         self.run(ctx, shared);
         self.job.is_some()
     }

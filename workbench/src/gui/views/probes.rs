@@ -84,12 +84,12 @@ impl ProbesView {
         }
     }
 
-    /// The screenshot tour's small job: a 3-seed sweep over seven layers of ten files.
+    /// The screenshot tour's small job: a 3-seed sweep over seven layers of sixteen files.
     pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
         if stage > 0 {
             return false;
         }
-        (self.layers, self.files, self.max_tokens, self.seeds) = ("0,5,10,15,20,25,29".into(), 10, 64, 3);
+        (self.layers, self.files, self.max_tokens, self.seeds) = ("0,5,10,15,20,25,29".into(), 16, 128, 3);
         if let Err(err) = self.run(ctx, shared) {
             shared.failure = Some((View::Probes, format!("{err:#}")));
         }

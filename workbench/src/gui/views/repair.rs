@@ -105,9 +105,13 @@ impl RepairView {
         }
     }
 
-    /// The screenshot tour's small job: a typed API-name case (`os.path.expanduser`) repaired as a preview.
+    /// The screenshot tour's small job: a typed API-name case (`os.path.expanduser`) repaired as a preview, then
+    /// applied (so the Benchmarks view compares before and after).
     pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
         if stage > 0 {
+            if let Some(patches) = shared.patches.clone().filter(|_| stage == 1) {
+                self.apply_preview(shared, &patches);
+            }
             return false;
         }
         let desired = "expanduser".to_string();
@@ -225,16 +229,7 @@ impl RepairView {
         let busy = shared.busy();
         ui.horizontal(|ui| {
             if ui.add_enabled(!busy && self.outcome.is_some(), egui::Button::new("Apply patch")).clicked() {
-                if let Some(outcome) = &self.outcome {
-                    let result = lock_both(shared, &patches).and_then(|(model, mut set)| {
-                        let mut one = PatchSet::new(set.model.clone());
-                        one.push(&outcome.repair, Some(outcome.case.clone()), Some(outcome.metrics.clone()));
-                        one.apply(&model)?;
-                        set.push(&outcome.repair, Some(outcome.case.clone()), Some(outcome.metrics.clone()));
-                        Ok(format!("applied; {} repairs applied now", set.patches.len()))
-                    });
-                    self.report(result, shared);
-                }
+                self.apply_preview(shared, &patches);
             }
             if ui.add_enabled(!busy && shared.applied_count() > 0, egui::Button::new("Revert last patch")).clicked() {
                 let result = lock_both(shared, &patches).and_then(|(model, mut set)| {
@@ -256,6 +251,19 @@ impl RepairView {
         if let Some(note) = &self.note {
             ui.label(note.as_str());
         }
+    }
+
+    /// Applies the previewed repair on top of the applied ones.
+    fn apply_preview(&mut self, shared: &mut Shared, patches: &Mutex<PatchSet>) {
+        let Some(outcome) = &self.outcome else { return };
+        let result = lock_both(shared, patches).and_then(|(model, mut set)| {
+            let mut one = PatchSet::new(set.model.clone());
+            one.push(&outcome.repair, Some(outcome.case.clone()), Some(outcome.metrics.clone()));
+            one.apply(&model)?;
+            set.push(&outcome.repair, Some(outcome.case.clone()), Some(outcome.metrics.clone()));
+            Ok(format!("applied; {} repairs applied now", set.patches.len()))
+        });
+        self.report(result, shared);
     }
 
     fn report(&mut self, result: anyhow::Result<String>, shared: &mut Shared) {
