@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::dataset::{collect, TokenLabeller};
 use crate::error::Result;
 use crate::plots::{Curve, LayerPlot};
-use crate::protocol::{sweep, PointResult, Summary, SweepConfig};
+use crate::protocol::{sweep, sweep_each, PointResult, Summary, SweepConfig};
 
 /// Everything a probing study found.
 #[derive(Debug, Clone, Serialize)]
@@ -53,12 +53,22 @@ pub struct StudySpec<'a> {
 /// Runs the study. For the random-initialisation baseline the model's weights are replaced and restored
 /// afterwards, bit-exactly.
 pub fn run_study(model: &Model, spec: &StudySpec, progress: &dyn Progress) -> Result<StudyReport> {
+    run_study_each(model, spec, progress, |_| {})
+}
+
+/// [`run_study`], handing each trained hook point's result to `on_point` as soon as it is done (for live views).
+pub fn run_study_each(
+    model: &Model,
+    spec: &StudySpec,
+    progress: &dyn Progress,
+    on_point: impl FnMut(&PointResult),
+) -> Result<StudyReport> {
     let gather = || collect(model, spec.documents, spec.labeller, spec.points, spec.max_tokens, progress);
     let data = gather()?;
     if let Some((path, half)) = spec.save_dataset {
         data.save(path, half)?;
     }
-    let trained = sweep(&data, &spec.sweep, progress)?;
+    let trained = sweep_each(&data, &spec.sweep, progress, on_point)?;
     let random_init = match spec.random_init_seed {
         None => None,
         Some(seed) => {

@@ -109,7 +109,20 @@ impl Operation for ProbeSettings {
     type Report = ProbeReport;
 
     fn run(&self, model: &Model, context: &Context) -> Result<ProbeReport> {
-        let (seed, progress) = (context.seed, context.progress);
+        self.run_each(model, context.seed, context.progress, |_| {})
+    }
+}
+
+impl ProbeSettings {
+    /// The operation, handing each probed layer's result to `on_layer` as soon as it is done (token tasks; the
+    /// app draws the curves as they grow). It writes nothing.
+    pub fn run_each(
+        &self,
+        model: &Model,
+        seed: u64,
+        progress: &dyn models::Progress,
+        on_layer: impl FnMut(&probes::protocol::PointResult),
+    ) -> Result<ProbeReport> {
         let layers = self.layers_of(model)?;
         let sweep = self.sweep(seed);
         if self.task == ProbeTask::ApiCloze {
@@ -157,7 +170,7 @@ impl Operation for ProbeSettings {
             random_init_seed: self.random_init.then_some(seed),
             save_dataset: self.save_activations.as_deref().map(|p: &Path| (p, self.f16)),
         };
-        Ok(ProbeReport::Tokens(Box::new(probes::study::run_study(model, &study, progress)?)))
+        Ok(ProbeReport::Tokens(Box::new(probes::study::run_study_each(model, &study, progress, on_layer)?)))
     }
 }
 

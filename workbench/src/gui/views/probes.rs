@@ -1,10 +1,10 @@
-//! The Probes view: choose a task, layers and probe; the sweep runs in the background and the per-layer
+//! The Probes view: choose a task, layers and probe; the probe operation runs in the background and the per-layer
 //! accuracy, control and selectivity curves with their 95% bands are drawn as each layer finishes.
 
 use egui_plot::{Legend, Line, Plot, PlotPoints, Polygon};
+use experiments::ops::probe::ProbeSettings;
 use models::HookPoint;
-use probes::dataset::collect;
-use probes::protocol::{sweep_each, PointResult, ProbeKind, Summary, SweepConfig};
+use probes::protocol::{PointResult, ProbeKind, Summary};
 use probes::tasks::ProbeTask;
 use serde::{Deserialize, Serialize};
 
@@ -135,21 +135,23 @@ impl ProbesView {
             .map(|s| s.n_layers)
             .ok_or_else(|| anyhow::anyhow!("no model is loaded: open one in the Model view"))?;
         let layers = parse_layers(&self.layers, n_layers)?;
-        let probe = if self.ridge { ProbeKind::Ridge } else { ProbeKind::Logistic };
-        let config = SweepConfig { seeds: (0..self.seeds.max(1)).collect(), ..SweepConfig::for_probe(probe) };
-        let labeller = self
-            .task
-            .corpus_labeller()
-            .ok_or_else(|| anyhow::anyhow!("the {} task runs from the command line or a spec", self.task))?;
-        let (files, max_tokens) = (self.files, self.max_tokens);
-        let points: Vec<HookPoint> = layers.iter().map(|&l| HookPoint::ResidPost(l)).collect();
+        if self.task.corpus_labeller().is_none() {
+            anyhow::bail!("the {} task runs from the command line or a spec", self.task);
+        }
+        let settings = ProbeSettings {
+            task: self.task,
+            layers: Some(layers.clone()),
+            probe: if self.ridge { ProbeKind::Ridge } else { ProbeKind::Logistic },
+            files: self.files,
+            max_tokens: self.max_tokens,
+            seeds: self.seeds.max(1) as usize,
+            ..ProbeSettings::default()
+        };
         self.probed = layers;
         self.results.clear();
         self.finished = false;
         self.job = shared.start_with_model(ctx, View::Probes, "probing", move |model, job| {
-            let documents = probes::corpus::stdlib_documents(files)?;
-            let data = collect(model, &documents, labeller.as_ref(), &points, max_tokens, job.progress())?;
-            sweep_each(&data, &config, job.progress(), |result| job.send(Some(result.clone())))?;
+            settings.run_each(model, 0, job.progress(), |result| job.send(Some(result.clone())))?;
             Ok(None)
         });
         Ok(())
