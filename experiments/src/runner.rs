@@ -27,22 +27,13 @@ pub struct StepSummary {
     pub seconds: f64,
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    models::files::write_atomically(path, bytes)?;
-    Ok(())
-}
-
-fn json(value: &impl Serialize) -> Result<Vec<u8>> {
-    Ok(serde_json::to_vec_pretty(value)?)
-}
-
 /// Creates the run folder for `spec_path` under `runs` (`runs/2026-11-30T21-14-07-<name>`) and copies the spec
 /// there.
 pub fn create_run(spec_path: &Path, runs: &Path) -> Result<PathBuf> {
     let spec = Spec::load(spec_path)?;
     let dir = crate::runs::new_run_dir(runs, &spec.name)?;
     let text = std::fs::read(spec_path).map_err(models::files::at(spec_path))?;
-    write(&dir.join("spec.ron"), &text)?;
+    ops::write_file(&dir, "spec.ron", &text)?;
     Ok(dir)
 }
 
@@ -62,7 +53,6 @@ pub fn run(dir: &Path, progress: &dyn Progress) -> Result<Vec<StepSummary>> {
                 continue;
             }
         }
-        std::fs::create_dir_all(&step_dir).map_err(models::files::at(&step_dir))?;
         if model.is_none() {
             model = Some(Model::load_with_progress(&spec.model, options, progress)?);
         }
@@ -76,11 +66,11 @@ pub fn run(dir: &Path, progress: &dyn Progress) -> Result<Vec<StepSummary>> {
             files: files.into_iter().map(|f| format!("{folder}/{f}")).collect(),
             seconds: started.elapsed().as_secs_f64(),
         };
-        write(&done, &json(&summary)?)?;
+        ops::write_json(&step_dir, "done.json", &summary)?;
         summaries.push(summary);
     }
-    write(&dir.join("results.json"), &json(&serde_json::json!({"spec": spec, "steps": summaries}))?)?;
-    write(&dir.join("report.md"), report(&spec, &summaries).as_bytes())?;
+    ops::write_json(dir, "results.json", &serde_json::json!({"spec": spec, "steps": summaries}))?;
+    ops::write_file(dir, "report.md", report(&spec, &summaries).as_bytes())?;
     Ok(summaries)
 }
 

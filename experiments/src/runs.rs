@@ -16,15 +16,15 @@ pub fn run_dir_name(time: time::OffsetDateTime, name: &str) -> String {
 pub fn new_run_dir(runs: &Path, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(runs).map_err(models::files::at(runs))?;
     let base = run_dir_name(time::OffsetDateTime::now_utc(), name);
-    for attempt in 1.. {
+    let mut attempt = 1;
+    loop {
         let dir = runs.join(if attempt == 1 { base.clone() } else { format!("{base}-{attempt}") });
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => attempt += 1,
             Err(e) => return Err(models::files::at(&dir)(e).into()),
         }
     }
-    unreachable!("an unbounded range always yields")
 }
 
 #[cfg(test)]

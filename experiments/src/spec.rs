@@ -116,12 +116,18 @@ fn f32() -> String {
     "f32".into()
 }
 
+/// Parses RON text as specs are written (a whole spec, or one step's settings); `origin` names it in errors,
+/// which give the line, the column and the field.
+pub fn parse_ron<T: serde::de::DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
+    ron_options()
+        .from_str(text)
+        .map_err(|e| ExperimentError::Spec(format!("{origin}:{}:{}: {}", e.position.line, e.position.col, e.code)))
+}
+
 impl Spec {
     /// Parses RON text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Spec> {
-        ron_options()
-            .from_str(text)
-            .map_err(|e| ExperimentError::Spec(format!("{origin}:{}:{}: {}", e.position.line, e.position.col, e.code)))
+        parse_ron(text, origin)
     }
 
     /// The spec as RON for a report: one line per step, every list on its line.

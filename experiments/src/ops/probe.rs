@@ -89,6 +89,14 @@ pub enum ProbeReport {
     },
 }
 
+impl Operation for ProbeSettings {
+    type Report = ProbeReport;
+
+    fn run(&self, model: &Model, context: &Context) -> Result<ProbeReport> {
+        self.run_each(model, context.seed, context.progress, |_| {})
+    }
+}
+
 impl ProbeSettings {
     /// The probed layers, checked against the model.
     pub fn layers_of(&self, model: &Model) -> Result<Vec<usize>> {
@@ -103,17 +111,7 @@ impl ProbeSettings {
     fn sweep(&self, seed: u64) -> SweepConfig {
         SweepConfig { seeds: (seed..seed + self.seeds.max(1) as u64).collect(), ..SweepConfig::for_probe(self.probe) }
     }
-}
 
-impl Operation for ProbeSettings {
-    type Report = ProbeReport;
-
-    fn run(&self, model: &Model, context: &Context) -> Result<ProbeReport> {
-        self.run_each(model, context.seed, context.progress, |_| {})
-    }
-}
-
-impl ProbeSettings {
     /// The operation, handing each probed layer's result to `on_layer` as soon as it is done (token tasks; the
     /// app draws the curves as they grow). It writes nothing.
     pub fn run_each(

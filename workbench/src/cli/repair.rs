@@ -129,9 +129,7 @@ pub fn repair(args: &RepairArgs) -> Result<()> {
     let out = output_dir(&args.out, "repair")?;
     if let Some(path) = &args.study_settings {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let spec: RepairStudySpec = experiments::spec::ron_options()
-            .from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.position.line, e.position.col, e.code))?;
+        let spec: RepairStudySpec = experiments::spec::parse_ron(&text, &path.display().to_string())?;
         return run_operation(&spec, &model, 0, &out, args.model.json);
     }
     if args.study {

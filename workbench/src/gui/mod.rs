@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use shared::{lock_patches, Shared, View};
+pub use shared::{Shared, View};
 use views::{
     benchmarks::BenchmarksView, experiments::ExperimentsView, inspector::InspectorView, model::ModelView,
     neurons::NeuronsView, probes::ProbesView, repair::RepairView,
