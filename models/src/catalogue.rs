@@ -32,6 +32,18 @@ pub fn data_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data"))
 }
 
+/// Where results worth keeping between runs are cached (statistics of a model's activations ...): `$WORKBENCH_CACHE`
+/// (set by `./x`), else `$XDG_CACHE_HOME/mintbench`, else `~/.cache/mintbench`, else the temporary folder.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WORKBENCH_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")));
+    base.unwrap_or_else(std::env::temp_dir).join("mintbench")
+}
+
 /// Resolves a catalogue name, a `.gguf` path or a Hugging Face folder to a path that exists.
 pub fn resolve(spec: &str) -> Result<PathBuf> {
     if let Some(entry) = CATALOGUE.iter().find(|e| e.name.eq_ignore_ascii_case(spec)) {

@@ -53,6 +53,10 @@ fn the_real_app_shows_every_view_and_saves_screenshots() {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runs/gui-screenshots");
     let _ = std::fs::remove_dir_all(&out);
     let config = tempfile::tempdir().unwrap();
+    // The app's standard error (the tour says where it stands) goes to a file shown when the test fails.
+    let log_path = config.path().join("app.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let app_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let mut app = Command::new(env!("CARGO_BIN_EXE_workbench"))
         .args(["gui", "--model", "smollm2-135m-instruct", "--screenshots"])
         .arg(&out)
@@ -61,6 +65,7 @@ fn the_real_app_shows_every_view_and_saves_screenshots() {
         // The app's stored settings go to a fresh place, so the test starts from the defaults.
         .env("XDG_DATA_HOME", config.path())
         .env("HOME", config.path())
+        .stderr(log)
         .spawn()
         .expect("workbench runs");
     let started = Instant::now();
@@ -68,18 +73,23 @@ fn the_real_app_shows_every_view_and_saves_screenshots() {
         if let Some(status) = app.try_wait().unwrap() {
             break status;
         }
-        if started.elapsed() > Duration::from_secs(480) {
+        if started.elapsed() > Duration::from_secs(720) {
             let _ = app.kill();
-            panic!("the app did not finish its screenshots in 8 minutes");
+            panic!(
+                "the app did not finish its screenshots in 12 minutes (about 2.5 alone on 2 cores); its log:\n{}",
+                app_log()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert!(status.success(), "the app exited with {status}");
+    assert!(status.success(), "the app exited with {status}; its log:\n{}", app_log());
     let names = ["1-model", "2-prompt-inspector", "3-probes", "4-neurons", "5-repair", "6-benchmarks", "7-experiments"];
     let mut previous: Option<Vec<u8>> = None;
     for name in names {
         let path = out.join(format!("{name}.png"));
-        let image = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgba8();
+        let image = image::open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; the app's log:\n{}", path.display(), app_log()))
+            .to_rgba8();
         assert!(image.width() >= 800 && image.height() >= 600, "{name}: {}x{}", image.width(), image.height());
         let mut colours: Vec<[u8; 4]> = image.pixels().map(|p| p.0).collect();
         colours.sort();

@@ -10,6 +10,13 @@ use super::shared::View;
 /// Frames to wait on a view before its screenshot, so it is laid out and its images are loaded.
 const SETTLE_FRAMES: u32 = 8;
 
+/// Frames to wait for a requested screenshot before asking again (a request can be lost while the window maps).
+const SCREENSHOT_PATIENCE: u32 = 120;
+
+/// How often the window redraws while a job runs: the job's progress asks for redraws too, and redrawing every
+/// frame with software OpenGL would take the cores from the job.
+const BUSY_REDRAW: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The tour through the views.
 pub struct Tour {
     dir: PathBuf,
@@ -18,6 +25,7 @@ pub struct Tour {
     demo_stage: Option<usize>,
     frames: u32,
     requested: bool,
+    started: std::time::Instant,
 }
 
 /// What the app does in this frame of the tour.
@@ -31,7 +39,7 @@ pub struct TourStep {
 impl Tour {
     /// A tour saving into `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        Tour { dir, next: 0, demo_stage: Some(0), frames: 0, requested: false }
+        Tour { dir, next: 0, demo_stage: Some(0), frames: 0, requested: false, started: std::time::Instant::now() }
     }
 
     /// Whether the stage of the small job the last step asked for started; when none did, the view is done.
@@ -41,12 +49,14 @@ impl Tour {
 
     /// Advances the tour by one frame; returns the view to show, and the job stage to start there.
     pub fn step(&mut self, ctx: &egui::Context, busy: bool) -> Option<TourStep> {
-        ctx.request_repaint();
         if busy {
+            ctx.request_repaint_after(BUSY_REDRAW);
             return None;
         }
+        ctx.request_repaint();
         let view = *View::ALL.get(self.next)?;
         if let Some(stage) = self.demo_stage {
+            self.log(&format!("{}: job stage {stage}", view.title()));
             return Some(TourStep { view, demo: Some(stage) });
         }
         let shot = ctx.input(|i| {
@@ -57,8 +67,9 @@ impl Tour {
         });
         if let Some(image) = shot {
             let name = format!("{}-{}.png", self.next + 1, view.title().to_lowercase().replace(' ', "-"));
-            if let Err(err) = save_png(&self.dir.join(name), &image) {
-                eprintln!("screenshot of {}: {err:#}", view.title());
+            match save_png(&self.dir.join(&name), &image) {
+                Ok(()) => self.log(&format!("saved {name}")),
+                Err(err) => self.log(&format!("screenshot of {}: {err:#}", view.title())),
             }
             self.next += 1;
             self.frames = 0;
@@ -71,11 +82,21 @@ impl Tour {
             return Some(TourStep { view: View::ALL[self.next], demo: None });
         }
         self.frames += 1;
+        if self.frames >= SETTLE_FRAMES + SCREENSHOT_PATIENCE && self.requested {
+            self.log(&format!("{}: no screenshot came, asking again", view.title()));
+            (self.frames, self.requested) = (SETTLE_FRAMES, false);
+        }
         if self.frames >= SETTLE_FRAMES && !self.requested {
             ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::UserData::default()));
             self.requested = true;
         }
         Some(TourStep { view, demo: None })
+    }
+
+    /// Says on standard error where the tour is, with the seconds since it began, so a slow or stuck tour shows
+    /// where it stands.
+    fn log(&self, what: &str) {
+        eprintln!("[tour {:6.1} s] {what}", self.started.elapsed().as_secs_f64());
     }
 }
 
