@@ -21,15 +21,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod batch_edit;
 pub mod case;
 pub mod change;
 pub mod error;
 pub mod gradient;
+pub mod joint;
 pub mod measure;
 pub mod method;
 pub mod mint;
 pub mod patchset;
+pub mod preservation;
 pub mod repairer;
+pub mod rows;
 pub mod statistics;
 pub mod target;
 
@@ -37,9 +41,11 @@ pub use case::{check, load_user_cases, Check, Example, RepairCase, Tokens};
 pub use change::{ChangeTarget, WeightChange};
 pub use error::{RepairError, Result};
 pub use gradient::GradientConfig;
+pub use joint::{repair_jointly, CaseOutcome, JointConfig, SetRepair};
 pub use measure::{RepairMetrics, Specificity, Unrelated};
 pub use method::{Method, Repair, StepLog};
 pub use mint::MintConfig;
 pub use patchset::{ModelIdentity, PatchRecord, PatchSet};
+pub use preservation::{PreservationStats, Provenance};
 pub use repairer::{RepairConfig, Repairer};
 pub use target::{target, NeuronScore, Ranking, Targeting};

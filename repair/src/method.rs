@@ -24,12 +24,20 @@ pub enum Method {
     FineTuneLayer,
     /// Baseline: a ROME-style rank-one edit of one down projection.
     RankOne,
+    /// The joint closed-form solve (STAR/ASTRA form, [`crate::joint`]) of the case alone.
+    Joint,
 }
 
 impl Method {
     /// Every method, MINT first.
-    pub const ALL: [Method; 5] =
-        [Method::Mint, Method::MintGradient, Method::RandomNeurons, Method::FineTuneLayer, Method::RankOne];
+    pub const ALL: [Method; 6] = [
+        Method::Mint,
+        Method::MintGradient,
+        Method::RandomNeurons,
+        Method::FineTuneLayer,
+        Method::RankOne,
+        Method::Joint,
+    ];
 
     /// The name used on the command line, in specs and tables.
     pub fn name(self) -> &'static str {
@@ -39,6 +47,7 @@ impl Method {
             Method::RandomNeurons => "random-neurons",
             Method::FineTuneLayer => "fine-tune-layer",
             Method::RankOne => "rank-one",
+            Method::Joint => "joint",
         }
     }
 }

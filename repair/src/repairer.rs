@@ -5,11 +5,14 @@ use models::Model;
 use serde::{Deserialize, Serialize};
 
 use crate::case::{check, RepairCase, Tokens};
+use crate::error::RepairError;
 use crate::error::Result;
 use crate::gradient::{gradient_repair, GradientConfig, Trainable};
+use crate::joint::{repair_jointly, JointConfig};
 use crate::measure::{measure, variants_correct, RepairMetrics, Unrelated};
 use crate::method::{Method, Repair};
 use crate::mint::{repair_tokens, Editor, MintConfig};
+use crate::preservation::PreservationStats;
 use crate::statistics::{activation_rms, KeyStatistics};
 use crate::target::target;
 
@@ -21,6 +24,8 @@ pub struct RepairConfig {
     pub mint: MintConfig,
     /// The gradient variant and the fine-tuning baseline.
     pub gradient: GradientConfig,
+    /// The joint closed-form solve.
+    pub joint: JointConfig,
 }
 
 /// Repairs cases with any [`Method`] and measures them against one set of unrelated prompts.
@@ -31,6 +36,7 @@ pub struct Repairer {
     pub unrelated: Unrelated,
     keys: KeyStatistics,
     activation_rms: models::tch::Tensor,
+    preservation: Option<PreservationStats>,
     repairs: u64,
 }
 
@@ -46,8 +52,20 @@ impl Repairer {
             unrelated: Unrelated::new(model, unrelated, positions)?,
             keys,
             activation_rms,
+            preservation: None,
             repairs: 0,
         })
+    }
+
+    /// Gives the repairer preservation statistics, which [`Method::Joint`] needs.
+    pub fn with_preservation(mut self, stats: PreservationStats) -> Self {
+        self.preservation = Some(stats);
+        self
+    }
+
+    /// The preservation statistics, when given.
+    pub fn preservation(&self) -> Option<&PreservationStats> {
+        self.preservation.as_ref()
     }
 
     /// Repairs `tokens` with `method`; the changes stay applied.
@@ -61,6 +79,14 @@ impl Repairer {
                 repair_tokens(model, tokens, mint, &mut Editor::random(mint.seed + self.repairs), rms)
             }
             Method::RankOne => repair_tokens(model, tokens, mint, &mut Editor::RankOne(&mut self.keys), rms),
+            Method::Joint => {
+                let stats = self
+                    .preservation
+                    .as_ref()
+                    .ok_or_else(|| RepairError::Settings("the joint method needs preservation statistics".into()))?;
+                let cases = std::slice::from_ref(tokens);
+                Ok(repair_jointly(model, cases, stats, &self.config.joint, &models::Silent)?.repair)
+            }
             Method::MintGradient | Method::FineTuneLayer => {
                 let Some(step) = check(model, tokens)?.first_below(0.0) else {
                     return gradient_repair(
