@@ -5,6 +5,7 @@
 pub mod code_metrics;
 pub mod error;
 pub mod humaneval;
+pub mod journal;
 pub mod ops;
 pub mod repair_cases;
 pub mod repair_study;

@@ -12,9 +12,45 @@ use std::collections::BTreeMap;
 
 use models::Model;
 use repair::{check, Example, RepairCase, Tokens};
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::humaneval::Problem;
+
+/// How many cases of each family to mine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MinedCases {
+    /// API-name cases.
+    pub api: usize,
+    /// Line-completion cases.
+    pub lines: usize,
+    /// HumanEval cases.
+    pub humaneval: usize,
+    /// Context tokens before a line case.
+    pub line_context: usize,
+    /// Longest desired continuation (tokens) of line and HumanEval cases.
+    pub max_desired_tokens: usize,
+}
+
+impl Default for MinedCases {
+    fn default() -> Self {
+        MinedCases { api: 0, lines: 0, humaneval: 0, line_context: 96, max_desired_tokens: 6 }
+    }
+}
+
+impl MinedCases {
+    /// Mines the cases: API names first, then lines, then HumanEval.
+    pub fn mine(&self, model: &Model) -> Result<Vec<RepairCase>> {
+        let mut cases = api_cases(model, self.api)?;
+        cases.extend(line_cases(model, self.lines, self.line_context, self.max_desired_tokens)?);
+        if self.humaneval > 0 {
+            let problems = crate::humaneval::default_problems()?;
+            cases.extend(humaneval_cases(model, &problems, self.humaneval, self.max_desired_tokens)?);
+        }
+        Ok(cases)
+    }
+}
 
 /// Whether the model does not write `example`'s continuation, and how many of its tokens are wrong.
 fn wrong_tokens(model: &Model, example: &Example) -> Result<Option<usize>> {

@@ -113,6 +113,8 @@ fn run_step(model: &Model, spec: &Spec, step: &Step, dir: &Path, progress: &dyn 
         Step::Perplexity(settings) => ops::run(settings, model, &context),
         Step::Repair(settings) => ops::run(settings.as_ref(), model, &context),
         Step::RepairCases(settings) => ops::run(settings.as_ref(), model, &context),
+        Step::RepairSet(settings) => ops::run(settings.as_ref(), model, &context),
+        Step::RepairSequence(settings) => ops::run(settings.as_ref(), model, &context),
         Step::Export(settings) if settings.patches.is_some() => ops::run(settings, model, &context),
         Step::Export(settings) => {
             let patches = Some(last_patch_set(dir)?);
@@ -132,7 +134,7 @@ fn last_patch_set(step_dir: &Path) -> Result<PathBuf> {
     saved.sort();
     saved.pop().ok_or_else(|| {
         ExperimentError::Spec(
-            "an Export step needs a patch set: an earlier Repair step with sequential: true, a RepairCases step, or patches: \"F.ron\"".into(),
+            "an Export step needs a patch set: an earlier Repair step with sequential: true, a RepairCases or RepairSet step, or patches: \"F.ron\"".into(),
         )
     })
 }

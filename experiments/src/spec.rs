@@ -16,6 +16,8 @@ use crate::ops::lines::LinesSettings;
 use crate::ops::perplexity::PerplexitySettings;
 use crate::ops::probe::ProbeSettings;
 use crate::ops::repair::RepairSettings;
+use crate::ops::repair_sequence::RepairSequenceSettings;
+use crate::ops::repair_set::RepairSetSettings;
 use crate::repair_study::RepairStudySpec;
 
 /// One step of an experiment: an operation's settings (see [`crate::ops`]).
@@ -36,8 +38,13 @@ pub enum Step {
     /// The repair study: mined failures, every method, one table; with `sequential`, the MINT repairs in a row
     /// saved as `patches.ron` for a later Export step.
     Repair(Box<RepairStudySpec>),
-    /// Repairs of given cases (typed or a JSONL file) with one method, saved as `patches.ron`.
+    /// Repairs of given cases (typed or a JSONL file) with one method, each on top of the earlier ones, saved as
+    /// `patches.ron`.
     RepairCases(Box<RepairSettings>),
+    /// A set of cases (given, a file, mined) repaired jointly or one at a time with the guard, as `patches.ron`.
+    RepairSet(Box<RepairSetSettings>),
+    /// The sequential-repair study: N = 1, 10, 25, 50 ... repairs by every method, measured at each N.
+    RepairSequence(Box<RepairSequenceSettings>),
     /// The model with a patch set (by default the last earlier step's) as a Hugging Face folder and/or GGUF.
     Export(ExportSettings),
 }
@@ -54,6 +61,8 @@ impl Step {
             Step::Perplexity(_) => "perplexity",
             Step::Repair(_) => "repair",
             Step::RepairCases(_) => "repair-cases",
+            Step::RepairSet(_) => "repair-set",
+            Step::RepairSequence(_) => "repair-sequence",
             Step::Export(_) => "export",
         }
     }

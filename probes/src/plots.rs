@@ -17,10 +17,12 @@ pub struct Curve {
     pub points: Vec<(f64, f64, f64, f64)>,
 }
 
-/// A figure: curves over layers.
+/// A figure: curves over layers (or another x, named by `x_label`).
 pub struct LayerPlot {
     /// Title.
     pub title: String,
+    /// Label of the x axis.
+    pub x_label: String,
     /// Label of the y axis.
     pub y_label: String,
     /// The curves.
@@ -65,7 +67,7 @@ impl LayerPlot {
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..x_max, (lo - margin)..(hi + margin))
             .map_err(draw_error)?;
-        chart.configure_mesh().x_desc("layer").y_desc(&self.y_label).draw().map_err(draw_error)?;
+        chart.configure_mesh().x_desc(&self.x_label).y_desc(&self.y_label).draw().map_err(draw_error)?;
         for (curve, color) in self.curves.iter().zip(COLORS.iter().cycle()) {
             let band: Vec<(f64, f64)> =
                 curve.points.iter().map(|p| (p.0, p.3)).chain(curve.points.iter().rev().map(|p| (p.0, p.2))).collect();
@@ -111,6 +113,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plot = LayerPlot {
             title: "accuracy".into(),
+            x_label: "layer".into(),
             y_label: "test accuracy".into(),
             curves: vec![Curve {
                 name: "trained model".into(),

@@ -213,7 +213,8 @@ impl ProgramStudyReport {
             curves.push(curve("random init: current value", random, |r| &r.accuracy));
         }
         let title = "program state: probe accuracy per layer (95% interval)".to_string();
-        LayerPlot { title, y_label: "test accuracy".into(), curves }.write(&dir.join("accuracy"))?;
+        LayerPlot { title, x_label: "layer".into(), y_label: "test accuracy".into(), curves }
+            .write(&dir.join("accuracy"))?;
         Ok(())
     }
 }

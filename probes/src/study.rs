@@ -127,10 +127,20 @@ impl StudyReport {
         let title = |what: &str| {
             format!("{}: {what} per layer (mean of {} seeds, 95% interval)", self.task, self.config.seeds.len())
         };
-        LayerPlot { title: title("probe accuracy"), y_label: "test accuracy".into(), curves: accuracy }
-            .write(&dir.join("accuracy"))?;
-        LayerPlot { title: title("selectivity"), y_label: "accuracy - control accuracy".into(), curves: selectivity }
-            .write(&dir.join("selectivity"))?;
+        LayerPlot {
+            title: title("probe accuracy"),
+            x_label: "layer".into(),
+            y_label: "test accuracy".into(),
+            curves: accuracy,
+        }
+        .write(&dir.join("accuracy"))?;
+        LayerPlot {
+            title: title("selectivity"),
+            x_label: "layer".into(),
+            y_label: "accuracy - control accuracy".into(),
+            curves: selectivity,
+        }
+        .write(&dir.join("selectivity"))?;
         Ok(())
     }
 }

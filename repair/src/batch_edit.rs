@@ -53,6 +53,7 @@ pub fn alphaedit_update(
     let (r, k, p) = (double(residuals), double(keys), double(projector));
     let f = k.size()[0];
     // ΔWᵀ = (P (Kp Kpᵀ + K₁K₁ᵀ) + αI)⁻¹ P K₁ Rᵀ, the transpose of the formula with P and the Grams symmetric.
-    let system = p.matmul(&(double(previous) + k.matmul(&k.tr()))) + Tensor::eye(f, (Kind::Double, Device::Cpu)) * alpha;
+    let system =
+        p.matmul(&(double(previous) + k.matmul(&k.tr()))) + Tensor::eye(f, (Kind::Double, Device::Cpu)) * alpha;
     Ok(Tensor::linalg_solve(&system, &p.matmul(&k).matmul(&r.tr()), true).tr().to_kind(Kind::Float))
 }

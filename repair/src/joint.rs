@@ -21,6 +21,9 @@ use crate::method::{Method, Repair};
 use crate::preservation::PreservationStats;
 use crate::rows::{rows_of, Row};
 
+/// Rounds in a row without progress after which a case is given up on.
+const STRIKES: usize = 2;
+
 /// Settings of the joint solve.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -37,10 +40,11 @@ pub struct JointConfig {
     pub rounds: usize,
     /// Ridge of the solve, relative to the mean diagonal of the system.
     pub ridge: f64,
-    /// ε of the rarity weights 1 / (E[k²] + ε), relative to the layer's mean E[k²].
+    /// ε added to the metric's diagonal (E[k kᵀ] of the chosen neurons, or E[k²] alone), relative to the mean
+    /// E[k²] of each layer.
     pub rarity_epsilon: f64,
-    /// A case whose shortest margin rose by less than this share of its remaining shortfall in a round is
-    /// given up on (its tokens are kept where they are from then on).
+    /// A case whose shortest margin rose by less than this share of its remaining shortfall in two rounds in a row
+    /// is given up on (its tokens are kept where they are from then on).
     pub min_progress: f32,
 }
 
@@ -49,7 +53,7 @@ impl Default for JointConfig {
         JointConfig {
             margin: 1.0,
             overshoot: 0.5,
-            neurons_per_token: 8,
+            neurons_per_token: 64,
             layer_share: 0.25,
             rounds: 8,
             ridge: 1e-3,
@@ -107,41 +111,48 @@ pub struct SetRepair {
     pub rounds: usize,
 }
 
-/// The weighted minimum-norm change of output vectors that raises each row's gap by its target, to first order.
+/// The minimum-norm change of output vectors, in the metric of the preservation statistics, that raises each
+/// row's gap by its target, to first order.
 ///
 /// Row t has gap direction c_t (`directions[t]`, `[T, d_model]`) and keys k_t over the editable neurons
-/// (`keys[t]`, `[T, S]`); neuron j's output vector changes by Δv_j, moving row t's gap by Σ_j k_t[j] (c_t · Δv_j).
-/// Minimising Σ_j |Δv_j|² / w_j (`weights`, `[S]`) subject to those moves equalling `targets` (`[T]`) gives
-/// Δv_j = w_j Σ_s λ_s k_s[j] c_s with (A + ρI) λ = g, A_ts = (c_t · c_s) Σ_j w_j k_t[j] k_s[j], and ρ `ridge` times
-/// the mean of A's diagonal. Returns Δv as `[S, d_model]` f32.
-pub fn solve(directions: &Tensor, keys: &Tensor, weights: &Tensor, targets: &Tensor, ridge: f64) -> Result<Tensor> {
-    let (c, k, w, g) = (
-        directions.to_kind(Kind::Double),
-        keys.to_kind(Kind::Double),
-        weights.to_kind(Kind::Double),
-        targets.to_kind(Kind::Double),
-    );
-    let (t, s) = (c.size()[0], w.size()[0]);
-    if k.size() != [t, s] || g.size() != [t] {
+/// (`keys[t]`, `[T, S]`); the output vectors change by Δ (`[S, d_model]`), moving row t's gap by k_tᵀ Δ c_t.
+/// Minimising tr(Δᵀ M Δ) (`metric` M, `[S, S]`, symmetric positive definite: the keys' second moments on
+/// reference code, so that changes reference text would read cost most) subject to those moves equalling
+/// `targets` (`[T]`) gives Δ = M⁻¹ Σ_s λ_s k_s c_sᵀ with (A + ρI) λ = g, A_ts = (c_t · c_s)(k_tᵀ M⁻¹ k_s), and ρ
+/// `ridge` times the mean of A's diagonal. Returns Δ as `[S, d_model]` f32.
+pub fn solve(directions: &Tensor, keys: &Tensor, metric: &Tensor, targets: &Tensor, ridge: f64) -> Result<Tensor> {
+    let double = |t: &Tensor| t.to_kind(Kind::Double).to_device(Device::Cpu);
+    let (c, k, m, g) = (double(directions), double(keys), double(metric), double(targets));
+    let (t, s) = (c.size()[0], m.size()[0]);
+    if k.size() != [t, s] || m.size() != [s, s] || g.size() != [t] {
         return Err(RepairError::Settings(format!(
-            "joint solve: {t} directions, keys {:?}, {s} weights and {:?} targets do not fit",
+            "joint solve: {t} directions, keys {:?}, a {:?} metric and {:?} targets do not fit",
             k.size(),
+            m.size(),
             g.size()
         )));
     }
-    let weighted = &k * w.unsqueeze(0);
-    let system = c.matmul(&c.tr()) * weighted.matmul(&k.tr());
+    let spread = Tensor::linalg_solve(&m, &k.tr(), true);
+    let system = c.matmul(&c.tr()) * k.matmul(&spread);
     let rho = ridge * system.diagonal(0, 0, 1).mean(Kind::Double).double_value(&[]);
     let regularised = system + Tensor::eye(t, (Kind::Double, Device::Cpu)) * rho.max(1e-12);
     let lambda = Tensor::linalg_solve(&regularised, &g.unsqueeze(1), true);
-    Ok(weighted.tr().matmul(&(lambda * c)).to_kind(Kind::Float))
+    Ok(spread.matmul(&(lambda * c)).to_kind(Kind::Float))
+}
+
+/// What a joint repair preserves: the metric of its changes, and reference positions whose gaps it keeps.
+pub struct Preserved {
+    /// Second moments of the keys over reference code.
+    pub stats: PreservationStats,
+    /// Rows of reference text (see [`crate::rows::anchor_rows`]), constraints of every solve.
+    pub anchors: Vec<Row>,
 }
 
 /// Repairs `cases` together (the changes stay applied; [`Repair::revert`] on the result undoes them).
 pub fn repair_jointly(
     model: &Model,
     cases: &[Tokens],
-    stats: &PreservationStats,
+    preserved: &Preserved,
     config: &JointConfig,
     progress: &dyn Progress,
 ) -> Result<SetRepair> {
@@ -153,9 +164,11 @@ pub fn repair_jointly(
     let mut edited: BTreeMap<Neuron, Tensor> = BTreeMap::new();
     let mut layers: Option<Vec<usize>> = None;
     let mut given_up = vec![false; cases.len()];
+    let mut strikes = vec![0usize; cases.len()];
     let mut shortest: Vec<f32> = Vec::new();
     let mut margins_before: Option<Vec<Vec<f32>>> = None;
     let mut rounds = 0;
+    let mut gains = Gains::default();
     progress.begin("joint repair rounds", config.rounds as u64);
     let rows = loop {
         progress.check()?;
@@ -165,18 +178,18 @@ pub fn repair_jointly(
         let now: Vec<f32> = margins.iter().map(|m| m.iter().copied().fold(f32::INFINITY, f32::min)).collect();
         for (case, (&before, &after)) in shortest.iter().zip(&now).enumerate() {
             let shortfall = config.margin - before;
-            if shortfall > 0.0 && after - before < config.min_progress * shortfall {
-                given_up[case] = true;
-            }
+            let stalled = shortfall > 0.0 && after - before < config.min_progress * shortfall;
+            strikes[case] = if stalled { strikes[case] + 1 } else { 0 };
+            given_up[case] |= strikes[case] >= STRIKES;
         }
         shortest = now;
         let short: Vec<&Row> = rows.iter().filter(|r| r.margin < config.margin && !given_up[r.case]).collect();
         if short.is_empty() || rounds == config.rounds {
             break rows;
         }
-        let allowed = layers.get_or_insert_with(|| strongest_layers(model, &short, stats, config)).clone();
+        let allowed = layers.get_or_insert_with(|| strongest_layers(model, &short, &preserved.stats, config)).clone();
         for row in &short {
-            for neuron in selective_levers(model, row, stats, &allowed, config.neurons_per_token)? {
+            for neuron in selective_levers(model, row, &preserved.stats, &allowed, config.neurons_per_token)? {
                 if !edited.contains_key(&neuron) {
                     edited.insert(neuron, ChangeTarget::NeuronOutput(neuron).read(model)?);
                 }
@@ -185,15 +198,19 @@ pub fn repair_jointly(
         let neurons: Vec<Neuron> = edited.keys().copied().collect();
         let targets: Vec<f32> = rows
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
                 if r.margin < config.margin && !given_up[r.case] {
-                    config.margin + config.overshoot - r.margin
+                    (config.margin + config.overshoot - r.margin) / gains.gain(i, r.margin)
                 } else {
                     0.0
                 }
             })
             .collect();
-        let delta = solve_rows(&rows, &neurons, &targets, stats, config)?;
+        gains.remember(&rows, &targets);
+        let constrained: Vec<&Row> = rows.iter().chain(&preserved.anchors).collect();
+        let targets: Vec<f32> = targets.into_iter().chain(std::iter::repeat_n(0.0, preserved.anchors.len())).collect();
+        let delta = solve_rows(&constrained, &neurons, &targets, &preserved.stats, config)?;
         for (j, neuron) in neurons.iter().enumerate() {
             let target = ChangeTarget::NeuronOutput(*neuron);
             target.write(model, &(target.read(model)? + delta.get(j as i64)))?;
@@ -229,6 +246,32 @@ pub fn repair_jointly(
         seconds: start.elapsed().as_secs_f64(),
     };
     Ok(SetRepair { repair, outcomes, rounds })
+}
+
+/// How much of the gap rise each row asked for in the last round it really got: the linearisation leaves out
+/// what later layers and the final norm do to a change, so a row typically gets a fraction of what it asks for,
+/// and asks for correspondingly more in the next round.
+#[derive(Default)]
+struct Gains {
+    /// Per row (in the order of the rows, which stays the same between rounds): margin and target of the last round.
+    asked: Vec<(f32, f32)>,
+}
+
+impl Gains {
+    /// Smallest and largest gain believed.
+    const RANGE: (f32, f32) = (0.25, 1.0);
+
+    /// The gain row `i` had in the last round, given its margin now (1 when it asked for nothing).
+    fn gain(&self, i: usize, margin: f32) -> f32 {
+        match self.asked.get(i) {
+            Some(&(before, target)) if target > 0.1 => ((margin - before) / target).clamp(Self::RANGE.0, Self::RANGE.1),
+            _ => 1.0,
+        }
+    }
+
+    fn remember(&mut self, rows: &[Row], targets: &[f32]) {
+        self.asked = rows.iter().zip(targets).map(|(r, &t)| (r.margin, t)).collect();
+    }
 }
 
 /// The rows of every case.
@@ -310,9 +353,9 @@ fn selective_levers(
         .collect())
 }
 
-/// The joint system of `rows` over `neurons` with `targets`, solved: `[neurons, d_model]`.
+/// The joint system of `rows` over `neurons` (sorted) with `targets`, solved: `[neurons, d_model]`.
 fn solve_rows(
-    rows: &[Row],
+    rows: &[&Row],
     neurons: &[Neuron],
     targets: &[f32],
     stats: &PreservationStats,
@@ -323,12 +366,6 @@ fn solve_rows(
     let directions = Tensor::stack(&rows.iter().map(|r| r.direction.shallow_clone()).collect::<Vec<_>>(), 0);
     let keys =
         Tensor::stack(&rows.iter().map(|r| r.keys.index(&[Some(&layers), Some(&indices)])).collect::<Vec<_>>(), 0);
-    let rarity = Tensor::stack(
-        &(0..stats.second_moment.size()[0])
-            .map(|l| stats.rarity(l as usize, config.rarity_epsilon))
-            .collect::<Vec<_>>(),
-        0,
-    );
-    let weights = rarity.index(&[Some(&layers), Some(&indices)]);
-    solve(&directions, &keys, &weights, &Tensor::from_slice(targets), config.ridge)
+    let metric = stats.metric(neurons, config.rarity_epsilon)?;
+    solve(&directions, &keys, &metric, &Tensor::from_slice(targets), config.ridge)
 }

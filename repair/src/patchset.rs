@@ -84,6 +84,9 @@ pub struct PatchRecord {
     pub method: Method,
     /// The case it repaired, if it came from one.
     pub case: Option<RepairCase>,
+    /// The cases a set repair made right together (then `case` is `None`).
+    #[serde(default)]
+    pub cases: Vec<RepairCase>,
     /// What it changed, in order.
     pub targets: Vec<ChangeTarget>,
     /// What targeting found and the edits made, per repaired token.
@@ -122,11 +125,25 @@ impl PatchSet {
         self.patches.push(PatchRecord {
             method: repair.method,
             case,
+            cases: Vec::new(),
             targets: repair.changes.iter().map(|c| c.target.clone()).collect(),
             steps: repair.steps.clone(),
             metrics,
         });
         self.changes.push(repair.changes.iter().map(WeightChange::duplicate).collect());
+    }
+
+    /// Adds a set repair (as made, applied after the earlier ones) with the cases it made right.
+    pub fn push_set(&mut self, repair: &Repair, cases: Vec<RepairCase>) {
+        self.push(repair, None, None);
+        if let Some(record) = self.patches.last_mut() {
+            record.cases = cases;
+        }
+    }
+
+    /// Every case the set's repairs made right, in the order repaired.
+    pub fn cases(&self) -> impl Iterator<Item = &RepairCase> {
+        self.patches.iter().flat_map(|p| p.case.iter().chain(&p.cases))
     }
 
     /// Every change in the order made.

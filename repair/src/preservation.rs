@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use models::files::write_atomically;
 use models::tch::{self, Device, Kind, Tensor};
-use models::{HookPoint, Hooks, Model, Progress};
+use models::{HookPoint, Hooks, Model, Neuron, Progress};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use sha2::{Digest, Sha256};
 
@@ -99,12 +99,30 @@ impl PreservationStats {
         Ok((stats, Provenance::Computed(path)))
     }
 
-    /// Per-neuron weights of `layer` for a minimum-norm patch: 1 / (E[k²] + ε), with ε `relative_epsilon` times
-    /// the layer's mean E[k²], `[d_mlp]` f32 on the CPU. Neurons that rarely fire weigh most.
-    pub fn rarity(&self, layer: usize, relative_epsilon: f64) -> Tensor {
-        let moments = self.second_moment.get(layer as i64);
-        let epsilon = relative_epsilon * moments.mean(Kind::Float).double_value(&[]);
-        (moments + epsilon.max(1e-12)).reciprocal()
+    /// The metric of a minimum-norm patch of `neurons`' output vectors (sorted by layer, then index), `[n, n]` f64
+    /// on the CPU: E[k kᵀ] over the reference code between neurons of one layer (zero across layers), or only its
+    /// diagonal E[k²] when the covariance was not computed, plus ε = `relative_epsilon` × the layer's mean E[k²]
+    /// on the diagonal. A change costs in proportion to how much reference text would read it.
+    pub fn metric(&self, neurons: &[Neuron], relative_epsilon: f64) -> Result<Tensor> {
+        let n = neurons.len() as i64;
+        let metric = Tensor::zeros([n, n], (Kind::Double, Device::Cpu));
+        let mut start = 0usize;
+        while start < neurons.len() {
+            let layer = neurons[start].layer;
+            let end = start + neurons[start..].iter().take_while(|x| x.layer == layer).count();
+            let index = Tensor::from_slice(&neurons[start..end].iter().map(|x| x.index as i64).collect::<Vec<_>>());
+            let moments = self.second_moment.get(layer as i64).to_kind(Kind::Double);
+            let epsilon = (relative_epsilon * moments.mean(Kind::Double).double_value(&[])).max(1e-12);
+            let block = match &self.covariance {
+                Some(c) => c.get(layer as i64).index_select(0, &index).index_select(1, &index).to_kind(Kind::Double),
+                None => moments.index_select(0, &index).diag(0),
+            };
+            let size = (end - start) as i64;
+            let block = block + Tensor::eye(size, (Kind::Double, Device::Cpu)) * epsilon;
+            metric.narrow(0, start as i64, size).narrow(1, start as i64, size).copy_(&block);
+            start = end;
+        }
+        Ok(metric)
     }
 
     /// E[k kᵀ] of `layer`; an error when the statistics were computed without the covariance.

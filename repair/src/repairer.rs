@@ -8,11 +8,10 @@ use crate::case::{check, RepairCase, Tokens};
 use crate::error::RepairError;
 use crate::error::Result;
 use crate::gradient::{gradient_repair, GradientConfig, Trainable};
-use crate::joint::{repair_jointly, JointConfig};
+use crate::joint::{repair_jointly, JointConfig, Preserved};
 use crate::measure::{measure, variants_correct, RepairMetrics, Unrelated};
 use crate::method::{Method, Repair};
 use crate::mint::{repair_tokens, Editor, MintConfig};
-use crate::preservation::PreservationStats;
 use crate::statistics::{activation_rms, KeyStatistics};
 use crate::target::target;
 
@@ -36,7 +35,7 @@ pub struct Repairer {
     pub unrelated: Unrelated,
     keys: KeyStatistics,
     activation_rms: models::tch::Tensor,
-    preservation: Option<PreservationStats>,
+    preservation: Option<Preserved>,
     repairs: u64,
 }
 
@@ -57,15 +56,10 @@ impl Repairer {
         })
     }
 
-    /// Gives the repairer preservation statistics, which [`Method::Joint`] needs.
-    pub fn with_preservation(mut self, stats: PreservationStats) -> Self {
-        self.preservation = Some(stats);
+    /// Gives the repairer what a joint repair preserves, which [`Method::Joint`] needs.
+    pub fn with_preservation(mut self, preserved: Preserved) -> Self {
+        self.preservation = Some(preserved);
         self
-    }
-
-    /// The preservation statistics, when given.
-    pub fn preservation(&self) -> Option<&PreservationStats> {
-        self.preservation.as_ref()
     }
 
     /// Repairs `tokens` with `method`; the changes stay applied.

@@ -52,6 +52,39 @@ pub fn rows_of(model: &Model, tokens: &Tokens, case: usize) -> Result<Vec<Row>> 
         .collect()
 }
 
+/// Positions of reference text the model's answer at which a repair must keep: of every position of `prompts`,
+/// the `count` where the top-1 token leads the runner-up by the least (they flip first), as rows whose desired
+/// token is the model's own top-1 (`case` is the prompt's index).
+pub fn anchor_rows(model: &Model, prompts: &[Vec<u32>], count: usize) -> Result<Vec<Row>> {
+    let n_layers = model.shape().n_layers;
+    let last_layer = n_layers - 1;
+    let mut candidates: Vec<Row> = Vec::new();
+    for (prompt, ids) in prompts.iter().enumerate() {
+        let (logits, cache) = model.run_with_cache(ids, move |p| {
+            matches!(p, HookPoint::MlpPost(_)) || p == HookPoint::ResidPost(last_layer)
+        })?;
+        let top: Vec<i64> = Vec::try_from(logits.argmax(-1, false).to_device(Device::Cpu))?;
+        let keys = Tensor::stack(
+            &(0..n_layers)
+                .map(|l| Ok(cache.require(HookPoint::MlpPost(l))?.get(0).to_kind(Kind::Float).to_device(Device::Cpu)))
+                .collect::<Result<Vec<_>>>()?,
+            1,
+        );
+        let resid = cache.require(HookPoint::ResidPost(last_layer))?.get(0);
+        let (directions, margins) = gap_gradients(model, &resid, &top)?;
+        candidates.extend((0..ids.len()).map(|p| Row {
+            case: prompt,
+            step: p,
+            margin: margins[p],
+            direction: directions.get(p as i64),
+            keys: keys.get(p as i64),
+        }));
+        candidates.sort_by(|a, b| a.margin.total_cmp(&b.margin));
+        candidates.truncate(count);
+    }
+    Ok(candidates)
+}
+
 /// For final residual rows `[n, d_model]` and each row's desired token: the gradient of logit_d − logit_w with
 /// respect to the row (w the strongest other token) as `[n, d_model]` f32 on the CPU, and the margins.
 fn gap_gradients(model: &Model, resid: &Tensor, desired: &[i64]) -> Result<(Tensor, Vec<f32>)> {

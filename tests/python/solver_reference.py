@@ -2,14 +2,14 @@
 
 usage: solver_reference.py INPUT.json OUT.json
 INPUT.json holds random matrices (nested lists) and scalars:
-  joint: directions [T, d], keys [T, S], weights [S], targets [T]
+  joint: directions [T, d], keys [T, S], metric [S, S] (symmetric positive definite), targets [T]
   memit: residuals [d, n], keys [f, n], covariance [f, f], lambda
   alphaedit: previous [f, f], alpha, threshold (with the memit residuals, keys and covariance)
 OUT.json: {"joint": [S, d], "memit": [d, f], "projector": [f, f], "alphaedit": [d, f]}.
 
-joint is solved as a plain minimum-norm least-squares problem over the flattened, rescaled unknowns
-x_j = dv_j / sqrt(w_j): row t of the system is k_t[j] sqrt(w_j) c_t for every neuron j, and numpy's lstsq returns
-the minimum-norm x (no ridge). The projector comes from numpy's SVD of the covariance (singular values below the
+joint is solved as a plain minimum-norm least-squares problem: with M = L L^T (Cholesky) and the unknowns
+Z = L^T D (so that tr(D^T M D) = |Z|^2), row t of the system is kron(L^-1 k_t, c_t) and numpy's lstsq returns the
+minimum-norm Z (no ridge); D = L^-T Z. The projector comes from numpy's SVD of the covariance (singular values below the
 threshold), AlphaEdit's update from the paper's formula with explicit inverses.
 """
 import json
@@ -20,15 +20,14 @@ import numpy as np
 with open(sys.argv[1]) as f:
     data = {k: np.array(v, dtype=np.float64) for k, v in json.load(f).items()}
 
-c, k, w, g = data["directions"], data["keys"], data["weights"], data["targets"]
+c, k, M, g = data["directions"], data["keys"], data["metric"], data["targets"]
 T, d = c.shape
-S = w.shape[0]
-system = np.zeros((T, S * d))
-for t in range(T):
-    for j in range(S):
-        system[t, j * d:(j + 1) * d] = k[t, j] * np.sqrt(w[j]) * c[t]
-x, *_ = np.linalg.lstsq(system, g, rcond=None)
-joint = x.reshape(S, d) * np.sqrt(w)[:, None]
+S = M.shape[0]
+L = np.linalg.cholesky(M)
+scaled = np.linalg.solve(L, k.T).T
+system = np.stack([np.kron(scaled[t], c[t]) for t in range(T)])
+z, *_ = np.linalg.lstsq(system, g, rcond=None)
+joint = np.linalg.solve(L.T, z.reshape(S, d))
 
 R, K, C = data["residuals"], data["keys_layer"], data["covariance"]
 lam = float(data["lambda"])

@@ -37,7 +37,8 @@ fn joint_solve_memit_and_alphaedit_match_numpy() {
     let (t, s, d) = (6, 10, 5);
     let directions = random(&[t, d]);
     let keys = random(&[t, s]);
-    let weights = random(&[s]).abs() + 0.1;
+    let square = random(&[s, s]);
+    let metric = square.matmul(&square.tr()) + Tensor::eye(s, (Kind::Double, models::tch::Device::Cpu)) * 0.5;
     let targets = random(&[t]);
 
     let (f, n, m) = (12, 4, 9);
@@ -54,7 +55,7 @@ fn joint_solve_memit_and_alphaedit_match_numpy() {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("in.json"), dir.path().join("out.json"));
     let request = json!({
-        "directions": nested(&directions), "keys": nested(&keys), "weights": nested(&weights),
+        "directions": nested(&directions), "keys": nested(&keys), "metric": nested(&metric),
         "targets": nested(&targets), "residuals": nested(&residuals), "keys_layer": nested(&layer_keys),
         "covariance": nested(&covariance), "previous": nested(&previous), "lambda": lambda, "alpha": alpha,
         "threshold": threshold,
@@ -63,7 +64,7 @@ fn joint_solve_memit_and_alphaedit_match_numpy() {
     run_python("solver_reference.py", &[&input, &output]).unwrap();
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
 
-    let joint = repair::joint::solve(&directions, &keys, &weights, &targets, 1e-12).unwrap();
+    let joint = repair::joint::solve(&directions, &keys, &metric, &targets, 1e-12).unwrap();
     let error = relative_error(&joint, &from_nested(&reference["joint"]));
     assert!(error < 1e-5, "joint solve vs numpy lstsq: relative error {error:e}");
     // The solution does what it is for: each row's gap moves by its target.

@@ -68,6 +68,7 @@ impl Report for LensCurve {
         write_file(dir, "results.csv", csv.as_bytes())?;
         let plot = LayerPlot {
             title: "logit lens: how often each layer's read-out is already right".into(),
+            x_label: "layer".into(),
             y_label: "fraction of positions".into(),
             curves: vec![
                 plain_curve("= final top-1", &self.agrees_with_final),

@@ -11,6 +11,8 @@ pub mod lines;
 pub mod perplexity;
 pub mod probe;
 pub mod repair;
+pub mod repair_sequence;
+pub mod repair_set;
 pub mod repair_study;
 
 use std::path::Path;
@@ -53,10 +55,16 @@ pub type Outcome = (Vec<String>, Vec<String>);
 
 /// Runs `operation` and writes its report into `context.out` (created if needed).
 pub fn run<O: Operation>(operation: &O, model: &Model, context: &Context) -> Result<Outcome> {
+    let (report, files) = run_report(operation, model, context)?;
+    Ok((report.summary(), files))
+}
+
+/// [`run`], handing back the report itself with the files written.
+pub fn run_report<O: Operation>(operation: &O, model: &Model, context: &Context) -> Result<(O::Report, Vec<String>)> {
     std::fs::create_dir_all(context.out).map_err(models::files::at(context.out))?;
     let report = operation.run(model, context)?;
     let files = report.write(context.out)?;
-    Ok((report.summary(), files))
+    Ok((report, files))
 }
 
 /// Writes `value` as pretty JSON to `dir/name`, atomically.

@@ -93,12 +93,26 @@ pub struct CaseResult {
     pub steps: Vec<StepLog>,
 }
 
+/// The effective repairs all applied at once, at the end: what applying them one after another did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Together {
+    /// Repairs in the patch set (made in this run).
+    pub applied: usize,
+    /// Of their cases, how many are still right with every repair applied.
+    pub still_right: usize,
+    /// Unrelated prompts with every repair applied, against the model before this run.
+    pub specificity: repair::Specificity,
+}
+
 /// The repairs and the patch set of the effective ones.
 #[derive(Serialize)]
 #[serde(transparent)]
 pub struct RepairReport {
     /// Every case.
     pub results: Vec<CaseResult>,
+    /// With several cases: the state with all of them applied, saved as together.json.
+    #[serde(skip)]
+    pub together: Option<Together>,
     /// The patch set (with the applied one first), saved as patches.ron.
     #[serde(skip)]
     pub patches: Option<PatchSet>,
@@ -135,7 +149,7 @@ impl Operation for RepairSettings {
             }
             None => PatchSet::new(ModelIdentity::of(model)?),
         };
-        let outcome = (|| -> Result<(Vec<CaseResult>, Vec<String>)> {
+        let outcome = (|| -> Result<(Vec<CaseResult>, Vec<String>, Option<Together>)> {
             let mut repairer = repairer(model, self.config.clone(), self.unrelated)?;
             context.progress.begin("repairing", cases.len() as u64);
             let (mut results, mut narrative) = (Vec::new(), Vec::new());
@@ -151,12 +165,29 @@ impl Operation for RepairSettings {
                 results.push(CaseResult { case: case.clone(), metrics, steps: done.steps });
                 context.progress.advance(1);
             }
-            Ok((results, narrative))
+            let kept: Vec<&RepairCase> = results.iter().filter(|r| r.metrics.effective).map(|r| &r.case).collect();
+            let together = if cases.len() > 1 {
+                let mut still_right = 0;
+                for case in &kept {
+                    still_right +=
+                        usize::from(repair::check(model, &repair::Tokens::new(model, &case.example)?)?.correct());
+                }
+                Some(Together { applied: kept.len(), still_right, specificity: repairer.unrelated.compare(model)? })
+            } else {
+                None
+            };
+            Ok((results, narrative, together))
         })();
         patches.revert(model)?;
-        let (results, mut narrative) = outcome?;
+        let (results, mut narrative, together) = outcome?;
         narrative.push(format!("patch set: {} repairs", patches.patches.len()));
-        Ok(RepairReport { results, patches: Some(patches), narrative })
+        if let Some(t) = &together {
+            narrative.push(format!(
+                "with all {} repairs applied one after another: {} of their cases still right, unrelated top-1 unchanged {:.4}, mean KL {:.2e}",
+                t.applied, t.still_right, t.specificity.top1_unchanged, t.specificity.mean_kl
+            ));
+        }
+        Ok(RepairReport { results, together, patches: Some(patches), narrative })
     }
 }
 
@@ -218,6 +249,10 @@ impl Report for RepairReport {
     fn write(&self, dir: &Path) -> Result<Vec<String>> {
         write_json(dir, "results.json", self)?;
         let mut files = names(&["results.json"]);
+        if let Some(together) = &self.together {
+            write_json(dir, "together.json", together)?;
+            files.push("together.json".into());
+        }
         if let Some(patches) = &self.patches {
             patches.save(&dir.join("patches.ron"))?;
             files.extend(names(&["patches.ron", "patches.safetensors"]));

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use super::{names, write_file, write_json, Context, Operation, Report};
 use crate::error::Result;
+use crate::journal::RowJournal;
 use crate::repair_study::{
-    rows_csv, run_repair_study, summary_markdown, RepairStudyReport, RepairStudySpec, RowJournal,
+    journal_settings, rows_csv, run_repair_study, summary_markdown, RepairStudyReport, RepairStudySpec,
 };
 
 /// A finished study and its patch set.
@@ -30,7 +31,7 @@ impl Operation for RepairStudySpec {
     /// Runs the study, journalling every row in `context.out/rows.jsonl` (rows already there are kept); the
     /// model is reverted to how it was afterwards.
     fn run(&self, model: &Model, context: &Context) -> Result<StudyRun> {
-        let mut journal = RowJournal::open(&context.out.join("rows.jsonl"), self)?;
+        let mut journal = RowJournal::open(&context.out.join("rows.jsonl"), &journal_settings(self))?;
         let (report, patches) = run_repair_study(model, self, context.progress, &mut journal)?;
         if let Some(patches) = &patches {
             patches.revert(model)?;

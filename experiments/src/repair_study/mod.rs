@@ -4,7 +4,6 @@
 //! repairs are then applied in a row, to see what many repairs do together; they become a patch set.
 
 pub mod benchmarks;
-pub mod journal;
 pub mod summary;
 
 use std::path::PathBuf;
@@ -15,10 +14,10 @@ use repair::{Method, RepairCase, RepairConfig, Repairer, Specificity};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ExperimentError, Result};
+use crate::journal::RowJournal;
 use crate::ops::repair::{repairer, UnrelatedSettings};
 use crate::repair_cases::{api_cases, humaneval_cases, line_cases};
 pub use benchmarks::{BenchmarkSpec, BenchmarkSuite, Benchmarks};
-pub use journal::RowJournal;
 pub use summary::{rows_csv, summarize, summary_markdown, MethodSummary, RepairRow};
 
 /// What a repair study does.
@@ -114,6 +113,11 @@ impl RepairStudySpec {
     }
 }
 
+/// What a study's journal rows depend on: the study without its list of methods and without the repairs in a row.
+pub fn journal_settings(study: &RepairStudySpec) -> RepairStudySpec {
+    RepairStudySpec { methods: Vec::new(), sequential: false, ..study.clone() }
+}
+
 /// Mines the cases a study asks for.
 pub fn study_cases(model: &Model, spec: &RepairStudySpec) -> Result<Vec<RepairCase>> {
     let mut cases = api_cases(model, spec.api)?;
@@ -133,7 +137,7 @@ pub fn run_repair_study(
     model: &Model,
     spec: &RepairStudySpec,
     progress: &dyn Progress,
-    journal: &mut RowJournal,
+    journal: &mut RowJournal<RepairRow>,
 ) -> Result<(RepairStudyReport, Option<PatchSet>)> {
     let cases = study_cases(model, spec)?;
     if cases.is_empty() {
@@ -148,7 +152,8 @@ pub fn run_repair_study(
     for case in &cases {
         for &method in &spec.methods {
             progress.check()?;
-            if let Some(row) = journal.find(case, method) {
+            let done = |row: &RepairRow| row.family == case.family && row.case == case.id && row.method == method;
+            if let Some(row) = journal.find(done) {
                 rows.push(row.clone());
                 progress.advance(1);
                 continue;

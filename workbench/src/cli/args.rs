@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use experiments::ops::{Context, Operation};
+use experiments::ops::{Context, Operation, Report};
 use indicatif::{ProgressBar, ProgressStyle};
 use models::{parse_device, parse_kind, LoadOptions, Model, Progress};
 
@@ -76,20 +76,31 @@ pub fn output_dir(out: &Option<PathBuf>, what: &str) -> Result<PathBuf> {
 /// Runs `operation` on `model` into `out` with a progress bar, then prints its summary (or, with `json`, its
 /// results.json) and where the files are.
 pub fn run_operation<O: Operation>(operation: &O, model: &Model, seed: u64, out: &Path, json: bool) -> Result<()> {
+    run_operation_report(operation, model, seed, out, json).map(|_| ())
+}
+
+/// [`run_operation`], handing back the report for a command that says more about it.
+pub fn run_operation_report<O: Operation>(
+    operation: &O,
+    model: &Model,
+    seed: u64,
+    out: &Path,
+    json: bool,
+) -> Result<O::Report> {
     let bar = Bar::new();
-    let outcome = experiments::ops::run(operation, model, &Context { seed, progress: &bar, out });
+    let outcome = experiments::ops::run_report(operation, model, &Context { seed, progress: &bar, out });
     bar.0.finish_and_clear();
-    let (summary, _files) = outcome?;
+    let (report, _files) = outcome?;
     if json {
         let path = out.join("results.json");
         println!("{}", std::fs::read_to_string(&path).with_context(|| path.display().to_string())?);
-        return Ok(());
+        return Ok(report);
     }
-    for line in summary {
+    for line in report.summary() {
         println!("{line}");
     }
     println!("results in {}", out.display());
-    Ok(())
+    Ok(report)
 }
 
 impl Default for Bar {

@@ -1,4 +1,4 @@
-//! `workbench repair` (MINT and the baselines on one case, a JSONL file of cases, or the whole study) and
+//! `workbench repair` (one case with MINT or a baseline, a JSONL file of cases as a set, or the whole study) and
 //! `workbench export` (a model with a patch set as a Hugging Face folder and/or GGUF).
 
 use std::path::PathBuf;
@@ -7,11 +7,12 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use experiments::ops::export::write_model;
 use experiments::ops::repair::RepairSettings;
+use experiments::ops::repair_set::{RepairSetSettings, SetMode};
 use experiments::repair_study::{BenchmarkSpec, RepairStudySpec};
 use repair::patchset::PatchSet;
-use repair::{Example, Method, Ranking, RepairCase, RepairConfig};
+use repair::{Example, GuardConfig, JointConfig, Method, Ranking, RepairCase, RepairConfig};
 
-use super::args::{output_dir, run_operation, ModelArgs};
+use super::args::{output_dir, run_operation, run_operation_report, ModelArgs};
 
 /// Neuron rankings.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -38,9 +39,23 @@ pub struct RepairArgs {
     /// A held-out variant prompt with the same desired continuation (repeatable).
     #[arg(long)]
     variant: Vec<String>,
-    /// A JSONL file of cases ({"prompt", "desired", "variants": [{"prompt", "desired"}]}).
+    /// A JSONL file of cases ({"prompt", "desired", "variants": [{"prompt", "desired"}]}), repaired as a set:
+    /// jointly, with the guard, unless --lifelong or --one-by-one says otherwise.
     #[arg(long, conflicts_with = "prompt")]
     cases: Option<PathBuf>,
+    /// Repair the cases together in one guarded joint solve (the default for --cases).
+    #[arg(long, conflicts_with_all = ["lifelong", "one_by_one", "study"])]
+    joint: bool,
+    /// Repair the cases one at a time into a growing patch set, each solved with the earlier ones and guarded.
+    #[arg(long, conflicts_with_all = ["one_by_one", "study"])]
+    lifelong: bool,
+    /// Repair each case alone with --method, on top of the earlier ones (the old behaviour: repairs undo each
+    /// other; a warning shows what all of them together did).
+    #[arg(long, conflicts_with = "study")]
+    one_by_one: bool,
+    /// The guard refuses a set step that changes more than this share of unrelated top-1 tokens.
+    #[arg(long, default_value_t = GuardConfig::default().max_top1_loss)]
+    guard_top1_loss: f64,
     /// Run the repair study (mined cases, every method, one table) instead.
     #[arg(long, conflicts_with_all = ["prompt", "cases"])]
     study: bool,
@@ -58,7 +73,8 @@ pub struct RepairArgs {
     /// HumanEval problems run before and after the study's MINT repairs in a row (0: none).
     #[arg(long, default_value_t = 16)]
     sequential_humaneval: usize,
-    /// Method (mint, mint-gradient, random-neurons, fine-tune-layer, rank-one).
+    /// Method of a single case or of --one-by-one (mint, mint-gradient, random-neurons, fine-tune-layer,
+    /// rank-one, joint).
     #[arg(long, default_value = "mint")]
     method: String,
     /// Neuron ranking.
@@ -148,6 +164,21 @@ pub fn repair(args: &RepairArgs) -> Result<()> {
         };
         return run_operation(&spec, &model, 0, &out, args.model.json);
     }
+    let as_set = args.joint || args.lifelong || (args.cases.is_some() && !args.one_by_one);
+    if as_set {
+        let mut joint = JointConfig::default();
+        joint.margin = args.margin;
+        let settings = RepairSetSettings {
+            cases: cases(args)?,
+            cases_file: args.cases.clone(),
+            mode: if args.lifelong { SetMode::Lifelong } else { SetMode::Joint },
+            joint,
+            guard: GuardConfig { max_top1_loss: args.guard_top1_loss, ..Default::default() },
+            apply: args.apply.clone(),
+            ..Default::default()
+        };
+        return run_operation(&settings, &model, 0, &out, args.model.json);
+    }
     let settings = RepairSettings {
         cases: cases(args)?,
         cases_file: args.cases.clone(),
@@ -156,7 +187,17 @@ pub fn repair(args: &RepairArgs) -> Result<()> {
         apply: args.apply.clone(),
         ..Default::default()
     };
-    run_operation(&settings, &model, 0, &out, args.model.json)
+    let report = run_operation_report(&settings, &model, 0, &out, args.model.json)?;
+    if let Some(together) = report.together.filter(|t| t.still_right < t.applied || t.specificity.top1_unchanged < 0.97)
+    {
+        eprintln!(
+            "warning: these {} repairs were made one after another and undo each other: with all applied, {} of their cases are right and {:.1}% of unrelated top-1 tokens changed. Repair a file of cases as a set (drop --one-by-one) to keep them together.",
+            together.applied,
+            together.still_right,
+            100.0 * (1.0 - together.specificity.top1_unchanged)
+        );
+    }
+    Ok(())
 }
 
 /// Runs `workbench export`.

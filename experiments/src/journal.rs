@@ -1,20 +1,18 @@
-//! The row journal of a repair study: rows written as they finish, so a long study shows progress and resumes.
+//! The row journal of a long study: rows written as they finish, so a study shows progress and resumes.
 
 use std::path::PathBuf;
 
-use repair::{Method, RepairCase};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::summary::RepairRow;
-use super::RepairStudySpec;
 use crate::error::{ExperimentError, Result};
 
 /// The rows of a study as they finish, one JSON line each, so that a long study shows its progress and an
-/// interrupted one resumes where it stopped: rows already in the file are not repaired again. The first line
+/// interrupted one resumes where it stopped: rows already in the file are not computed again. The first line
 /// holds the settings the rows depend on, so rows of a study with other settings are never taken.
-pub struct RowJournal {
+pub struct RowJournal<R> {
     path: PathBuf,
-    done: Vec<RepairRow>,
+    done: Vec<R>,
     /// The file, open for appending rows.
     file: std::fs::File,
 }
@@ -25,12 +23,12 @@ struct JournalHeader {
     settings: serde_json::Value,
 }
 
-impl RowJournal {
-    /// Opens the journal of `study` at `path`, reading the rows it already holds (a missing file holds none; a
-    /// last line cut off by an interruption is dropped). A journal written with other settings (cases, repair
-    /// configuration, side-effect prompts, benchmarks; the methods may differ) is an error.
-    pub fn open(path: &std::path::Path, study: &RepairStudySpec) -> Result<Self> {
-        let settings = Self::settings_of(study)?;
+impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
+    /// Opens the journal at `path` of a study whose rows depend on `settings`, reading the rows it already holds
+    /// (a missing file holds none; a last line cut off by an interruption is dropped). A journal written with
+    /// other settings is an error.
+    pub fn open(path: &std::path::Path, settings: &impl Serialize) -> Result<Self> {
+        let settings = serde_json::to_value(settings)?;
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -54,7 +52,7 @@ impl RowJournal {
                 Err(e) => return Err(corrupt(0, e)),
             }
             for (index, line) in rows.iter().enumerate() {
-                match serde_json::from_str::<RepairRow>(line) {
+                match serde_json::from_str::<R>(line) {
                     Ok(row) => done.push(row),
                     Err(_) if index + 1 == rows.len() => {}
                     Err(e) => return Err(corrupt(index + 1, e)),
@@ -66,19 +64,13 @@ impl RowJournal {
         Ok(RowJournal { path: path.to_path_buf(), done, file })
     }
 
-    /// What a row depends on: the study without its list of methods and without the repairs in a row.
-    fn settings_of(study: &RepairStudySpec) -> Result<serde_json::Value> {
-        let rows_depend_on = RepairStudySpec { methods: Vec::new(), sequential: false, ..study.clone() };
-        Ok(serde_json::to_value(rows_depend_on)?)
-    }
-
-    /// The row of `case` repaired by `method`, when the journal has it.
-    pub fn find(&self, case: &RepairCase, method: Method) -> Option<&RepairRow> {
-        self.done.iter().find(|row| row.family == case.family && row.case == case.id && row.method == method)
+    /// The first finished row that `wanted` accepts.
+    pub fn find(&self, wanted: impl Fn(&R) -> bool) -> Option<&R> {
+        self.done.iter().find(|row| wanted(row))
     }
 
     /// Adds a finished row.
-    pub fn record(&mut self, row: &RepairRow) -> Result<()> {
+    pub fn record(&mut self, row: &R) -> Result<()> {
         use std::io::Write;
         let line = json_line(row)?;
         let file = &mut self.file;
@@ -88,7 +80,7 @@ impl RowJournal {
     }
 
     /// Writes the settings and the rows (dropping a cut-off line) atomically.
-    fn rewrite(path: &std::path::Path, settings: &serde_json::Value, rows: &[RepairRow]) -> Result<()> {
+    fn rewrite(path: &std::path::Path, settings: &serde_json::Value, rows: &[R]) -> Result<()> {
         let mut text = json_line(&JournalHeader { settings: settings.clone() })?;
         for row in rows {
             text.push_str(&json_line(row)?);
@@ -107,6 +99,17 @@ fn json_line(value: &impl Serialize) -> Result<String> {
 mod tests {
     use super::*;
     use crate::repair_study::summary::tests::{case, row};
+    use crate::repair_study::summary::RepairRow;
+    use crate::repair_study::{journal_settings, RepairStudySpec};
+    use repair::{Method, RepairCase};
+
+    fn open(path: &std::path::Path, study: &RepairStudySpec) -> Result<RowJournal<RepairRow>> {
+        RowJournal::open(path, &journal_settings(study))
+    }
+
+    fn find<'a>(journal: &'a RowJournal<RepairRow>, case: &RepairCase, method: Method) -> Option<&'a RepairRow> {
+        journal.find(|r| r.case == case.id && r.method == method)
+    }
 
     #[test]
     fn a_journal_keeps_finished_rows_across_an_interruption() {
@@ -114,8 +117,8 @@ mod tests {
         let path = dir.path().join("rows.jsonl");
         let (first, second) = (case("a"), case("b"));
         let study = RepairStudySpec::default();
-        let mut journal = RowJournal::open(&path, &study).unwrap();
-        assert!(journal.find(&first, Method::Mint).is_none());
+        let mut journal = open(&path, &study).unwrap();
+        assert!(find(&journal, &first, Method::Mint).is_none());
         journal.record(&row(&first, Method::Mint, 1.5)).unwrap();
         journal.record(&row(&second, Method::RankOne, 2.5)).unwrap();
         // An interruption in the middle of a write leaves a cut-off last line.
@@ -124,15 +127,15 @@ mod tests {
         std::fs::write(&path, text).unwrap();
 
         let only_mint = RepairStudySpec { methods: vec![Method::Mint], ..study.clone() };
-        let reopened = RowJournal::open(&path, &only_mint).unwrap();
-        assert_eq!(reopened.find(&first, Method::Mint).map(|r| r.metrics.seconds), Some(1.5));
-        assert_eq!(reopened.find(&second, Method::RankOne).map(|r| r.metrics.seconds), Some(2.5));
-        assert!(reopened.find(&first, Method::RankOne).is_none());
+        let reopened = open(&path, &only_mint).unwrap();
+        assert_eq!(find(&reopened, &first, Method::Mint).map(|r| r.metrics.seconds), Some(1.5));
+        assert_eq!(find(&reopened, &second, Method::RankOne).map(|r| r.metrics.seconds), Some(2.5));
+        assert!(find(&reopened, &first, Method::RankOne).is_none());
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
         assert_eq!(lines, 3, "the settings and two rows; the cut-off line is dropped");
 
         let other = RepairStudySpec { line_context: study.line_context + 1, ..study };
-        let error = RowJournal::open(&path, &other).err().expect("rows of other settings must not be taken");
+        let error = open(&path, &other).err().expect("rows of other settings must not be taken");
         assert!(error.to_string().contains("other settings"), "{error}");
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), lines, "a refused journal is kept");
     }
@@ -142,11 +145,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rows.jsonl");
         let study = RepairStudySpec::default();
-        drop(RowJournal::open(&path, &study).unwrap());
+        drop(open(&path, &study).unwrap());
         let header = std::fs::read_to_string(&path).unwrap();
         let good = serde_json::to_string(&row(&case("a"), Method::Mint, 1.0)).unwrap();
         std::fs::write(&path, format!("{header}not json\n{good}\n")).unwrap();
-        let error = RowJournal::open(&path, &study).err().expect("a corrupt journal must not load").to_string();
+        let error = open(&path, &study).err().expect("a corrupt journal must not load").to_string();
         assert!(error.contains("line 2"), "{error}");
     }
 }

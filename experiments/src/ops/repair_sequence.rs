@@ -1,0 +1,396 @@
+//! The sequential-repair study: mined failures applied N at a time (N = 1, 10, 25, 50 ...) by every method —
+//! the joint solve of the first N cases, lifelong repair of the first N one at a time with the guard, and MINT's
+//! repairs applied in a row — and measured as the field does: the share of the N cases still right, generalization
+//! to their held-out variants, unrelated top-1 tokens kept and mean KL, perplexity and line completion on held-out
+//! files, HumanEval pass@1 when asked; neurons changed and seconds. Rows are journalled as they finish (a stopped
+//! study resumes), and the report has `table.md` and one curve per metric (metric vs N, a line per method).
+
+use std::fmt;
+use std::path::Path;
+
+use models::Model;
+use repair::patchset::{ModelIdentity, PatchSet};
+use repair::{add_to_set, check, GuardConfig, JointConfig, Method, RepairCase, RepairConfig, Tokens, Unrelated};
+use serde::{Deserialize, Serialize};
+
+use super::repair::{repairer, unrelated_prompts, UnrelatedSettings};
+use super::repair_set::{preservation, ReferenceSettings};
+use super::{names, write_file, write_json, Context, Operation, Report};
+use crate::error::{ExperimentError, Result};
+use crate::journal::RowJournal;
+use crate::repair_cases::MinedCases;
+use crate::repair_study::{BenchmarkSpec, BenchmarkSuite, Benchmarks};
+
+/// How N repairs are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SequenceMethod {
+    /// The first N cases in one joint solve, guarded.
+    Joint,
+    /// The first N cases one at a time, each solved with the earlier ones and guarded.
+    Lifelong,
+    /// MINT on each case alone, on top of the earlier repairs (the effective ones kept).
+    MintInARow,
+}
+
+impl fmt::Display for SequenceMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SequenceMethod::Joint => "joint",
+            SequenceMethod::Lifelong => "lifelong",
+            SequenceMethod::MintInARow => "mint-in-a-row",
+        })
+    }
+}
+
+/// What the study does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepairSequenceSettings {
+    /// The failures, in the order they are applied.
+    pub mined: MinedCases,
+    /// Numbers of repairs applied at which everything is measured (ascending).
+    pub sizes: Vec<usize>,
+    /// Methods compared.
+    pub methods: Vec<SequenceMethod>,
+    /// The joint solve (joint and lifelong).
+    pub joint: JointConfig,
+    /// The guard (joint and lifelong).
+    pub guard: GuardConfig,
+    /// MINT's settings (in a row).
+    pub mint: RepairConfig,
+    /// The reference code of the preservation statistics.
+    pub reference: ReferenceSettings,
+    /// The side-effect prompts.
+    pub unrelated: UnrelatedSettings,
+    /// Perplexity, line completion and HumanEval (`humaneval_problems`, 0 to skip) at every N.
+    pub benchmarks: BenchmarkSpec,
+}
+
+impl Default for RepairSequenceSettings {
+    fn default() -> Self {
+        RepairSequenceSettings {
+            mined: MinedCases { api: 40, lines: 10, ..Default::default() },
+            sizes: vec![1, 10, 25, 50],
+            methods: vec![SequenceMethod::Joint, SequenceMethod::Lifelong, SequenceMethod::MintInARow],
+            joint: JointConfig::default(),
+            guard: GuardConfig::default(),
+            mint: RepairConfig::default(),
+            reference: ReferenceSettings::default(),
+            unrelated: UnrelatedSettings::default(),
+            benchmarks: BenchmarkSpec { humaneval_problems: 0, sequential_humaneval_problems: 0, ..Default::default() },
+        }
+    }
+}
+
+/// One method at one N.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceRow {
+    /// The method.
+    pub method: SequenceMethod,
+    /// Cases given to it.
+    pub n: usize,
+    /// Share of the N cases right with everything applied.
+    pub repaired: f64,
+    /// Of their held-out variants wrong before, the share right after.
+    pub generalization: Option<f64>,
+    /// Unrelated top-1 tokens unchanged from the unpatched model.
+    pub top1_unchanged: f64,
+    /// Mean KL(unpatched ‖ patched) on the unrelated positions.
+    pub mean_kl: f64,
+    /// The benchmarks with everything applied.
+    pub benchmarks: Benchmarks,
+    /// Perplexity over the unpatched model's.
+    pub perplexity_ratio: f64,
+    /// Distinct neurons whose weights changed.
+    pub neurons_changed: usize,
+    /// Guarded steps refused (joint and lifelong).
+    pub refused: usize,
+    /// Seconds spent repairing (measurements excluded).
+    pub seconds: f64,
+}
+
+/// The study's rows and the unpatched model's benchmarks.
+#[derive(Serialize)]
+pub struct SequenceReport {
+    /// The cases, in order.
+    pub cases: Vec<RepairCase>,
+    /// The unpatched model.
+    pub baseline: Benchmarks,
+    /// Every method at every N.
+    pub rows: Vec<SequenceRow>,
+}
+
+/// What the rows depend on (the methods may differ between runs).
+fn journal_settings(settings: &RepairSequenceSettings) -> RepairSequenceSettings {
+    RepairSequenceSettings { methods: Vec::new(), ..settings.clone() }
+}
+
+/// The fixed inputs of every measurement.
+struct Measure<'a> {
+    cases: &'a [RepairCase],
+    variants_before: Vec<Vec<bool>>,
+    unrelated: Unrelated,
+    suite: BenchmarkSuite,
+    baseline: Benchmarks,
+    humaneval_problems: usize,
+}
+
+impl Measure<'_> {
+    /// The row of `method` with the first `n` cases given and `patches` applied.
+    fn row(
+        &self,
+        model: &Model,
+        method: SequenceMethod,
+        n: usize,
+        patches: &PatchSet,
+        refused: usize,
+        seconds: f64,
+    ) -> Result<SequenceRow> {
+        let (mut right, mut wrong_before, mut fixed) = (0, 0, 0);
+        for (case, before) in self.cases[..n].iter().zip(&self.variants_before) {
+            right += usize::from(check(model, &Tokens::new(model, &case.example)?)?.correct());
+            let after = repair::measure::variants_correct(model, case)?;
+            wrong_before += before.iter().filter(|&&ok| !ok).count();
+            fixed += before.iter().zip(&after).filter(|(&b, &a)| !b && a).count();
+        }
+        let specificity = self.unrelated.compare(model)?;
+        let benchmarks = self.suite.measure(model, self.humaneval_problems)?;
+        let mut neurons: Vec<_> = patches.changes().filter_map(|c| c.target.neuron()).collect();
+        neurons.sort();
+        neurons.dedup();
+        Ok(SequenceRow {
+            method,
+            n,
+            repaired: right as f64 / n as f64,
+            generalization: (wrong_before > 0).then(|| fixed as f64 / wrong_before as f64),
+            top1_unchanged: specificity.top1_unchanged,
+            mean_kl: specificity.mean_kl,
+            perplexity_ratio: benchmarks.perplexity / self.baseline.perplexity,
+            benchmarks,
+            neurons_changed: neurons.len(),
+            refused,
+            seconds,
+        })
+    }
+}
+
+impl Operation for RepairSequenceSettings {
+    type Report = SequenceReport;
+
+    /// Runs the study; the model is left as it was.
+    fn run(&self, model: &Model, context: &Context) -> Result<SequenceReport> {
+        let mut sizes = self.sizes.clone();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let cases = self.mined.mine(model)?;
+        let largest = *sizes.last().ok_or_else(|| ExperimentError::Spec("give at least one size".into()))?;
+        if cases.len() < largest || sizes[0] == 0 {
+            return Err(ExperimentError::Data(format!(
+                "{} failures were mined, the largest size is {largest} (sizes must be 1 or more): mine more or ask for less",
+                cases.len()
+            )));
+        }
+        let mut journal: RowJournal<SequenceRow> =
+            RowJournal::open(&context.out.join("rows.jsonl"), &journal_settings(self))?;
+        let (preserved, _) = preservation(model, &self.reference, context.progress)?;
+        let prompts = unrelated_prompts(model, self.unrelated.prompts, self.unrelated.tokens)?;
+        let suite = BenchmarkSuite::new(&self.benchmarks)?;
+        let measure = Measure {
+            cases: &cases,
+            variants_before: cases
+                .iter()
+                .map(|c| repair::measure::variants_correct(model, c))
+                .collect::<Result<_, _>>()?,
+            unrelated: Unrelated::new(model, prompts, self.unrelated.positions)?,
+            baseline: suite.measure(model, self.benchmarks.humaneval_problems)?,
+            suite,
+            humaneval_problems: self.benchmarks.humaneval_problems,
+        };
+        let identity = ModelIdentity::of(model)?;
+        let silent = models::Silent;
+        context.progress.begin("repair sequence", (self.methods.len() * sizes.len()) as u64);
+        for &method in &self.methods {
+            let missing: Vec<usize> =
+                sizes.iter().copied().filter(|&n| journal.find(|r| r.method == method && r.n == n).is_none()).collect();
+            context.progress.advance((sizes.len() - missing.len()) as u64);
+            if missing.is_empty() {
+                continue;
+            }
+            let mut patches = PatchSet::new(identity.clone());
+            let outcome = (|| -> Result<()> {
+                let (mut seconds, mut refused, mut applied) = (0.0, 0, 0);
+                let mut mint = match method {
+                    SequenceMethod::MintInARow => Some(repairer(model, self.mint.clone(), self.unrelated)?),
+                    _ => None,
+                };
+                for &n in &missing {
+                    context.progress.check()?;
+                    let start = std::time::Instant::now();
+                    match method {
+                        SequenceMethod::Joint => {
+                            patches.revert(model)?;
+                            patches = PatchSet::new(identity.clone());
+                            let step = add_to_set(
+                                model,
+                                &mut patches,
+                                &cases[..n],
+                                &preserved,
+                                &self.joint,
+                                &self.guard,
+                                &measure.unrelated,
+                                &silent,
+                            )?;
+                            (seconds, refused) =
+                                (0.0, usize::from(matches!(step.verdict, repair::Verdict::Refused { .. })));
+                        }
+                        SequenceMethod::Lifelong => {
+                            for case in &cases[applied..n] {
+                                let step = add_to_set(
+                                    model,
+                                    &mut patches,
+                                    std::slice::from_ref(case),
+                                    &preserved,
+                                    &self.joint,
+                                    &self.guard,
+                                    &measure.unrelated,
+                                    &silent,
+                                )?;
+                                refused += usize::from(matches!(step.verdict, repair::Verdict::Refused { .. }));
+                            }
+                        }
+                        SequenceMethod::MintInARow => {
+                            let repairer =
+                                mint.as_mut().ok_or_else(|| ExperimentError::Data("no MINT repairer".into()))?;
+                            for case in &cases[applied..n] {
+                                let (done, metrics) = repairer.repair_case(model, case, Method::Mint)?;
+                                if metrics.effective {
+                                    patches.push(&done, Some(case.clone()), Some(metrics));
+                                } else {
+                                    done.revert(model)?;
+                                }
+                            }
+                        }
+                    }
+                    applied = n;
+                    seconds += start.elapsed().as_secs_f64();
+                    let row = measure.row(model, method, n, &patches, refused, seconds)?;
+                    journal.record(&row)?;
+                    context.progress.advance(1);
+                }
+                Ok(())
+            })();
+            patches.revert(model)?;
+            outcome?;
+        }
+        let mut rows: Vec<SequenceRow> = Vec::new();
+        for &method in &self.methods {
+            for &n in &sizes {
+                if let Some(row) = journal.find(|r| r.method == method && r.n == n) {
+                    rows.push(row.clone());
+                }
+            }
+        }
+        let baseline = measure.baseline;
+        drop(measure);
+        Ok(SequenceReport { cases, baseline, rows })
+    }
+}
+
+/// The metrics plotted against N: file stem, title, and how to read a row.
+type Metric = (&'static str, &'static str, fn(&SequenceRow) -> Option<f64>);
+
+const METRICS: [Metric; 6] = [
+    ("repaired", "share of the N cases right", |r| Some(r.repaired)),
+    ("generalization", "held-out variants fixed", |r| r.generalization),
+    ("top1-kept", "unrelated top-1 tokens kept", |r| Some(r.top1_unchanged)),
+    ("perplexity-ratio", "perplexity / unpatched", |r| Some(r.perplexity_ratio)),
+    ("line-exact-match", "line completion exact match", |r| Some(r.benchmarks.line_exact_match)),
+    ("humaneval", "HumanEval pass@1", |r| r.benchmarks.humaneval_pass1),
+];
+
+impl SequenceReport {
+    fn table(&self) -> String {
+        let mut text = format!(
+            "unpatched: perplexity {:.3}, line exact match {:.3}{}\n\n| method | N | repaired | generalization | top-1 kept | mean KL | perplexity ratio | line EM | HumanEval | neurons | refused | seconds |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            self.baseline.perplexity,
+            self.baseline.line_exact_match,
+            self.baseline.humaneval_pass1.map_or(String::new(), |p| format!(", HumanEval pass@1 {p:.3}"))
+        );
+        let or_dash = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        for r in &self.rows {
+            text.push_str(&format!(
+                "| {} | {} | {:.3} | {} | {:.4} | {:.4} | {:.4} | {:.3} | {} | {} | {} | {:.1} |\n",
+                r.method,
+                r.n,
+                r.repaired,
+                or_dash(r.generalization),
+                r.top1_unchanged,
+                r.mean_kl,
+                r.perplexity_ratio,
+                r.benchmarks.line_exact_match,
+                or_dash(r.benchmarks.humaneval_pass1),
+                r.neurons_changed,
+                r.refused,
+                r.seconds
+            ));
+        }
+        text
+    }
+}
+
+impl Report for SequenceReport {
+    fn summary(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} N={}: repaired {:.3}, generalization {}, top-1 kept {:.4}, perplexity x{:.4}, {} neurons, {:.1} s",
+                    r.method,
+                    r.n,
+                    r.repaired,
+                    r.generalization.map_or("-".into(), |g| format!("{g:.3}")),
+                    r.top1_unchanged,
+                    r.perplexity_ratio,
+                    r.neurons_changed,
+                    r.seconds
+                )
+            })
+            .collect()
+    }
+
+    fn write(&self, dir: &Path) -> Result<Vec<String>> {
+        let mut files = Vec::new();
+        for (stem, title, value) in METRICS {
+            let mut methods: Vec<SequenceMethod> = self.rows.iter().map(|r| r.method).collect();
+            methods.dedup();
+            let curves: Vec<probes::plots::Curve> = methods
+                .iter()
+                .map(|&m| probes::plots::Curve {
+                    name: m.to_string(),
+                    points: self
+                        .rows
+                        .iter()
+                        .filter(|r| r.method == m)
+                        .filter_map(|r| value(r).map(|v| (r.n as f64, v, v, v)))
+                        .collect(),
+                })
+                .filter(|c| !c.points.is_empty())
+                .collect();
+            if curves.is_empty() {
+                continue;
+            }
+            let plot = probes::plots::LayerPlot {
+                title: title.into(),
+                x_label: "repairs applied (N)".into(),
+                y_label: title.into(),
+                curves,
+            };
+            plot.write(&dir.join(stem))?;
+            files.extend([format!("{stem}.png"), format!("{stem}.svg")]);
+        }
+        write_file(dir, "table.md", self.table().as_bytes())?;
+        write_json(dir, "results.json", self)?;
+        files.extend(names(&["table.md", "results.json", "rows.jsonl"]));
+        Ok(files)
+    }
+}

@@ -1,0 +1,144 @@
+//! Lifelong repair: new cases join an applied patch set without undoing the earlier ones. The set remembers every
+//! case it made right; a new repair is solved jointly with them (their tokens are rows that must keep their
+//! margins, and one that slipped is repaired again in the same solve), then a regression guard re-checks every
+//! earlier case and the unrelated prompts before the patch is kept. A patch that breaks an earlier repair, or
+//! changes more than a set share of the unrelated top-1 tokens, is solved again with a stronger ridge, and refused
+//! with the reason when that fails too. Every step is one record of the patch set, revertible bit for bit.
+
+use models::{Model, Progress};
+use serde::{Deserialize, Serialize};
+
+use crate::case::{RepairCase, Tokens};
+use crate::error::{RepairError, Result};
+use crate::joint::{repair_jointly, CaseOutcome, JointConfig, Preserved};
+use crate::measure::Unrelated;
+use crate::patchset::PatchSet;
+
+/// When a new repair is refused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardConfig {
+    /// The largest share of unrelated top-1 tokens (compared with the unpatched model) one step may change.
+    pub max_top1_loss: f64,
+    /// The ridge of the second try is the first one's times this.
+    pub retry_ridge: f64,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig { max_top1_loss: 0.03, retry_ridge: 10.0 }
+    }
+}
+
+/// What the guard decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// The patch is applied and in the set.
+    Kept,
+    /// The model is as it was before the step.
+    Refused {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// One step of lifelong repair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LifelongStep {
+    /// The new cases' outcomes (of the last try).
+    pub outcomes: Vec<CaseOutcome>,
+    /// Earlier cases still right after the step (all of them when it was kept).
+    pub earlier_kept: usize,
+    /// Earlier cases in the set.
+    pub earlier: usize,
+    /// Share of unrelated top-1 tokens unchanged from the unpatched model, after the step.
+    pub top1_unchanged: f64,
+    /// Tries made (1 or 2).
+    pub tries: usize,
+    /// Kept or refused.
+    pub verdict: Verdict,
+    /// Seconds for the step.
+    pub seconds: f64,
+}
+
+/// Adds `new` cases to the applied `patches` (see the module documentation); the step is in `patches` when kept.
+#[allow(clippy::too_many_arguments)]
+pub fn add_to_set(
+    model: &Model,
+    patches: &mut PatchSet,
+    new: &[RepairCase],
+    preserved: &Preserved,
+    config: &JointConfig,
+    guard: &GuardConfig,
+    unrelated: &Unrelated,
+    progress: &dyn Progress,
+) -> Result<LifelongStep> {
+    if new.is_empty() {
+        return Err(RepairError::Settings("no new cases to add".into()));
+    }
+    let start = std::time::Instant::now();
+    let earlier: Vec<RepairCase> = patches.cases().cloned().collect();
+    let all: Vec<RepairCase> = earlier.iter().chain(new).cloned().collect();
+    let tokens: Vec<Tokens> = all.iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_>>()?;
+    let top1_before = unrelated.compare(model)?.top1_unchanged;
+    let mut config = config.clone();
+    let mut last = None;
+    for tries in 1..=2 {
+        let set = repair_jointly(model, &tokens, preserved, &config, progress)?;
+        let (old, fresh) = set.outcomes.split_at(earlier.len());
+        let regressions: Vec<&str> = old
+            .iter()
+            .zip(&earlier)
+            .filter(|(o, _)| o.margins_before.iter().all(|&m| m >= 0.0) && !o.repaired())
+            .map(|(_, case)| case.id.as_str())
+            .collect();
+        let top1 = unrelated.compare(model)?.top1_unchanged;
+        let repaired: Vec<RepairCase> =
+            fresh.iter().zip(new).filter(|(o, _)| o.repaired()).map(|(_, c)| c.clone()).collect();
+        let reason = if repaired.is_empty() {
+            Some(format!("none of the {} new cases could be repaired", new.len()))
+        } else if !regressions.is_empty() {
+            Some(format!("it would break {} earlier repairs ({})", regressions.len(), regressions.join(", ")))
+        } else if top1_before - top1 > guard.max_top1_loss {
+            Some(format!(
+                "it would change {:.3} of the unrelated top-1 tokens (limit {:.3})",
+                top1_before - top1,
+                guard.max_top1_loss
+            ))
+        } else {
+            None
+        };
+        let outcomes = fresh.to_vec();
+        let earlier_kept = earlier.len() - regressions.len();
+        let seconds = start.elapsed().as_secs_f64();
+        if reason.is_none() {
+            patches.push_set(&set.repair, repaired);
+            let verdict = Verdict::Kept;
+            return Ok(LifelongStep {
+                outcomes,
+                earlier_kept,
+                earlier: earlier.len(),
+                top1_unchanged: top1,
+                tries,
+                verdict,
+                seconds,
+            });
+        }
+        set.repair.revert(model)?;
+        let verdict = Verdict::Refused { reason: reason.unwrap_or_default() };
+        last = Some(LifelongStep {
+            outcomes,
+            earlier_kept,
+            earlier: earlier.len(),
+            top1_unchanged: top1,
+            tries,
+            verdict,
+            seconds,
+        });
+        if repaired.is_empty() {
+            break;
+        }
+        config.ridge *= guard.retry_ridge;
+    }
+    last.ok_or_else(|| RepairError::Settings("the guard made no try".into()))
+}

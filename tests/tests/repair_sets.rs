@@ -1,0 +1,147 @@
+//! Repairs of many cases on the default model: a set repaired jointly applies and reverts bit-exactly (also
+//! through its saved files) and its export, loaded in transformers, gets every repaired case right; the guard of
+//! lifelong repair refuses a patch built to break an earlier repair and leaves the model as it was.
+
+use integration_tests::{default_model, run_python};
+use models::Model;
+use repair::patchset::{weights_sha256, ModelIdentity, PatchSet};
+use repair::{add_to_set, Example, GuardConfig, JointConfig, Preserved, RepairCase, Tokens, Unrelated, Verdict};
+use serde_json::json;
+
+use experiments::ops::repair::unrelated_prompts;
+use experiments::ops::repair_set::{preservation, ReferenceSettings};
+
+/// A small reference: enough for the tests, quick to compute.
+fn preserved(model: &Model) -> Preserved {
+    let settings = ReferenceSettings { windows: 24, tokens: 96, anchors: 64, covariance: false };
+    preservation(model, &settings, &models::Silent).unwrap().0
+}
+
+fn unrelated(model: &Model) -> Unrelated {
+    Unrelated::new(model, unrelated_prompts(model, 12, 48).unwrap(), 8).unwrap()
+}
+
+fn case(id: &str, prompt: &str, desired: &str) -> RepairCase {
+    RepairCase {
+        family: "user".into(),
+        id: id.into(),
+        example: Example { prompt: prompt.into(), desired: desired.into() },
+        variants: vec![],
+    }
+}
+
+#[test]
+fn a_joint_set_reverts_bit_exactly_and_holds_in_transformers() {
+    let model = default_model();
+    let cases = experiments::repair_cases::MinedCases { api: 10, ..Default::default() }.mine(&model).unwrap();
+    assert_eq!(cases.len(), 10, "ten API-name failures are mined");
+    let (preserved, unrelated) = (preserved(&model), unrelated(&model));
+    let original = weights_sha256(&model).unwrap();
+    let mut patches = PatchSet::new(ModelIdentity::of(&model).unwrap());
+    let guard = GuardConfig { max_top1_loss: 0.2, ..Default::default() };
+    let config = JointConfig::default();
+    let step =
+        add_to_set(&model, &mut patches, &cases, &preserved, &config, &guard, &unrelated, &models::Silent).unwrap();
+    assert_eq!(step.verdict, Verdict::Kept, "{step:?}");
+    let repaired: Vec<&RepairCase> = patches.cases().collect();
+    assert!(repaired.len() >= 8, "only {} of 10 cases repaired jointly", repaired.len());
+    let patched = weights_sha256(&model).unwrap();
+    assert_ne!(patched, original);
+
+    // Export with the set applied, then revert; the saved set applies and reverts to the same bits.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("patched");
+    models::writers::save_hf_folder(&model, &folder).unwrap();
+    patches.revert(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), original, "reverting the set is not bit-exact");
+    patches.save(&dir.path().join("set.ron")).unwrap();
+    let loaded = PatchSet::load(&dir.path().join("set.ron")).unwrap();
+    assert_eq!(loaded.cases().count(), repaired.len());
+    loaded.apply(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), patched, "the loaded set applies other values");
+    loaded.revert(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), original);
+
+    // Transformers reads the exported folder and writes every repaired case.
+    let requests: Vec<_> = repaired
+        .iter()
+        .map(|c| {
+            let tokens = Tokens::new(&model, &c.example).unwrap();
+            json!({"ids": tokens.ids, "prompt_len": tokens.prompt_len})
+        })
+        .collect();
+    let (input, output) = (dir.path().join("in.json"), dir.path().join("out.json"));
+    std::fs::write(&input, json!({ "cases": requests }).to_string()).unwrap();
+    run_python("hf_cases_check.py", &[&folder, &input, &output]).unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    for (case, margins) in repaired.iter().zip(answer["margins"].as_array().unwrap()) {
+        let margins: Vec<f64> = serde_json::from_value(margins.clone()).unwrap();
+        assert!(margins.iter().all(|&m| m > 0.0), "{}: transformers' margins {margins:?}", case.id);
+    }
+}
+
+#[test]
+fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
+    let model = default_model();
+    let (preserved, unrelated) = (preserved(&model), unrelated(&model));
+    let prompt = "import os\nimport sys\n\ndef main():\n    path = os.path.";
+    let mut patches = PatchSet::new(ModelIdentity::of(&model).unwrap());
+    let (config, guard) = (JointConfig::default(), GuardConfig { max_top1_loss: 0.2, ..Default::default() });
+    let first = [case("expanduser", prompt, "expanduser")];
+    let step =
+        add_to_set(&model, &mut patches, &first, &preserved, &config, &guard, &unrelated, &models::Silent).unwrap();
+    assert_eq!(step.verdict, Verdict::Kept, "{step:?}");
+    let before = weights_sha256(&model).unwrap();
+
+    // The same prompt with another answer: repairing it means undoing the first repair.
+    let conflicting = [case("abspath", prompt, "abspath")];
+    let step = add_to_set(&model, &mut patches, &conflicting, &preserved, &config, &guard, &unrelated, &models::Silent)
+        .unwrap();
+    let Verdict::Refused { reason } = &step.verdict else { panic!("the guard kept a conflicting patch: {step:?}") };
+    assert!(reason.contains("expanduser") || reason.contains("could be repaired"), "{reason}");
+    assert_eq!(weights_sha256(&model).unwrap(), before, "a refused step left changes behind");
+    assert_eq!(patches.patches.len(), 1);
+    assert!(repair::check(&model, &Tokens::new(&model, &first[0].example).unwrap()).unwrap().correct());
+    patches.revert(&model).unwrap();
+}
+
+/// The CI-sized sequential-repair study (`experiments/specs/repair-sequential-small.ron`): every method at every
+/// size in the table and the plots; the joint and lifelong sets keep their cases right where MINT in a row
+/// collapses; a rerun of the step takes every row from the journal.
+#[test]
+fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
+    // Holding the shared model keeps this test from running beside the others (two models on 2 cores crawl).
+    let _turn = default_model();
+    let spec = integration_tests::root().join("experiments/specs/repair-sequential-small.ron");
+    let runs = tempfile::tempdir().unwrap();
+    let run = experiments::runner::create_run(&spec, runs.path()).unwrap();
+    experiments::runner::run(&run, &models::Silent).unwrap();
+    let step = run.join("step-00-repair-sequence");
+    let table = std::fs::read_to_string(step.join("table.md")).unwrap();
+    for method in ["joint", "lifelong", "mint-in-a-row"] {
+        for n in [1, 5, 10] {
+            assert!(table.contains(&format!("| {method} | {n} |")), "{method} N={n} missing:\n{table}");
+        }
+    }
+    for plot in ["repaired.png", "top1-kept.svg", "perplexity-ratio.png"] {
+        assert!(step.join(plot).exists(), "{plot} missing");
+    }
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(step.join("results.json")).unwrap()).unwrap();
+    let row = |method: &str, n: u64| {
+        results["rows"].as_array().unwrap().iter().find(|r| r["method"] == method && r["n"] == n).unwrap().clone()
+    };
+    for method in ["Joint", "Lifelong"] {
+        let last = row(method, 10);
+        assert!(last["repaired"].as_f64().unwrap() >= 0.7, "{method}: {last}");
+        assert!(last["top1_unchanged"].as_f64().unwrap() >= 0.95, "{method}: {last}");
+        assert!(last["repaired"].as_f64() > row("MintInARow", 10)["repaired"].as_f64(), "{method}: {last}");
+    }
+
+    // A rerun of the step finds every row in the journal: the same table, and the journal is not extended.
+    let journal = std::fs::read_to_string(step.join("rows.jsonl")).unwrap();
+    std::fs::remove_file(step.join("done.json")).unwrap();
+    experiments::runner::run(&run, &models::Silent).unwrap();
+    assert_eq!(std::fs::read_to_string(step.join("rows.jsonl")).unwrap(), journal);
+    assert_eq!(std::fs::read_to_string(step.join("table.md")).unwrap(), table);
+}
