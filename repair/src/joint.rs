@@ -111,6 +111,35 @@ pub struct SetRepair {
     pub rounds: usize,
 }
 
+impl SetRepair {
+    /// The record of a set repair by `method` that made `changes`, with each case's margins (before, after)
+    /// and whether it was given up on, after `rounds` rounds begun at `start`.
+    pub(crate) fn assemble(
+        method: Method,
+        changes: Vec<WeightChange>,
+        (before, after): (Vec<Vec<f32>>, Vec<Vec<f32>>),
+        given_up: &[bool],
+        rounds: usize,
+        start: Instant,
+    ) -> Self {
+        let outcomes = before
+            .iter()
+            .zip(&after)
+            .zip(given_up)
+            .map(|((b, a), &given_up)| CaseOutcome { margins_before: b.clone(), margins_after: a.clone(), given_up })
+            .collect();
+        let repair = Repair {
+            method,
+            changes,
+            steps: Vec::new(),
+            margins_before: before.concat(),
+            margins_after: after.concat(),
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        SetRepair { repair, outcomes, rounds }
+    }
+}
+
 /// The minimum-norm change of output vectors, in the metric of the preservation statistics, that raises each
 /// row's gap by its target, to first order.
 ///
@@ -190,8 +219,8 @@ pub fn repair_jointly(
         let allowed = layers.get_or_insert_with(|| strongest_layers(model, &short, &preserved.stats, config)).clone();
         for row in &short {
             for neuron in selective_levers(model, row, &preserved.stats, &allowed, config.neurons_per_token)? {
-                if !edited.contains_key(&neuron) {
-                    edited.insert(neuron, ChangeTarget::NeuronOutput(neuron).read(model)?);
+                if let std::collections::btree_map::Entry::Vacant(entry) = edited.entry(neuron) {
+                    entry.insert(ChangeTarget::NeuronOutput(neuron).read(model)?);
                 }
             }
         }
@@ -227,25 +256,7 @@ pub fn repair_jointly(
             Ok(WeightChange { new: target.read(model)?, target, old })
         })
         .collect::<Result<Vec<_>>>()?;
-    let outcomes = margins_before
-        .iter()
-        .zip(&margins_after)
-        .zip(&given_up)
-        .map(|((before, after), &given_up)| CaseOutcome {
-            margins_before: before.clone(),
-            margins_after: after.clone(),
-            given_up,
-        })
-        .collect();
-    let repair = Repair {
-        method: Method::Joint,
-        changes,
-        steps: Vec::new(),
-        margins_before: margins_before.concat(),
-        margins_after: margins_after.concat(),
-        seconds: start.elapsed().as_secs_f64(),
-    };
-    Ok(SetRepair { repair, outcomes, rounds })
+    Ok(SetRepair::assemble(Method::Joint, changes, (margins_before, margins_after), &given_up, rounds, start))
 }
 
 /// How much of the gap rise each row asked for in the last round it really got: the linearisation leaves out
@@ -275,7 +286,7 @@ impl Gains {
 }
 
 /// The rows of every case.
-fn all_rows(model: &Model, cases: &[Tokens]) -> Result<Vec<Row>> {
+pub(crate) fn all_rows(model: &Model, cases: &[Tokens]) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (case, tokens) in cases.iter().enumerate() {
         rows.extend(rows_of(model, tokens, case)?);
@@ -284,7 +295,7 @@ fn all_rows(model: &Model, cases: &[Tokens]) -> Result<Vec<Row>> {
 }
 
 /// Each case's margins in token order.
-fn margins_by_case(rows: &[Row], cases: usize) -> Vec<Vec<f32>> {
+pub(crate) fn margins_by_case(rows: &[Row], cases: usize) -> Vec<Vec<f32>> {
     let mut margins = vec![Vec::new(); cases];
     for row in rows {
         margins[row.case].push(row.margin);
@@ -311,7 +322,12 @@ fn contrast(model: &Model, row: &Row, stats: &PreservationStats) -> Tensor {
 }
 
 /// The `share` of layers whose best levers, summed over the short rows, are strongest.
-fn strongest_layers(model: &Model, short: &[&Row], stats: &PreservationStats, config: &JointConfig) -> Vec<usize> {
+pub(crate) fn strongest_layers(
+    model: &Model,
+    short: &[&Row],
+    stats: &PreservationStats,
+    config: &JointConfig,
+) -> Vec<usize> {
     let layers = model.shape().n_layers;
     let per_token = config.neurons_per_token as i64;
     let mut strength = vec![0f64; layers];

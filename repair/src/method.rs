@@ -24,20 +24,18 @@ pub enum Method {
     FineTuneLayer,
     /// Baseline: a ROME-style rank-one edit of one down projection.
     RankOne,
-    /// The joint closed-form solve (STAR/ASTRA form, [`crate::joint`]) of the case alone.
+    /// The joint closed-form solve of a set of cases ([`crate::joint`], STAR/ASTRA form).
     Joint,
+    /// MEMIT on a set of cases ([`crate::batch_edit`]).
+    Memit,
+    /// AlphaEdit on a set of cases ([`crate::batch_edit`]).
+    AlphaEdit,
 }
 
 impl Method {
-    /// Every method, MINT first.
-    pub const ALL: [Method; 6] = [
-        Method::Mint,
-        Method::MintGradient,
-        Method::RandomNeurons,
-        Method::FineTuneLayer,
-        Method::RankOne,
-        Method::Joint,
-    ];
+    /// Every method that repairs one case alone, MINT first (the joint solve repairs sets: [`crate::lifelong`]).
+    pub const ALL: [Method; 5] =
+        [Method::Mint, Method::MintGradient, Method::RandomNeurons, Method::FineTuneLayer, Method::RankOne];
 
     /// The name used on the command line, in specs and tables.
     pub fn name(self) -> &'static str {
@@ -48,6 +46,8 @@ impl Method {
             Method::FineTuneLayer => "fine-tune-layer",
             Method::RankOne => "rank-one",
             Method::Joint => "joint",
+            Method::Memit => "memit",
+            Method::AlphaEdit => "alphaedit",
         }
     }
 }
@@ -124,25 +124,32 @@ impl Repair {
 
     /// Distinct MLP neurons whose weights changed.
     pub fn neurons_changed(&self, model: &Model) -> usize {
-        let mut neurons: Vec<_> = self.changes.iter().filter_map(|c| c.target.neuron()).collect();
-        neurons.sort();
-        neurons.dedup();
-        let mut layers: Vec<&str> = self
-            .changes
-            .iter()
-            .filter_map(|c| match &c.target {
-                ChangeTarget::Parameter(name) if name.contains(".mlp.") => name.split(".mlp.").next(),
-                _ => None,
-            })
-            .collect();
-        layers.sort();
-        layers.dedup();
-        let whole = layers.len() * model.shape().d_mlp;
-        neurons.len() + whole
+        neurons_changed(model, self.changes.iter())
     }
 
     /// Puts the model back as it was before the repair, bit for bit.
     pub fn revert(&self, model: &Model) -> Result<()> {
         revert_all(model, &self.changes)
     }
+}
+
+/// Distinct MLP neurons whose weights `changes` touch (a changed MLP parameter touches all of its layer's, counted
+/// once per layer however many of them change).
+pub fn neurons_changed<'a>(model: &Model, changes: impl Iterator<Item = &'a WeightChange>) -> usize {
+    let (mut neurons, mut layers) = (Vec::new(), Vec::new());
+    for change in changes {
+        match &change.target {
+            ChangeTarget::NeuronOutput(n) => neurons.push(*n),
+            ChangeTarget::Parameter(name) if name.contains(".mlp.") => {
+                layers.push(name.split(".mlp.").next().unwrap_or_default().to_string())
+            }
+            ChangeTarget::Parameter(_) => {}
+        }
+    }
+    neurons.sort();
+    neurons.dedup();
+    layers.sort();
+    layers.dedup();
+    neurons.retain(|n| !layers.iter().any(|l| *l == format!("blocks.{}", n.layer)));
+    neurons.len() + layers.len() * model.shape().d_mlp
 }

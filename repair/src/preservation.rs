@@ -173,7 +173,7 @@ impl PreservationStats {
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             Ok(Tensor::from_slice(&values).view(shape.as_slice()))
         };
-        let covariance = file.names().iter().any(|n| *n == "covariance").then(|| read("covariance")).transpose()?;
+        let covariance = file.names().contains(&"covariance").then(|| read("covariance")).transpose()?;
         Ok(PreservationStats { second_moment: read("second_moment")?, covariance, tokens })
     }
 }

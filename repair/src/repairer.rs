@@ -8,7 +8,6 @@ use crate::case::{check, RepairCase, Tokens};
 use crate::error::RepairError;
 use crate::error::Result;
 use crate::gradient::{gradient_repair, GradientConfig, Trainable};
-use crate::joint::{repair_jointly, JointConfig, Preserved};
 use crate::measure::{measure, variants_correct, RepairMetrics, Unrelated};
 use crate::method::{Method, Repair};
 use crate::mint::{repair_tokens, Editor, MintConfig};
@@ -23,8 +22,6 @@ pub struct RepairConfig {
     pub mint: MintConfig,
     /// The gradient variant and the fine-tuning baseline.
     pub gradient: GradientConfig,
-    /// The joint closed-form solve.
-    pub joint: JointConfig,
 }
 
 /// Repairs cases with any [`Method`] and measures them against one set of unrelated prompts.
@@ -35,7 +32,6 @@ pub struct Repairer {
     pub unrelated: Unrelated,
     keys: KeyStatistics,
     activation_rms: models::tch::Tensor,
-    preservation: Option<Preserved>,
     repairs: u64,
 }
 
@@ -51,15 +47,8 @@ impl Repairer {
             unrelated: Unrelated::new(model, unrelated, positions)?,
             keys,
             activation_rms,
-            preservation: None,
             repairs: 0,
         })
-    }
-
-    /// Gives the repairer what a joint repair preserves, which [`Method::Joint`] needs.
-    pub fn with_preservation(mut self, preserved: Preserved) -> Self {
-        self.preservation = Some(preserved);
-        self
     }
 
     /// Repairs `tokens` with `method`; the changes stay applied.
@@ -73,14 +62,9 @@ impl Repairer {
                 repair_tokens(model, tokens, mint, &mut Editor::random(mint.seed + self.repairs), rms)
             }
             Method::RankOne => repair_tokens(model, tokens, mint, &mut Editor::RankOne(&mut self.keys), rms),
-            Method::Joint => {
-                let stats = self
-                    .preservation
-                    .as_ref()
-                    .ok_or_else(|| RepairError::Settings("the joint method needs preservation statistics".into()))?;
-                let cases = std::slice::from_ref(tokens);
-                Ok(repair_jointly(model, cases, stats, &self.config.joint, &models::Silent)?.repair)
-            }
+            Method::Joint | Method::Memit | Method::AlphaEdit => Err(RepairError::Settings(format!(
+                "{method} repairs sets of cases: use a repair set (workbench repair --cases F.jsonl)"
+            ))),
             Method::MintGradient | Method::FineTuneLayer => {
                 let Some(step) = check(model, tokens)?.first_below(0.0) else {
                     return gradient_repair(

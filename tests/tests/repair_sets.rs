@@ -105,9 +105,9 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
     patches.revert(&model).unwrap();
 }
 
-/// The CI-sized sequential-repair study (`experiments/specs/repair-sequential-small.ron`): every method at every
-/// size in the table and the plots; the joint and lifelong sets keep their cases right where MINT in a row
-/// collapses; a rerun of the step takes every row from the journal.
+/// The CI-sized sequential-repair study (`experiments/specs/repair-sequential-small.ron`): every method (joint,
+/// lifelong, MINT in a row, MEMIT, AlphaEdit) at every size in the table and the plots; the joint and lifelong sets
+/// keep their cases right where MINT in a row collapses; a rerun of the step takes every row from the journal.
 #[test]
 fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
     // Holding the shared model keeps this test from running beside the others (two models on 2 cores crawl).
@@ -118,7 +118,7 @@ fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
     experiments::runner::run(&run, &models::Silent).unwrap();
     let step = run.join("step-00-repair-sequence");
     let table = std::fs::read_to_string(step.join("table.md")).unwrap();
-    for method in ["joint", "lifelong", "mint-in-a-row"] {
+    for method in ["joint", "lifelong", "mint-in-a-row", "memit", "alphaedit"] {
         for n in [1, 5, 10] {
             assert!(table.contains(&format!("| {method} | {n} |")), "{method} N={n} missing:\n{table}");
         }

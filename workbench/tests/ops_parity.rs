@@ -149,6 +149,30 @@ fn humaneval() {
 const PROMPT: &str = "import os\nimport sys\n\ndef main():\n    path = os.path.";
 
 #[test]
+fn repair_set() {
+    let case = format!(
+        "RepairSet(cases: [(family: \"user\", id: \"command-line\", example: (prompt: {PROMPT:?}, desired: \"expanduser\"), variants: [])], reference: (windows: 16, tokens: 96))"
+    );
+    let reference = tempfile::tempdir().unwrap();
+    let settings = reference.path().join("small.ron");
+    std::fs::write(&settings, "(windows: 16, tokens: 96)").unwrap();
+    let r = same_results(
+        &[
+            "repair",
+            "--prompt",
+            PROMPT,
+            "--desired",
+            "expanduser",
+            "--joint",
+            "--reference",
+            settings.to_str().unwrap(),
+        ],
+        &case,
+    );
+    assert_eq!(r["cases"][0]["repaired"], true, "{r}");
+}
+
+#[test]
 fn repair_then_export() {
     let _turn = one_at_a_time();
     let (cli_dir, spec_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -1,6 +1,6 @@
 //! The sequential-repair study: mined failures applied N at a time (N = 1, 10, 25, 50 ...) by every method —
-//! the joint solve of the first N cases, lifelong repair of the first N one at a time with the guard, and MINT's
-//! repairs applied in a row — and measured as the field does: the share of the N cases still right, generalization
+//! the joint solve of the first N cases, lifelong repair of the first N one at a time with the guard, MINT's
+//! repairs applied in a row, MEMIT on the first N, AlphaEdit on them in batches — and measured as the field does: the share of the N cases still right, generalization
 //! to their held-out variants, unrelated top-1 tokens kept and mean KL, perplexity and line completion on held-out
 //! files, HumanEval pass@1 when asked; neurons changed and seconds. Rows are journalled as they finish (a stopped
 //! study resumes), and the report has `table.md` and one curve per metric (metric vs N, a line per method).
@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::Path;
 
 use models::Model;
+use repair::batch_edit::{batch_repair, BatchEditConfig, BatchEditor, EditMemory};
 use repair::patchset::{ModelIdentity, PatchSet};
 use repair::{add_to_set, check, GuardConfig, JointConfig, Method, RepairCase, RepairConfig, Tokens, Unrelated};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,10 @@ pub enum SequenceMethod {
     Lifelong,
     /// MINT on each case alone, on top of the earlier repairs (the effective ones kept).
     MintInARow,
+    /// MEMIT on the first N cases in one batch.
+    Memit,
+    /// AlphaEdit on the first N cases in batches of `batch_size`, each batch keeping the earlier ones' keys.
+    AlphaEdit,
 }
 
 impl fmt::Display for SequenceMethod {
@@ -38,6 +43,8 @@ impl fmt::Display for SequenceMethod {
             SequenceMethod::Joint => "joint",
             SequenceMethod::Lifelong => "lifelong",
             SequenceMethod::MintInARow => "mint-in-a-row",
+            SequenceMethod::Memit => "memit",
+            SequenceMethod::AlphaEdit => "alphaedit",
         })
     }
 }
@@ -58,6 +65,10 @@ pub struct RepairSequenceSettings {
     pub guard: GuardConfig,
     /// MINT's settings (in a row).
     pub mint: RepairConfig,
+    /// MEMIT's and AlphaEdit's settings.
+    pub batch: BatchEditConfig,
+    /// Cases per AlphaEdit batch.
+    pub batch_size: usize,
     /// The reference code of the preservation statistics.
     pub reference: ReferenceSettings,
     /// The side-effect prompts.
@@ -71,10 +82,18 @@ impl Default for RepairSequenceSettings {
         RepairSequenceSettings {
             mined: MinedCases { api: 40, lines: 10, ..Default::default() },
             sizes: vec![1, 10, 25, 50],
-            methods: vec![SequenceMethod::Joint, SequenceMethod::Lifelong, SequenceMethod::MintInARow],
+            methods: vec![
+                SequenceMethod::Joint,
+                SequenceMethod::Lifelong,
+                SequenceMethod::MintInARow,
+                SequenceMethod::Memit,
+                SequenceMethod::AlphaEdit,
+            ],
             joint: JointConfig::default(),
             guard: GuardConfig::default(),
             mint: RepairConfig::default(),
+            batch: BatchEditConfig::default(),
+            batch_size: 10,
             reference: ReferenceSettings::default(),
             unrelated: UnrelatedSettings::default(),
             benchmarks: BenchmarkSpec { humaneval_problems: 0, sequential_humaneval_problems: 0, ..Default::default() },
@@ -155,9 +174,6 @@ impl Measure<'_> {
         }
         let specificity = self.unrelated.compare(model)?;
         let benchmarks = self.suite.measure(model, self.humaneval_problems)?;
-        let mut neurons: Vec<_> = patches.changes().filter_map(|c| c.target.neuron()).collect();
-        neurons.sort();
-        neurons.dedup();
         Ok(SequenceRow {
             method,
             n,
@@ -167,7 +183,7 @@ impl Measure<'_> {
             mean_kl: specificity.mean_kl,
             perplexity_ratio: benchmarks.perplexity / self.baseline.perplexity,
             benchmarks,
-            neurons_changed: neurons.len(),
+            neurons_changed: repair::method::neurons_changed(model, patches.changes()),
             refused,
             seconds,
         })
@@ -223,6 +239,12 @@ impl Operation for RepairSequenceSettings {
                     SequenceMethod::MintInARow => Some(repairer(model, self.mint.clone(), self.unrelated)?),
                     _ => None,
                 };
+                let mut memory = EditMemory::default();
+                let batch = |cases: &[RepairCase], editor, memory: &mut EditMemory| -> Result<repair::SetRepair> {
+                    let tokens: Vec<Tokens> =
+                        cases.iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_, _>>()?;
+                    Ok(batch_repair(model, &tokens, &preserved.stats, editor, &self.batch, memory)?)
+                };
                 for &n in &missing {
                     context.progress.check()?;
                     let start = std::time::Instant::now();
@@ -256,6 +278,19 @@ impl Operation for RepairSequenceSettings {
                                     &silent,
                                 )?;
                                 refused += usize::from(matches!(step.verdict, repair::Verdict::Refused { .. }));
+                            }
+                        }
+                        SequenceMethod::Memit => {
+                            patches.revert(model)?;
+                            patches = PatchSet::new(identity.clone());
+                            let set = batch(&cases[..n], BatchEditor::Memit, &mut EditMemory::default())?;
+                            patches.push_set(&set.repair, cases[..n].to_vec());
+                            seconds = 0.0;
+                        }
+                        SequenceMethod::AlphaEdit => {
+                            for chunk in cases[applied..n].chunks(self.batch_size.max(1)) {
+                                let set = batch(chunk, BatchEditor::AlphaEdit, &mut memory)?;
+                                patches.push_set(&set.repair, chunk.to_vec());
                             }
                         }
                         SequenceMethod::MintInARow => {

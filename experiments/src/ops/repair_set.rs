@@ -146,7 +146,8 @@ pub struct RepairSetReport {
     pub neurons_changed: usize,
     /// Seconds of the repairs (statistics excluded).
     pub seconds: f64,
-    /// Where the preservation statistics came from.
+    /// Where the preservation statistics came from (computed now, or read from the cache).
+    #[serde(skip)]
     pub statistics: String,
     /// The patch set, saved as patches.ron.
     #[serde(skip)]
@@ -217,15 +218,12 @@ impl Operation for RepairSetSettings {
                 .zip(&before)
                 .map(|(case, (right_before, variants_before))| result(model, case, *right_before, variants_before))
                 .collect::<Result<_>>()?;
-            let mut neurons: Vec<_> = patches.changes().filter_map(|c| c.target.neuron()).collect();
-            neurons.sort();
-            neurons.dedup();
             Ok(RepairSetReport {
                 mode: self.mode,
                 steps,
                 cases: results,
                 specificity: unrelated.compare(model)?,
-                neurons_changed: neurons.len(),
+                neurons_changed: repair::method::neurons_changed(model, patches.changes()),
                 seconds,
                 statistics: match &provenance {
                     Provenance::Cached(path) => format!("read from {}", path.display()),

@@ -53,6 +53,10 @@ pub struct RepairArgs {
     /// other; a warning shows what all of them together did).
     #[arg(long, conflicts_with = "study")]
     one_by_one: bool,
+    /// The reference code of a set's preservation statistics, as RON: `(windows: 64, tokens: 128, anchors: 0,
+    /// covariance: true)`, the fields of a RepairSet step's `reference`.
+    #[arg(long)]
+    reference: Option<PathBuf>,
     /// The guard refuses a set step that changes more than this share of unrelated top-1 tokens.
     #[arg(long, default_value_t = GuardConfig::default().max_top1_loss)]
     guard_top1_loss: f64,
@@ -74,7 +78,7 @@ pub struct RepairArgs {
     #[arg(long, default_value_t = 16)]
     sequential_humaneval: usize,
     /// Method of a single case or of --one-by-one (mint, mint-gradient, random-neurons, fine-tune-layer,
-    /// rank-one, joint).
+    /// rank-one).
     #[arg(long, default_value = "mint")]
     method: String,
     /// Neuron ranking.
@@ -166,14 +170,21 @@ pub fn repair(args: &RepairArgs) -> Result<()> {
     }
     let as_set = args.joint || args.lifelong || (args.cases.is_some() && !args.one_by_one);
     if as_set {
-        let mut joint = JointConfig::default();
-        joint.margin = args.margin;
+        let joint = JointConfig { margin: args.margin, ..Default::default() };
+        let reference = match &args.reference {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                experiments::spec::parse_ron(&text, &path.display().to_string())?
+            }
+            None => Default::default(),
+        };
         let settings = RepairSetSettings {
             cases: cases(args)?,
             cases_file: args.cases.clone(),
             mode: if args.lifelong { SetMode::Lifelong } else { SetMode::Joint },
             joint,
             guard: GuardConfig { max_top1_loss: args.guard_top1_loss, ..Default::default() },
+            reference,
             apply: args.apply.clone(),
             ..Default::default()
         };
