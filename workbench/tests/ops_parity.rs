@@ -215,3 +215,24 @@ fn repair_study() {
     assert_eq!(r["rows"].as_array().unwrap().len(), 2);
     assert!(r["sequential"]["repairs"].as_u64().is_some(), "{}", r["sequential"]);
 }
+
+/// A file of cases is repaired as one joint set by default; `--one-by-one` repairs each alone on top of the
+/// earlier ones and reports what all of them did together.
+#[test]
+fn a_file_of_cases_is_a_set_unless_one_by_one() {
+    let _turn = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases.jsonl");
+    let line = |prompt: &str| serde_json::json!({"prompt": prompt, "desired": "expanduser"}).to_string();
+    std::fs::write(&cases, format!("{}\n{}\n", line(PROMPT), line("import os\nhome = os.path."))).unwrap();
+    let reference = dir.path().join("reference.ron");
+    std::fs::write(&reference, "(windows: 16, tokens: 96)").unwrap();
+    let (cases, reference) = (cases.to_str().unwrap(), reference.to_str().unwrap());
+    let set = through_cli(&dir.path().join("set"), &["repair", "--cases", cases, "--reference", reference]);
+    let r = results(&set);
+    assert_eq!(r["mode"], "Joint", "{r}");
+    assert_eq!(r["cases"].as_array().unwrap().len(), 2);
+    let alone = through_cli(&dir.path().join("alone"), &["repair", "--cases", cases, "--one-by-one"]);
+    let together: Value = serde_json::from_str(&std::fs::read_to_string(alone.join("together.json")).unwrap()).unwrap();
+    assert!(together["applied"].as_u64().unwrap() <= 2 && together["still_right"].is_u64(), "{together}");
+}
