@@ -108,33 +108,22 @@ pub fn add_to_set(
         } else {
             None
         };
-        let outcomes = fresh.to_vec();
-        let earlier_kept = earlier.len() - regressions.len();
-        let seconds = start.elapsed().as_secs_f64();
-        if reason.is_none() {
-            patches.push_set(&set.repair, repaired);
-            let verdict = Verdict::Kept;
-            return Ok(LifelongStep {
-                outcomes,
-                earlier_kept,
-                earlier: earlier.len(),
-                top1_unchanged: top1,
-                tries,
-                verdict,
-                seconds,
-            });
-        }
-        set.repair.revert(model)?;
-        let verdict = Verdict::Refused { reason: reason.unwrap_or_default() };
-        last = Some(LifelongStep {
-            outcomes,
-            earlier_kept,
+        let mut step = LifelongStep {
+            outcomes: fresh.to_vec(),
+            earlier_kept: earlier.len() - regressions.len(),
             earlier: earlier.len(),
             top1_unchanged: top1,
             tries,
-            verdict,
-            seconds,
-        });
+            verdict: Verdict::Kept,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        let Some(reason) = reason else {
+            patches.push_set(&set.repair, repaired);
+            return Ok(step);
+        };
+        set.repair.revert(model)?;
+        step.verdict = Verdict::Refused { reason };
+        last = Some(step);
         if repaired.is_empty() {
             break;
         }
