@@ -291,6 +291,69 @@ fn repair_previews_applies_and_reverts_a_patch_and_benchmarks_compare_before_and
     assert!(logits_reverted.equal(&logits_original), "reverting restores the model bit for bit");
 }
 
+/// Types a case into the Repair view's fields and adds it to the queue.
+fn add_case(h: &mut App, prompt: &str, desired: &str) {
+    type_into(h, "Case prompt", prompt);
+    type_into(h, "Desired", desired);
+    click(h, "Add case");
+}
+
+#[test]
+fn repair_view_repairs_a_queue_jointly_shows_margins_refusals_and_a_regression_in_red() {
+    let mut h = loaded();
+    click(&mut h, "Repair");
+    let prompt = "import os\\n\\npath = os.path.";
+    add_case(&mut h, prompt, "expanduser");
+    add_case(&mut h, "import os\\nhome = os.path.", "expanduser");
+    click(&mut h, "Repair all jointly");
+    wait(&mut h);
+    assert_eq!(failure(&h), None);
+    assert_eq!(h.state().shared.applied_count(), 1, "one joint step holds the set");
+    assert!(h.state().repair.applied.last.as_ref().is_some_and(|l| l.refusals.is_empty()));
+
+    // The margins shown are those of the saved set applied to an independently loaded model.
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("set.ron");
+    type_into(&mut h, "Patch file", saved.to_str().unwrap());
+    click(&mut h, "Save patch set");
+    let model = reference_model();
+    let set = repair::patchset::PatchSet::load(&saved).unwrap();
+    set.apply(&model).unwrap();
+    let shown = h.state().repair.applied.cases.clone();
+    assert_eq!(shown.len(), 2);
+    for (case, row) in set.cases().zip(&shown) {
+        let margins = repair::check(&model, &repair::Tokens::new(&model, &case.example).unwrap()).unwrap().margins;
+        let shortest = margins.iter().copied().fold(f32::INFINITY, f32::min);
+        assert!((shortest - row.margin).abs() < 1e-3, "{}: shown {} vs {shortest}", row.name, row.margin);
+        assert!(row.margin >= 0.0, "the joint repair made {} right", row.name);
+        assert!(h.query_by_label(&format!("{:+.2}", row.margin)).is_some(), "the table shows {}", row.name);
+    }
+    // What the model wrote before the repair: a case that wants it back contradicts the first one.
+    set.revert(&model).unwrap();
+    let ids = model.encode(&prompt.replace("\\n", "\n")).unwrap();
+    let logits = model.logits(&ids).unwrap();
+    let top = model.tokenizer.token_text(i64::try_from(logits.get(-1).argmax(-1, false)).unwrap() as u32);
+    add_case(&mut h, prompt, &top);
+    click(&mut h, "Repair all jointly");
+    wait(&mut h);
+    assert_eq!(failure(&h), None);
+    let refusals = h.state().repair.applied.last.clone().unwrap().refusals;
+    assert_eq!(refusals.len(), 1, "the guard refuses the contradicting case");
+    assert!(h.query_by_label(&format!("Refused by the guard: {}", refusals[0])).is_some());
+    assert_eq!(h.state().shared.applied_count(), 1, "a refused step leaves the set as it was");
+
+    // MINT on the contradicting case, applied unguarded: the applied set shows the regression in red.
+    click(&mut h, "Run repair");
+    wait(&mut h);
+    assert_eq!(failure(&h), None);
+    assert!(h.state().repair.outcome.as_ref().unwrap().metrics.effective, "MINT repairs the contradicting case");
+    click(&mut h, "Apply patch");
+    wait(&mut h);
+    let rows = h.state().repair.applied.cases.clone();
+    assert!(rows[0].margin < 0.0, "the first case is wrong again: {rows:?}");
+    assert!(h.query_by_label(&format!("{:+.2} (regressed)", rows[0].margin)).is_some());
+}
+
 #[test]
 fn experiments_view_runs_a_spec_shows_its_report_exports_and_survives_a_bad_spec() {
     let dir = tempfile::tempdir().unwrap();

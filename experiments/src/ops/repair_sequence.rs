@@ -11,11 +11,11 @@ use std::path::Path;
 use models::Model;
 use repair::batch_edit::{batch_repair, BatchEditConfig, BatchEditor, EditMemory};
 use repair::patchset::{ModelIdentity, PatchSet};
-use repair::{add_to_set, check, GuardConfig, JointConfig, Method, RepairCase, RepairConfig, Tokens, Unrelated};
+use repair::{check, GuardConfig, JointConfig, Method, RepairCase, RepairConfig, Tokens, Unrelated, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::repair::{repairer, unrelated_prompts, UnrelatedSettings};
-use super::repair_set::{preservation, ReferenceSettings};
+use super::repair_set::{preservation, Guarded, ReferenceSettings};
 use super::{names, write_file, write_json, Context, Operation, Report};
 use crate::error::{ExperimentError, Result};
 use crate::journal::RowJournal;
@@ -224,6 +224,8 @@ impl Operation for RepairSequenceSettings {
         };
         let identity = ModelIdentity::of(model)?;
         let silent = models::Silent;
+        let guarded =
+            Guarded { preserved: &preserved, joint: &self.joint, guard: &self.guard, unrelated: &measure.unrelated };
         context.progress.begin("repair sequence", (self.methods.len() * sizes.len()) as u64);
         for &method in &self.methods {
             let missing: Vec<usize> =
@@ -249,36 +251,17 @@ impl Operation for RepairSequenceSettings {
                     context.progress.check()?;
                     let start = std::time::Instant::now();
                     match method {
-                        SequenceMethod::Joint => {
-                            patches.revert(model)?;
-                            patches = PatchSet::new(identity.clone());
-                            let step = add_to_set(
-                                model,
-                                &mut patches,
-                                &cases[..n],
-                                &preserved,
-                                &self.joint,
-                                &self.guard,
-                                &measure.unrelated,
-                                &silent,
-                            )?;
-                            (seconds, refused) =
-                                (0.0, usize::from(matches!(step.verdict, repair::Verdict::Refused { .. })));
-                        }
-                        SequenceMethod::Lifelong => {
-                            for case in &cases[applied..n] {
-                                let step = add_to_set(
-                                    model,
-                                    &mut patches,
-                                    std::slice::from_ref(case),
-                                    &preserved,
-                                    &self.joint,
-                                    &self.guard,
-                                    &measure.unrelated,
-                                    &silent,
-                                )?;
-                                refused += usize::from(matches!(step.verdict, repair::Verdict::Refused { .. }));
-                            }
+                        SequenceMethod::Joint | SequenceMethod::Lifelong => {
+                            let batches: Vec<&[RepairCase]> = if method == SequenceMethod::Joint {
+                                patches.revert(model)?;
+                                patches = PatchSet::new(identity.clone());
+                                (seconds, refused) = (0.0, 0);
+                                vec![&cases[..n]]
+                            } else {
+                                cases[applied..n].chunks(1).collect()
+                            };
+                            let steps = guarded.steps(model, &mut patches, &batches, &silent)?;
+                            refused += steps.iter().filter(|s| matches!(s.verdict, Verdict::Refused { .. })).count();
                         }
                         SequenceMethod::Memit => {
                             patches.revert(model)?;

@@ -177,7 +177,6 @@ impl Operation for RepairSetSettings {
     fn run(&self, model: &Model, context: &Context) -> Result<RepairSetReport> {
         let cases = self.all_cases(model)?;
         self.joint.validate()?;
-        let (preserved, provenance) = preservation(model, &self.reference, context.progress)?;
         let mut patches = match &self.apply {
             Some(path) => {
                 let set = PatchSet::load(path)?;
@@ -186,59 +185,108 @@ impl Operation for RepairSetSettings {
             }
             None => PatchSet::new(ModelIdentity::of(model)?),
         };
-        let outcome = (|| -> Result<RepairSetReport> {
-            let prompts = unrelated_prompts(model, self.unrelated.prompts, self.unrelated.tokens)?;
-            let unrelated = Unrelated::new(model, prompts, self.unrelated.positions)?;
-            let before: Vec<(bool, Vec<bool>)> = cases.iter().map(|c| status(model, c)).collect::<Result<_>>()?;
-            let start = std::time::Instant::now();
-            let batches: Vec<&[RepairCase]> = match self.mode {
-                SetMode::Joint => vec![&cases[..]],
-                SetMode::Lifelong => cases.chunks(1).collect(),
-            };
-            context.progress.begin("repair set steps", batches.len() as u64);
-            let mut steps = Vec::new();
-            for batch in batches {
-                context.progress.check()?;
-                let silent = models::Silent;
-                steps.push(add_to_set(
-                    model,
-                    &mut patches,
-                    batch,
-                    &preserved,
-                    &self.joint,
-                    &self.guard,
-                    &unrelated,
-                    &silent,
-                )?);
-                context.progress.advance(1);
-            }
-            let seconds = start.elapsed().as_secs_f64();
-            let results = cases
-                .iter()
-                .zip(&before)
-                .map(|(case, (right_before, variants_before))| result(model, case, *right_before, variants_before))
-                .collect::<Result<_>>()?;
-            Ok(RepairSetReport {
-                mode: self.mode,
-                steps,
-                cases: results,
-                specificity: unrelated.compare(model)?,
-                neurons_changed: repair::method::neurons_changed(model, patches.changes()),
-                seconds,
-                statistics: match &provenance {
-                    Provenance::Cached(path) => format!("read from {}", path.display()),
-                    Provenance::Computed(path) => {
-                        format!("computed over {} tokens, cached in {}", preserved.stats.tokens, path.display())
-                    }
-                },
-                patches: None,
-            })
-        })();
+        let outcome = self.add(model, &mut patches, &cases, context.progress);
         patches.revert(model)?;
         let mut report = outcome?;
         report.patches = Some(patches);
         Ok(report)
     }
+}
+
+impl RepairSetSettings {
+    /// Repairs `cases` into `patches`, which `model` has applied: in one guarded joint step or one guarded step per
+    /// case, as `mode` says (cases the set already holds, by family and id, are skipped). The kept steps stay
+    /// applied and join `patches`; the report measures the cases and the unrelated prompts with them (against the
+    /// model as it was before this call).
+    pub fn add(
+        &self,
+        model: &Model,
+        patches: &mut PatchSet,
+        cases: &[RepairCase],
+        progress: &dyn Progress,
+    ) -> Result<RepairSetReport> {
+        let held = |c: &RepairCase| patches.cases().any(|h| h.family == c.family && h.id == c.id);
+        let cases: Vec<RepairCase> = cases.iter().filter(|c| !held(c)).cloned().collect();
+        if cases.is_empty() {
+            return Err(ExperimentError::Spec(
+                "every case is already in the applied patch set: give, load or mine new ones".into(),
+            ));
+        }
+        let (preserved, provenance) = preservation(model, &self.reference, progress)?;
+        let prompts = unrelated_prompts(model, self.unrelated.prompts, self.unrelated.tokens)?;
+        let unrelated = Unrelated::new(model, prompts, self.unrelated.positions)?;
+        let before: Vec<(bool, Vec<bool>)> = cases.iter().map(|c| status(model, c)).collect::<Result<_>>()?;
+        let start = std::time::Instant::now();
+        let batches: Vec<&[RepairCase]> = match self.mode {
+            SetMode::Joint => vec![&cases],
+            SetMode::Lifelong => cases.chunks(1).collect(),
+        };
+        let guarded = Guarded { preserved: &preserved, joint: &self.joint, guard: &self.guard, unrelated: &unrelated };
+        let steps = guarded.steps(model, patches, &batches, progress)?;
+        let seconds = start.elapsed().as_secs_f64();
+        let results = cases
+            .iter()
+            .zip(&before)
+            .map(|(case, (right_before, variants_before))| result(model, case, *right_before, variants_before))
+            .collect::<Result<_>>()?;
+        Ok(RepairSetReport {
+            mode: self.mode,
+            steps,
+            cases: results,
+            specificity: unrelated.compare(model)?,
+            neurons_changed: repair::method::neurons_changed(model, patches.changes()),
+            seconds,
+            statistics: match &provenance {
+                Provenance::Cached(path) => format!("read from {}", path.display()),
+                Provenance::Computed(path) => {
+                    format!("computed over {} tokens, cached in {}", preserved.stats.tokens, path.display())
+                }
+            },
+            patches: None,
+        })
+    }
+}
+
+/// What every guarded step of a set repair uses.
+pub struct Guarded<'a> {
+    /// The preservation statistics and anchors.
+    pub preserved: &'a Preserved,
+    /// The solve.
+    pub joint: &'a JointConfig,
+    /// The guard.
+    pub guard: &'a GuardConfig,
+    /// The unrelated prompts the guard checks.
+    pub unrelated: &'a Unrelated,
+}
+
+impl Guarded<'_> {
+    /// Adds each batch of cases to the applied `patches` in one guarded step (see [`repair::add_to_set`]).
+    pub fn steps(
+        &self,
+        model: &Model,
+        patches: &mut PatchSet,
+        batches: &[&[RepairCase]],
+        progress: &dyn Progress,
+    ) -> Result<Vec<LifelongStep>> {
+        progress.begin("repair set steps", batches.len() as u64);
+        let mut steps = Vec::new();
+        for batch in batches {
+            progress.check()?;
+            let (joint, guard, unrelated) = (self.joint, self.guard, self.unrelated);
+            steps.push(add_to_set(model, patches, batch, self.preserved, joint, guard, unrelated, &models::Silent)?);
+            progress.advance(1);
+        }
+        Ok(steps)
+    }
+}
+
+/// Each case's shortest margin on `model` as it is (negative: a desired token is not the top-1).
+pub fn shortest_margins(model: &Model, cases: &[RepairCase]) -> Result<Vec<f32>> {
+    cases.iter().map(|case| Ok(shortest(&check(model, &Tokens::new(model, &case.example)?)?.margins))).collect()
+}
+
+fn shortest(margins: &[f32]) -> f32 {
+    margins.iter().copied().fold(f32::INFINITY, f32::min)
 }
 
 /// Whether a case is right, and which of its variants are.
@@ -256,7 +304,7 @@ fn result(model: &Model, case: &RepairCase, right_before: bool, variants_before:
         id: case.id.clone(),
         repaired: now.correct(),
         right_before,
-        margin_after: now.margins.iter().copied().fold(f32::INFINITY, f32::min),
+        margin_after: shortest(&now.margins),
         variants_wrong_before: variants_before.iter().filter(|&&ok| !ok).count(),
         variants_fixed: pairs().filter(|(&b, &a)| !b && a).count(),
         variants_broken: pairs().filter(|(&b, &a)| b && !a).count(),

@@ -1,5 +1,6 @@
 //! One module per view of the desktop app.
 
+pub mod applied_set;
 pub mod benchmarks;
 pub mod experiments;
 pub mod inspector;

@@ -1,6 +1,7 @@
-//! The Repair view: the case list (mined from the model's failures, loaded from JSONL, or typed); MINT or a
-//! baseline on the selected case; the ranked neurons with their scores; the patch as a preview (measured, then
-//! reverted), applied or reverted; before and after on the case, its variants and the unrelated prompts.
+//! The Repair view: the case queue (mined from the model's failures, loaded from JSONL, or typed); MINT or a
+//! baseline on the selected case, with the ranked neurons and their scores, as a preview (measured, then
+//! reverted) to apply or revert; or the whole queue repaired jointly into the applied set (or case by case,
+//! lifelong), guarded; the applied set with each case's margin now, and the guard's refusals.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -8,12 +9,14 @@ use std::sync::{Mutex, MutexGuard};
 use models::Model;
 
 use experiments::ops::repair::{repairer, UnrelatedSettings};
+use experiments::ops::repair_set::SetMode;
 use experiments::repair_cases::api_cases;
 use repair::measure::variants_correct;
 use repair::patchset::PatchSet;
 use repair::{Example, Method, Repair, RepairCase, RepairConfig, RepairMetrics};
 use serde::{Deserialize, Serialize};
 
+use super::applied_set::{applied_cases, repair_into_set, AppliedCase, AppliedSet, SetOutcome};
 use super::{labelled_field, labelled_number, run_button};
 use crate::gui::job::Job;
 use crate::gui::shared::{lock_patches, Shared, View};
@@ -24,6 +27,10 @@ pub enum Found {
     Cases(Vec<RepairCase>),
     /// A previewed repair.
     Outcome(Box<Outcome>),
+    /// A set repair into the applied set, and the set's cases after it.
+    Set(Box<SetOutcome>, Vec<AppliedCase>),
+    /// The applied set's cases with their margins now.
+    Applied(Vec<AppliedCase>),
 }
 
 /// A repair measured with the patch on, then reverted.
@@ -70,6 +77,9 @@ pub struct RepairView {
     /// What the last apply, revert or save did.
     #[serde(skip)]
     pub note: Option<String>,
+    /// The applied set as the model stands now, and the last set repair.
+    #[serde(skip)]
+    pub applied: AppliedSet,
     /// The running job.
     #[serde(skip)]
     job: Option<Job<Found>>,
@@ -89,6 +99,7 @@ impl Default for RepairView {
             selected: None,
             outcome: None,
             note: None,
+            applied: AppliedSet::default(),
             job: None,
         }
     }
@@ -101,16 +112,22 @@ impl RepairView {
             match found {
                 Found::Cases(cases) => self.add_cases(cases),
                 Found::Outcome(outcome) => self.outcome = Some(*outcome),
+                Found::Set(outcome, cases) => {
+                    self.applied = AppliedSet { cases, last: Some(*outcome) };
+                }
+                Found::Applied(cases) => self.applied.cases = cases,
             }
         }
     }
 
     /// The screenshot tour's small job: a typed API-name case (`os.path.expanduser`) repaired as a preview, then
-    /// applied (so the Benchmarks view compares before and after).
+    /// applied (so the Benchmarks view compares before and after, and the applied set shows its margin).
     pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
         if stage > 0 {
+            // Stage 1 applies the preview (and measures the applied set again); then the view is done.
             if let Some(patches) = shared.patches.clone().filter(|_| stage == 1) {
-                self.apply_preview(shared, &patches);
+                self.apply_preview(ctx, shared, &patches);
+                return self.job.is_some();
             }
             return false;
         }
@@ -157,8 +174,19 @@ impl RepairView {
             if ui.add_enabled(ready && !shared.busy(), egui::Button::new("Run repair")).clicked() {
                 self.run(ui.ctx(), shared);
             }
+            let queued = !self.cases.is_empty() && !shared.busy();
+            if ui.add_enabled(queued, egui::Button::new("Repair all jointly")).clicked() {
+                self.repair_set(ui.ctx(), shared, SetMode::Joint);
+            }
+            if ui.add_enabled(queued, egui::Button::new("Repair all one at a time")).clicked() {
+                self.repair_set(ui.ctx(), shared, SetMode::Lifelong);
+            }
         });
+        ui.small(
+            "Sets are guarded: a step that breaks an applied case or changes over 3% of unrelated top-1 tokens is refused.",
+        );
         self.patch_controls(ui, shared);
+        self.applied.show(ui);
         if let Some(outcome) = &self.outcome {
             show_outcome(ui, outcome);
         }
@@ -224,19 +252,38 @@ impl RepairView {
         });
     }
 
+    /// Repairs every listed case not in the applied set yet into it, guarded.
+    fn repair_set(&mut self, ctx: &egui::Context, shared: &mut Shared, mode: SetMode) {
+        let Some(patches) = shared.patches.clone() else { return };
+        let cases = self.cases.clone();
+        self.job = shared.start_with_model(ctx, View::Repair, "repairing the set", move |model, job| {
+            let mut set = lock_patches(&patches)?;
+            let outcome = repair_into_set(model, &mut set, &cases, mode, job.progress())?;
+            Ok(Found::Set(Box::new(outcome), applied_cases(model, &set)?))
+        });
+    }
+
+    /// Measures the applied set's margins again (after a patch was applied or reverted).
+    fn refresh_applied(&mut self, ctx: &egui::Context, shared: &mut Shared) {
+        let Some(patches) = shared.patches.clone() else { return };
+        self.job = shared.start_with_model(ctx, View::Repair, "measuring the applied set", move |model, _| {
+            Ok(Found::Applied(applied_cases(model, &*lock_patches(&patches)?)?))
+        });
+    }
+
     fn patch_controls(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         let Some(patches) = shared.patches.clone() else { return };
         let busy = shared.busy();
         ui.horizontal(|ui| {
             if ui.add_enabled(!busy && self.outcome.is_some(), egui::Button::new("Apply patch")).clicked() {
-                self.apply_preview(shared, &patches);
+                self.apply_preview(ui.ctx(), shared, &patches);
             }
             if ui.add_enabled(!busy && shared.applied_count() > 0, egui::Button::new("Revert last patch")).clicked() {
                 let result = lock_both(shared, &patches).and_then(|(model, mut set)| {
                     set.revert_last(&model)?;
                     Ok(format!("reverted; {} repairs applied now", set.patches.len()))
                 });
-                self.report(result, shared);
+                self.report(result, ui.ctx(), shared);
             }
             labelled_field(ui, "Patch file", &mut self.save_path, 220.0);
             if ui.add_enabled(shared.applied_count() > 0, egui::Button::new("Save patch set")).clicked() {
@@ -245,7 +292,7 @@ impl RepairView {
                     set.save(&path)?;
                     Ok(format!("saved {} repairs to {}", set.patches.len(), path.display()))
                 });
-                self.report(result, shared);
+                self.note_or_failure(result, shared);
             }
         });
         if let Some(note) = &self.note {
@@ -254,7 +301,7 @@ impl RepairView {
     }
 
     /// Applies the previewed repair on top of the applied ones.
-    fn apply_preview(&mut self, shared: &mut Shared, patches: &Mutex<PatchSet>) {
+    fn apply_preview(&mut self, ctx: &egui::Context, shared: &mut Shared, patches: &Mutex<PatchSet>) {
         let Some(outcome) = &self.outcome else { return };
         let result = lock_both(shared, patches).and_then(|(model, mut set)| {
             let mut one = PatchSet::new(set.model.clone());
@@ -263,13 +310,27 @@ impl RepairView {
             set.push(&outcome.repair, Some(outcome.case.clone()), Some(outcome.metrics.clone()));
             Ok(format!("applied; {} repairs applied now", set.patches.len()))
         });
-        self.report(result, shared);
+        self.report(result, ctx, shared);
     }
 
-    fn report(&mut self, result: anyhow::Result<String>, shared: &mut Shared) {
+    /// Shows what a change of the applied set did, and measures the set's margins again.
+    fn report(&mut self, result: anyhow::Result<String>, ctx: &egui::Context, shared: &mut Shared) {
+        if self.note_or_failure(result, shared) {
+            self.refresh_applied(ctx, shared);
+        }
+    }
+
+    /// Shows the note, or the error in the view's error panel; whether it went well.
+    fn note_or_failure(&mut self, result: anyhow::Result<String>, shared: &mut Shared) -> bool {
         match result {
-            Ok(note) => self.note = Some(note),
-            Err(err) => shared.failure = Some((View::Repair, format!("{err:#}"))),
+            Ok(note) => {
+                self.note = Some(note);
+                true
+            }
+            Err(err) => {
+                shared.failure = Some((View::Repair, format!("{err:#}")));
+                false
+            }
         }
     }
 }
