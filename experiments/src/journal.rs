@@ -34,34 +34,47 @@ impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(models::files::at(path)(e).into()),
         };
-        let lines: Vec<&str> = text.lines().collect();
-        let corrupt = |number: usize, e: serde_json::Error| {
-            ExperimentError::Data(format!("{} line {}: {e}", path.display(), number + 1))
-        };
-        let mut done = Vec::new();
-        if let Some((header, rows)) = lines.split_first() {
-            match serde_json::from_str::<JournalHeader>(header) {
-                Ok(header) if header.settings == settings => {}
-                Ok(_) => {
-                    return Err(ExperimentError::Data(format!(
-                        "{} holds the repairs of a study with other settings; remove it or run into another folder",
-                        path.display()
-                    )))
-                }
-                Err(_) if rows.is_empty() => {}
-                Err(e) => return Err(corrupt(0, e)),
-            }
-            for (index, line) in rows.iter().enumerate() {
-                match serde_json::from_str::<R>(line) {
-                    Ok(row) => done.push(row),
-                    Err(_) if index + 1 == rows.len() => {}
-                    Err(e) => return Err(corrupt(index + 1, e)),
-                }
-            }
+        let (written_with, done) = Self::parse(path, &text)?;
+        if written_with.is_some_and(|written_with| written_with != settings) {
+            return Err(ExperimentError::Data(format!(
+                "{} holds the repairs of a study with other settings; remove it or run into another folder",
+                path.display()
+            )));
         }
         Self::rewrite(path, &settings, &done)?;
         let file = std::fs::OpenOptions::new().append(true).open(path).map_err(models::files::at(path))?;
         Ok(RowJournal { path: path.to_path_buf(), done, file })
+    }
+
+    /// The rows of the journal at `path`, whatever its settings, without changing it (to show a study's progress
+    /// or results).
+    pub fn read_rows(path: &std::path::Path) -> Result<Vec<R>> {
+        let text = std::fs::read_to_string(path).map_err(models::files::at(path))?;
+        Ok(Self::parse(path, &text)?.1)
+    }
+
+    /// The settings a journal's text was written with (none for an empty text) and its rows; a last line cut off
+    /// by an interruption is dropped, a corrupt line before it is an error naming it.
+    fn parse(path: &std::path::Path, text: &str) -> Result<(Option<serde_json::Value>, Vec<R>)> {
+        let lines: Vec<&str> = text.lines().collect();
+        let corrupt = |number: usize, e: serde_json::Error| {
+            ExperimentError::Data(format!("{} line {}: {e}", path.display(), number + 1))
+        };
+        let Some((header, rows)) = lines.split_first() else { return Ok((None, Vec::new())) };
+        let settings = match serde_json::from_str::<JournalHeader>(header) {
+            Ok(header) => Some(header.settings),
+            Err(_) if rows.is_empty() => None,
+            Err(e) => return Err(corrupt(0, e)),
+        };
+        let mut done = Vec::new();
+        for (index, line) in rows.iter().enumerate() {
+            match serde_json::from_str::<R>(line) {
+                Ok(row) => done.push(row),
+                Err(_) if index + 1 == rows.len() => {}
+                Err(e) => return Err(corrupt(index + 1, e)),
+            }
+        }
+        Ok((settings, done))
     }
 
     /// The first finished row that `wanted` accepts.

@@ -355,6 +355,42 @@ fn repair_view_repairs_a_queue_jointly_shows_margins_refusals_and_a_regression_i
 }
 
 #[test]
+fn benchmarks_view_plots_a_sequential_study_and_names_a_folder_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |method: &str, n: usize, repaired: f64| {
+        format!(
+            r#"{{"method":"{method}","n":{n},"repaired":{repaired},"generalization":null,"top1_unchanged":0.99,"mean_kl":0.01,"benchmarks":{{"perplexity":11.0,"line_exact_match":0.2,"humaneval_pass1":null}},"perplexity_ratio":1.0,"neurons_changed":5,"refused":0,"seconds":1.0}}"#
+        )
+    };
+    let step = dir.path().join("step-00-repair-sequence");
+    std::fs::create_dir(&step).unwrap();
+    let journal = ["{\"settings\":{}}".to_string(), row("Joint", 1, 1.0), row("Joint", 10, 0.9), row("Memit", 10, 0.8)];
+    std::fs::write(step.join("rows.jsonl"), journal.join("\n") + "\n").unwrap();
+
+    let mut h = harness();
+    click(&mut h, "Benchmarks");
+    type_into(&mut h, "Study run folder", dir.path().join("missing").to_str().unwrap());
+    click(&mut h, "Show study");
+    let error = failure(&h).expect("a missing folder is an error");
+    assert!(error.contains("missing"), "{error}");
+    assert!(h.query_by_label("The job failed").is_some());
+    click(&mut h, "Dismiss");
+
+    type_into(&mut h, "Study run folder", dir.path().to_str().unwrap());
+    click(&mut h, "Show study");
+    assert_eq!(failure(&h), None);
+    let rows = h.state().benchmarks.study.clone().expect("the study's rows");
+    let read: Vec<(String, usize, f64)> = rows.iter().map(|r| (r.method.to_string(), r.n, r.repaired)).collect();
+    assert_eq!(read, [("joint".into(), 1, 1.0), ("joint".into(), 10, 0.9), ("memit".into(), 10, 0.8)]);
+    assert!(h
+        .query_by_label("3 rows; share of the N cases right against repairs applied (N), a line per method")
+        .is_some());
+    for method in ["joint", "memit"] {
+        assert!(h.query_all_by_label(method).next().is_some(), "the legend names {method}");
+    }
+}
+
+#[test]
 fn experiments_view_runs_a_spec_shows_its_report_exports_and_survives_a_bad_spec() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("tiny.ron");

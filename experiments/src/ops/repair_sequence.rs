@@ -314,10 +314,11 @@ impl Operation for RepairSequenceSettings {
     }
 }
 
-/// The metrics plotted against N: file stem, title, and how to read a row.
-type Metric = (&'static str, &'static str, fn(&SequenceRow) -> Option<f64>);
+/// A metric plotted against N: file stem, title, and how to read a row.
+pub type Metric = (&'static str, &'static str, fn(&SequenceRow) -> Option<f64>);
 
-const METRICS: [Metric; 6] = [
+/// The metrics the study plots (as files here, and in the GUI's Benchmarks view).
+pub const METRICS: [Metric; 6] = [
     ("repaired", "share of the N cases right", |r| Some(r.repaired)),
     ("generalization", "held-out variants fixed", |r| r.generalization),
     ("top1-kept", "unrelated top-1 tokens kept", |r| Some(r.top1_unchanged)),
@@ -325,6 +326,45 @@ const METRICS: [Metric; 6] = [
     ("line-exact-match", "line completion exact match", |r| Some(r.benchmarks.line_exact_match)),
     ("humaneval", "HumanEval pass@1", |r| r.benchmarks.humaneval_pass1),
 ];
+
+/// The rows of a finished or stopped study in `dir` (its journal, `rows.jsonl`, in `dir` or, for a spec's run
+/// folder, in the first step folder that has one), in the order measured.
+pub fn study_rows(dir: &Path) -> Result<Vec<SequenceRow>> {
+    let mut steps: Vec<std::path::PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
+        Err(e) => return Err(models::files::at(dir)(e).into()),
+    };
+    steps.sort();
+    let journal = std::iter::once(dir.to_path_buf()).chain(steps).map(|d| d.join("rows.jsonl")).find(|p| p.is_file());
+    let journal = journal.ok_or_else(|| {
+        ExperimentError::Data(format!(
+            "{} has no rows.jsonl, nor has any of its step folders: give the run folder of a RepairSequence spec",
+            dir.display()
+        ))
+    })?;
+    RowJournal::<SequenceRow>::read_rows(&journal)
+}
+
+/// Each method's points (N, value) of `metric`, methods in the order they first appear.
+pub fn curves(rows: &[SequenceRow], metric: &Metric) -> Vec<(SequenceMethod, Vec<(f64, f64)>)> {
+    let mut methods: Vec<SequenceMethod> = Vec::new();
+    for row in rows {
+        if !methods.contains(&row.method) {
+            methods.push(row.method);
+        }
+    }
+    let mut curves: Vec<(SequenceMethod, Vec<(f64, f64)>)> = methods
+        .into_iter()
+        .map(|m| {
+            let mut points: Vec<(f64, f64)> =
+                rows.iter().filter(|r| r.method == m).filter_map(|r| (metric.2)(r).map(|v| (r.n as f64, v))).collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (m, points)
+        })
+        .collect();
+    curves.retain(|(_, points)| !points.is_empty());
+    curves
+}
 
 impl SequenceReport {
     fn table(&self) -> String {
@@ -378,21 +418,14 @@ impl Report for SequenceReport {
 
     fn write(&self, dir: &Path) -> Result<Vec<String>> {
         let mut files = Vec::new();
-        for (stem, title, value) in METRICS {
-            let mut methods: Vec<SequenceMethod> = self.rows.iter().map(|r| r.method).collect();
-            methods.dedup();
-            let curves: Vec<probes::plots::Curve> = methods
-                .iter()
-                .map(|&m| probes::plots::Curve {
+        for metric in &METRICS {
+            let (stem, title, _) = *metric;
+            let curves: Vec<probes::plots::Curve> = curves(&self.rows, metric)
+                .into_iter()
+                .map(|(m, points)| probes::plots::Curve {
                     name: m.to_string(),
-                    points: self
-                        .rows
-                        .iter()
-                        .filter(|r| r.method == m)
-                        .filter_map(|r| value(r).map(|v| (r.n as f64, v, v, v)))
-                        .collect(),
+                    points: points.into_iter().map(|(n, v)| (n, v, v, v)).collect(),
                 })
-                .filter(|c| !c.points.is_empty())
                 .collect();
             if curves.is_empty() {
                 continue;

@@ -1,17 +1,19 @@
 //! The Benchmarks view: HumanEval (sandboxed) or line completion on the original model and on the model with
-//! the applied repairs; a before/after table that lists the problems that changed.
+//! the applied repairs; a before/after table that lists the problems that changed; and the curves of a
+//! sequential-repair study run (a metric against the number of repairs applied, a line per method).
 
 use std::sync::{Arc, Mutex};
 
 use experiments::code_metrics::{held_out_files, line_completion};
 use experiments::humaneval::{default_problems, run_humaneval};
 use experiments::ops::humaneval::HumanEvalSettings;
+use experiments::ops::repair_sequence::{curves, study_rows, SequenceRow, METRICS};
 use experiments::sandbox::Sandbox;
 use models::{Model, Progress};
 use repair::patchset::PatchSet;
 use serde::{Deserialize, Serialize};
 
-use super::{labelled_number, run_button};
+use super::{labelled_field, labelled_number, run_button};
 use crate::gui::job::Job;
 use crate::gui::shared::{lock_patches, Shared, View};
 
@@ -76,6 +78,13 @@ pub struct BenchmarksView {
     /// The last comparison.
     #[serde(skip)]
     pub comparison: Option<Comparison>,
+    /// A sequential-repair study's run folder.
+    pub study_dir: String,
+    /// Which of the study's metrics is plotted (an index into its metrics).
+    pub study_metric: usize,
+    /// The study's rows, once shown.
+    #[serde(skip)]
+    pub study: Option<Vec<SequenceRow>>,
     /// The running benchmark.
     #[serde(skip)]
     job: Option<Job<Box<Comparison>>>,
@@ -83,7 +92,17 @@ pub struct BenchmarksView {
 
 impl Default for BenchmarksView {
     fn default() -> Self {
-        BenchmarksView { benchmark: Benchmark::Lines, problems: 8, files: 2, lines: 5, comparison: None, job: None }
+        BenchmarksView {
+            benchmark: Benchmark::Lines,
+            problems: 8,
+            files: 2,
+            lines: 5,
+            comparison: None,
+            study_dir: String::new(),
+            study_metric: 0,
+            study: None,
+            job: None,
+        }
     }
 }
 
@@ -191,6 +210,41 @@ impl BenchmarksView {
         if let Some(comparison) = &self.comparison {
             show_comparison(ui, comparison);
         }
+        ui.separator();
+        self.study_curves(ui, shared);
+    }
+
+    /// A sequential-repair study run's curves: the folder, the metric, the plot.
+    fn study_curves(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
+        ui.heading("Sequential-repair study");
+        ui.horizontal(|ui| {
+            labelled_field(ui, "Study run folder", &mut self.study_dir, 320.0);
+            if ui.button("Show study").clicked() {
+                match study_rows(std::path::Path::new(self.study_dir.trim())) {
+                    Ok(rows) => self.study = Some(rows),
+                    Err(err) => shared.failure = Some((View::Benchmarks, format!("{err:#}"))),
+                }
+            }
+            self.study_metric = self.study_metric.min(METRICS.len() - 1);
+            egui::ComboBox::from_label("Metric").selected_text(METRICS[self.study_metric].1).show_ui(ui, |ui| {
+                for (i, metric) in METRICS.iter().enumerate() {
+                    ui.selectable_value(&mut self.study_metric, i, metric.1);
+                }
+            });
+        });
+        let Some(rows) = &self.study else { return };
+        let metric = &METRICS[self.study_metric];
+        let lines = curves(rows, metric);
+        ui.label(format!("{} rows; {} against repairs applied (N), a line per method", rows.len(), metric.1));
+        egui_plot::Plot::new("study curves").legend(egui_plot::Legend::default()).height(280.0).show(ui, |plot| {
+            for (method, points) in lines {
+                let points: Vec<[f64; 2]> = points.into_iter().map(|(n, v)| [n, v]).collect();
+                plot.line(egui_plot::Line::new(method.to_string(), egui_plot::PlotPoints::from(points.clone())));
+                plot.points(
+                    egui_plot::Points::new(method.to_string(), egui_plot::PlotPoints::from(points)).radius(3.0),
+                );
+            }
+        });
     }
 
     fn run(&mut self, ctx: &egui::Context, shared: &mut Shared) {
