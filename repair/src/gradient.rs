@@ -1,5 +1,7 @@
 //! Gradient repairs: MINT's variant (Adam on the chosen neurons' output vectors, with a KL penalty that keeps
-//! unrelated prompts' distributions where they were) and the fine-tuning baseline (Adam on one whole MLP layer).
+//! unrelated prompts' distributions where they were), the fine-tuning baseline (Adam on one whole MLP layer), and
+//! the fine-tuning baseline of a set (STAR's SGD baseline: Adam on the down projections of the layers a joint
+//! repair would edit, on every case at once, with the KL penalty).
 
 use std::time::Instant;
 
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::case::{check, margins, Tokens};
 use crate::change::{ChangeTarget, WeightChange};
 use crate::error::{RepairError, Result};
+use crate::joint::SetRepair;
 use crate::measure::{kl_rows, last_log_probs};
 use crate::method::{Method, Repair};
 
@@ -51,6 +54,8 @@ pub enum Trainable {
     Neurons(Vec<Neuron>),
     /// Every weight of one layer's MLP.
     Layer(usize),
+    /// The down projections of these layers.
+    DownProjections(Vec<usize>),
 }
 
 /// The KL penalty's prompts: token ids, positions per prompt, reference log-probabilities.
@@ -122,6 +127,13 @@ fn trained_tensors(model: &Model, trainable: &Trainable) -> Result<Vec<Trained>>
                 })
                 .collect()
         }
+        Trainable::DownProjections(layers) => Ok(layers
+            .iter()
+            .map(|&l| {
+                let (name, live) = model.mlp_output(l);
+                Trained::new(name, live, None)
+            })
+            .collect()),
         Trainable::Layer(layer) => {
             let prefix = format!("blocks.{layer}.mlp.");
             let found: Vec<Trained> = model
@@ -151,31 +163,9 @@ pub fn gradient_repair(
     let margins_before = check(model, tokens)?.margins;
     let (method, learning_rate) = match trainable {
         Trainable::Neurons(_) => (Method::MintGradient, config.neuron_learning_rate),
-        Trainable::Layer(_) => (Method::FineTuneLayer, config.layer_learning_rate),
+        Trainable::Layer(_) | Trainable::DownProjections(_) => (Method::FineTuneLayer, config.layer_learning_rate),
     };
-    let mut trained = trained_tensors(model, trainable)?;
-    let batch = model.batch(&[tokens.ids[..tokens.ids.len() - 1].to_vec()])?;
-    let desired: Vec<i64> = tokens.ids[tokens.prompt_len..].iter().map(|&t| i64::from(t)).collect();
-    let targets = Tensor::from_slice(&desired).to_device(model.device);
-    for t in 1..=config.steps as i32 {
-        let normalized = model.forward(&batch, None, &mut Hooks::default())?;
-        let rows = normalized.get(0).narrow(0, tokens.prompt_len as i64 - 1, tokens.steps() as i64);
-        let logits = model.unembed(&rows).to_kind(Kind::Float);
-        if margins(&logits.detach(), &desired)?.iter().all(|&m| m >= config.margin) {
-            break;
-        }
-        let mut loss = logits.cross_entropy_for_logits(&targets);
-        if let Some((prompts, positions, reference)) = anchor {
-            loss +=
-                kl_rows(reference, &last_log_probs(model, prompts, *positions)?).mean(Kind::Float) * config.kl_weight;
-        }
-        loss.backward();
-        for tensor in &mut trained {
-            tensor.step(learning_rate, t);
-        }
-    }
-    let changes = record_changes(model, trainable, &trained)?;
-    drop(trained);
+    let changes = train(model, std::slice::from_ref(tokens), trainable, learning_rate, config, anchor)?;
     let margins_after = check(model, tokens)?.margins;
     Ok(Repair {
         method,
@@ -185,6 +175,72 @@ pub fn gradient_repair(
         margins_after,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Fine-tunes the down projections of `layers` on every desired token of `cases` at once (cross-entropy averaged
+/// over the cases, plus the KL penalty of `anchor`) until every case is right by `config.margin` or the steps run
+/// out, at the whole-layer learning rate: the SGD baseline of STAR. The changes stay applied.
+pub fn finetune_set(
+    model: &Model,
+    cases: &[Tokens],
+    layers: &[usize],
+    config: &GradientConfig,
+    anchor: &Anchor,
+) -> Result<SetRepair> {
+    if cases.is_empty() || layers.is_empty() {
+        return Err(RepairError::Settings("fine-tuning a set needs cases and layers".into()));
+    }
+    let start = Instant::now();
+    let margins = |model: &Model| cases.iter().map(|t| Ok(check(model, t)?.margins)).collect::<Result<Vec<_>>>();
+    let before = margins(model)?;
+    let trainable = Trainable::DownProjections(layers.to_vec());
+    let changes = train(model, cases, &trainable, config.layer_learning_rate, config, Some(anchor))?;
+    let after = margins(model)?;
+    let given_up = vec![false; cases.len()];
+    Ok(SetRepair::assemble(Method::FineTuneKl, changes, (before, after), &given_up, config.steps, start))
+}
+
+/// Adam on `trainable` over the desired tokens of `cases` (see [`gradient_repair`]); returns the changes made.
+fn train(
+    model: &Model,
+    cases: &[Tokens],
+    trainable: &Trainable,
+    learning_rate: f64,
+    config: &GradientConfig,
+    anchor: Option<&Anchor>,
+) -> Result<Vec<WeightChange>> {
+    let mut trained = trained_tensors(model, trainable)?;
+    let mut inputs = Vec::new();
+    for tokens in cases {
+        let batch = model.batch(&[tokens.ids[..tokens.ids.len() - 1].to_vec()])?;
+        let desired: Vec<i64> = tokens.ids[tokens.prompt_len..].iter().map(|&t| i64::from(t)).collect();
+        let targets = Tensor::from_slice(&desired).to_device(model.device);
+        inputs.push((tokens, batch, desired, targets));
+    }
+    let share = 1.0 / cases.len() as f64;
+    for t in 1..=config.steps as i32 {
+        let mut all_right = true;
+        for (tokens, batch, desired, targets) in &inputs {
+            let normalized = model.forward(batch, None, &mut Hooks::default())?;
+            let rows = normalized.get(0).narrow(0, tokens.prompt_len as i64 - 1, tokens.steps() as i64);
+            let logits = model.unembed(&rows).to_kind(Kind::Float);
+            all_right &= margins(&logits.detach(), desired)?.iter().all(|&m| m >= config.margin);
+            (logits.cross_entropy_for_logits(targets) * share).backward();
+        }
+        if all_right {
+            break;
+        }
+        if let Some((prompts, positions, reference)) = anchor {
+            let kl = kl_rows(reference, &last_log_probs(model, prompts, *positions)?).mean(Kind::Float);
+            (kl * config.kl_weight).backward();
+        }
+        for tensor in &mut trained {
+            tensor.step(learning_rate, t);
+        }
+    }
+    let changes = record_changes(model, trainable, &trained)?;
+    drop(trained);
+    Ok(changes)
 }
 
 /// The changes training made: one per neuron column, or one per whole tensor.
@@ -203,7 +259,7 @@ fn record_changes(model: &Model, trainable: &Trainable, trained: &[Trained]) -> 
                     });
                 }
             }
-            Trainable::Layer(_) => changes.push(WeightChange {
+            Trainable::Layer(_) | Trainable::DownProjections(_) => changes.push(WeightChange {
                 target: ChangeTarget::Parameter(tensor.name.clone()),
                 old: tensor.before.shallow_clone(),
                 new,

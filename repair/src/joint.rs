@@ -321,6 +321,19 @@ fn contrast(model: &Model, row: &Row, stats: &PreservationStats) -> Tensor {
     (&row.keys * projected).abs() * row.keys.abs() / rms
 }
 
+/// The layers a joint repair of `cases` would edit (see [`strongest_layers`]), for baselines that edit the
+/// same layers; none when every case is already right by the margin.
+pub fn set_layers(
+    model: &Model,
+    cases: &[Tokens],
+    stats: &PreservationStats,
+    config: &JointConfig,
+) -> Result<Vec<usize>> {
+    let rows = all_rows(model, cases)?;
+    let short: Vec<&Row> = rows.iter().filter(|r| r.margin < config.margin).collect();
+    Ok(if short.is_empty() { Vec::new() } else { strongest_layers(model, &short, stats, config) })
+}
+
 /// The `share` of layers whose best levers, summed over the short rows, are strongest.
 pub(crate) fn strongest_layers(
     model: &Model,

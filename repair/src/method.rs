@@ -30,6 +30,8 @@ pub enum Method {
     Memit,
     /// AlphaEdit on a set of cases ([`crate::batch_edit`]).
     AlphaEdit,
+    /// Fine-tuning of the set's layers on all its cases with a KL penalty ([`crate::gradient::finetune_set`]).
+    FineTuneKl,
 }
 
 impl Method {
@@ -48,6 +50,7 @@ impl Method {
             Method::Joint => "joint",
             Method::Memit => "memit",
             Method::AlphaEdit => "alphaedit",
+            Method::FineTuneKl => "fine-tune-kl",
         }
     }
 }

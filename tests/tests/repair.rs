@@ -164,7 +164,7 @@ fn baselines_edit_exactly_what_they_claim_and_revert() {
                     assert!(second <= 1e-4 * first, "rank-one edit has singular values {first} and {second}");
                 }
             }
-            Method::Mint | Method::Joint | Method::Memit | Method::AlphaEdit => unreachable!(),
+            Method::Mint | Method::Joint | Method::Memit | Method::AlphaEdit | Method::FineTuneKl => unreachable!(),
         }
         // Reverting the recorded changes restores every weight, so nothing was changed without being recorded.
         done.revert(&model).unwrap();

@@ -109,6 +109,41 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
 /// lifelong, MINT in a row, MEMIT, AlphaEdit) at every size in the table and the plots; the joint and lifelong sets
 /// keep their cases right where MINT in a row collapses; a rerun of the step takes every row from the journal.
 #[test]
+fn fine_tuning_a_set_changes_only_its_layers_down_projections_and_reverts_bit_exactly() {
+    let model = default_model();
+    let cases = experiments::repair_cases::MinedCases { api: 10, ..Default::default() }.mine(&model).unwrap();
+    let tokens: Vec<Tokens> = cases.iter().map(|c| Tokens::new(&model, &c.example).unwrap()).collect();
+    let preserved = preserved(&model);
+    let layers = repair::joint::set_layers(&model, &tokens, &preserved.stats, &JointConfig::default()).unwrap();
+    assert_eq!(layers.len(), 8, "a quarter of 30 layers, rounded up: {layers:?}");
+    let original = weights_sha256(&model).unwrap();
+    let unrelated = unrelated(&model);
+    let anchor = unrelated.anchor(4);
+    let config = repair::GradientConfig { steps: 40, ..Default::default() };
+    let set = repair::gradient::finetune_set(&model, &tokens, &layers, &config, &anchor).unwrap();
+    let names: Vec<String> = set.repair.changes.iter().map(|c| c.target.to_string()).collect();
+    let wanted: Vec<String> = layers.iter().map(|&l| model.mlp_output(l).0).collect();
+    assert_eq!(names, wanted, "only the down projections of the chosen layers change");
+    let shortest = |m: &[f32]| m.iter().copied().fold(f32::INFINITY, f32::min);
+    let (before, after): (Vec<f32>, Vec<f32>) =
+        set.outcomes.iter().map(|o| (shortest(&o.margins_before), shortest(&o.margins_after))).unzip();
+    for (case, (b, a)) in tokens.iter().zip(before.iter().zip(&after)) {
+        let now = repair::check(&model, case).unwrap().margins;
+        assert!((shortest(&now) - a).abs() < 1e-4, "recorded margin {a} vs {now:?}");
+        assert!(*b < 0.0, "every mined case starts wrong: {b}");
+    }
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    assert!(mean(&after) > mean(&before) + 1.0, "training raised the margins: {before:?} -> {after:?}");
+    eprintln!(
+        "fine-tune: {} of 10 right; {:.1} s",
+        set.outcomes.iter().filter(|o| o.repaired()).count(),
+        set.repair.seconds
+    );
+    set.repair.revert(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), original, "reverting the fine-tuning is not bit-exact");
+}
+
+#[test]
 fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
     // Holding the shared model keeps this test from running beside the others (two models on 2 cores crawl).
     let _turn = default_model();
@@ -118,7 +153,7 @@ fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
     experiments::runner::run(&run, &models::Silent).unwrap();
     let step = run.join("step-00-repair-sequence");
     let table = std::fs::read_to_string(step.join("table.md")).unwrap();
-    for method in ["joint", "lifelong", "mint-in-a-row", "memit", "alphaedit"] {
+    for method in ["joint", "lifelong", "mint-in-a-row", "memit", "alphaedit", "fine-tune-kl"] {
         for n in [1, 5, 10] {
             assert!(table.contains(&format!("| {method} | {n} |")), "{method} N={n} missing:\n{table}");
         }

@@ -10,12 +10,16 @@ use std::path::Path;
 
 use models::Model;
 use repair::batch_edit::{batch_repair, BatchEditConfig, BatchEditor, EditMemory};
+use repair::gradient::{finetune_set, Anchor};
+use repair::joint::set_layers;
 use repair::patchset::{ModelIdentity, PatchSet};
-use repair::{check, GuardConfig, JointConfig, Method, RepairCase, RepairConfig, Tokens, Unrelated, Verdict};
+use repair::{
+    check, GradientConfig, GuardConfig, JointConfig, Method, RepairCase, RepairConfig, Tokens, Unrelated, Verdict,
+};
 use serde::{Deserialize, Serialize};
 
 use super::repair::{repairer, unrelated_prompts, UnrelatedSettings};
-use super::repair_set::{preservation, Guarded, ReferenceSettings};
+use super::repair_set::{preservation, reference_prompts, Guarded, ReferenceSettings};
 use super::{names, write_file, write_json, Context, Operation, Report};
 use crate::error::{ExperimentError, Result};
 use crate::journal::RowJournal;
@@ -35,6 +39,9 @@ pub enum SequenceMethod {
     Memit,
     /// AlphaEdit on the first N cases in batches of `batch_size`, each batch keeping the earlier ones' keys.
     AlphaEdit,
+    /// Fine-tuning of the joint solve's layers (down projections) on the first N cases with a KL penalty on
+    /// reference code (STAR's SGD baseline).
+    FineTuneKl,
 }
 
 impl fmt::Display for SequenceMethod {
@@ -45,6 +52,7 @@ impl fmt::Display for SequenceMethod {
             SequenceMethod::MintInARow => "mint-in-a-row",
             SequenceMethod::Memit => "memit",
             SequenceMethod::AlphaEdit => "alphaedit",
+            SequenceMethod::FineTuneKl => "fine-tune-kl",
         })
     }
 }
@@ -69,6 +77,8 @@ pub struct RepairSequenceSettings {
     pub batch: BatchEditConfig,
     /// Cases per AlphaEdit batch.
     pub batch_size: usize,
+    /// The fine-tuning baseline (its KL penalty reads `anchor_prompts` reference windows).
+    pub finetune: GradientConfig,
     /// The reference code of the preservation statistics.
     pub reference: ReferenceSettings,
     /// The side-effect prompts.
@@ -88,12 +98,14 @@ impl Default for RepairSequenceSettings {
                 SequenceMethod::MintInARow,
                 SequenceMethod::Memit,
                 SequenceMethod::AlphaEdit,
+                SequenceMethod::FineTuneKl,
             ],
             joint: JointConfig::default(),
             guard: GuardConfig::default(),
             mint: RepairConfig::default(),
             batch: BatchEditConfig::default(),
             batch_size: 10,
+            finetune: GradientConfig { steps: 40, anchor_prompts: 8, ..GradientConfig::default() },
             reference: ReferenceSettings::default(),
             unrelated: UnrelatedSettings::default(),
             benchmarks: BenchmarkSpec { humaneval_problems: 0, sequential_humaneval_problems: 0, ..Default::default() },
@@ -137,6 +149,16 @@ pub struct SequenceReport {
     pub baseline: Benchmarks,
     /// Every method at every N.
     pub rows: Vec<SequenceRow>,
+}
+
+impl RepairSequenceSettings {
+    /// The fine-tuning baseline's KL anchor: the first reference windows (never evaluated) as the model is now.
+    fn finetune_anchor(&self, model: &Model) -> Result<Anchor> {
+        let mut prompts = reference_prompts(model, &self.reference)?;
+        prompts.truncate(self.finetune.anchor_prompts.max(1));
+        let count = prompts.len();
+        Ok(Unrelated::new(model, prompts, self.unrelated.positions)?.anchor(count))
+    }
 }
 
 /// What the rows depend on (the methods may differ between runs).
@@ -268,6 +290,19 @@ impl Operation for RepairSequenceSettings {
                             patches = PatchSet::new(identity.clone());
                             let set = batch(&cases[..n], BatchEditor::Memit, &mut EditMemory::default())?;
                             patches.push_set(&set.repair, cases[..n].to_vec());
+                            seconds = 0.0;
+                        }
+                        SequenceMethod::FineTuneKl => {
+                            patches.revert(model)?;
+                            patches = PatchSet::new(identity.clone());
+                            let tokens: Vec<Tokens> =
+                                cases[..n].iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_, _>>()?;
+                            let layers = set_layers(model, &tokens, &preserved.stats, &self.joint)?;
+                            let anchor = self.finetune_anchor(model)?;
+                            if !layers.is_empty() {
+                                let set = finetune_set(model, &tokens, &layers, &self.finetune, &anchor)?;
+                                patches.push_set(&set.repair, cases[..n].to_vec());
+                            }
                             seconds = 0.0;
                         }
                         SequenceMethod::AlphaEdit => {
