@@ -33,6 +33,7 @@ pub mod method;
 pub mod mint;
 pub mod patchset;
 pub mod preservation;
+pub mod published;
 pub mod repairer;
 pub mod rows;
 pub mod statistics;

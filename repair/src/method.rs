@@ -24,6 +24,8 @@ pub enum Method {
     FineTuneLayer,
     /// Baseline: a ROME-style rank-one edit of one down projection.
     RankOne,
+    /// Baseline: MINT as its authors' code runs it ([`crate::published`]).
+    MintPublished,
     /// The joint closed-form solve of a set of cases ([`crate::joint`], STAR/ASTRA form).
     Joint,
     /// MEMIT on a set of cases ([`crate::batch_edit`]).
@@ -36,8 +38,14 @@ pub enum Method {
 
 impl Method {
     /// Every method that repairs one case alone, MINT first (the joint solve repairs sets: [`crate::lifelong`]).
-    pub const ALL: [Method; 5] =
-        [Method::Mint, Method::MintGradient, Method::RandomNeurons, Method::FineTuneLayer, Method::RankOne];
+    pub const ALL: [Method; 6] = [
+        Method::Mint,
+        Method::MintGradient,
+        Method::RandomNeurons,
+        Method::FineTuneLayer,
+        Method::RankOne,
+        Method::MintPublished,
+    ];
 
     /// The name used on the command line, in specs and tables.
     pub fn name(self) -> &'static str {
@@ -47,6 +55,7 @@ impl Method {
             Method::RandomNeurons => "random-neurons",
             Method::FineTuneLayer => "fine-tune-layer",
             Method::RankOne => "rank-one",
+            Method::MintPublished => "mint-published",
             Method::Joint => "joint",
             Method::Memit => "memit",
             Method::AlphaEdit => "alphaedit",

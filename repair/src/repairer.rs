@@ -11,6 +11,7 @@ use crate::gradient::{gradient_repair, GradientConfig, Trainable};
 use crate::measure::{measure, variants_correct, RepairMetrics, Unrelated};
 use crate::method::{Method, Repair};
 use crate::mint::{repair_tokens, Editor, MintConfig};
+use crate::published::{published_repair, PublishedConfig};
 use crate::statistics::{activation_rms, KeyStatistics};
 use crate::target::target;
 
@@ -22,6 +23,8 @@ pub struct RepairConfig {
     pub mint: MintConfig,
     /// The gradient variant and the fine-tuning baseline.
     pub gradient: GradientConfig,
+    /// MINT as its authors' code runs it.
+    pub published: PublishedConfig,
 }
 
 /// Repairs cases with any [`Method`] and measures them against one set of unrelated prompts.
@@ -62,6 +65,7 @@ impl Repairer {
                 repair_tokens(model, tokens, mint, &mut Editor::random(mint.seed + self.repairs), rms)
             }
             Method::RankOne => repair_tokens(model, tokens, mint, &mut Editor::RankOne(&mut self.keys), rms),
+            Method::MintPublished => published_repair(model, tokens, &self.config.published),
             Method::Joint | Method::Memit | Method::AlphaEdit | Method::FineTuneKl => Err(RepairError::Settings(
                 format!("{method} repairs sets of cases: use a repair set (workbench repair --cases F.jsonl)"),
             )),

@@ -8,7 +8,7 @@ use models::gguf::GgmlType;
 use models::writers::{save_gguf, save_hf_folder};
 use models::{LoadOptions, Model};
 use repair::patchset::{weights_sha256, ModelIdentity, PatchSet};
-use repair::{check, target, ChangeTarget, Example, Method, RepairCase, RepairConfig, Repairer, Tokens};
+use repair::{check, target, ChangeTarget, Example, Method, Repair, RepairCase, RepairConfig, Repairer, Tokens};
 use serde_json::json;
 
 /// A real failure of SmolLM2: after `os.path.` it writes `join`, not `expanduser`.
@@ -126,13 +126,43 @@ fn mint_repairs_real_failures_and_patch_sets_round_trip_bit_exactly() {
     assert_eq!(weights_sha256(&model).unwrap(), original);
 }
 
+/// MINT as published: the case is repaired by at most 10 neurons of the upper half of the layers, and the first
+/// patch is v ← (v + α τ)/(1 + α) with τ along pinv(W_Uᵀ)[d] − pinv(W_Uᵀ)[w] (torch's pseudo-inverse here, a
+/// solve of the Gram matrix in the method) for the first desired token d and the unpatched model's top-1 w.
+fn published_edits_follow_the_semantic_basis(model: &Model, case: &RepairCase, done: &Repair, repairer: &Repairer) {
+    use models::tch::{Device, Kind, Tensor};
+    assert!(done.fixed(), "as published, MINT repairs {}: {:?}", case.id, done.margins_after);
+    assert!(done.changes.len() <= 10 * done.margins_before.len());
+    for change in &done.changes {
+        let neuron = change.target.neuron().expect("only output vectors change");
+        assert!(neuron.layer >= model.shape().n_layers / 2, "{neuron:?} is not in the upper half");
+    }
+    let tokens = Tokens::new(model, &case.example).unwrap();
+    done.revert(model).unwrap();
+    let logits = model.logits(tokens.context(0)).unwrap().get(-1);
+    let desired = tokens.desired(0);
+    let masked = logits.index_fill(0, &Tensor::from_slice(&[i64::from(desired)]), f64::NEG_INFINITY);
+    let wrong = masked.argmax(0, false).int64_value(&[]);
+    done.changes.iter().try_for_each(|c| c.apply(model)).unwrap();
+    let basis = model.unembedding().to_kind(Kind::Double).to_device(Device::Cpu).tr().linalg_pinv(1e-10, false);
+    let semantic = basis.get(i64::from(desired)) - basis.get(wrong);
+    let alpha = 0.01 * repairer.config.published.scale;
+    let first = &done.changes[0];
+    let step = (&first.new * (1.0 + alpha) - &first.old).to_kind(Kind::Double);
+    let cosine =
+        step.dot(&semantic).double_value(&[]) / (step.norm().double_value(&[]) * semantic.norm().double_value(&[]));
+    assert!(cosine > 0.999, "the first patch is not along the semantic direction: cosine {cosine}");
+}
+
 #[test]
 fn baselines_edit_exactly_what_they_claim_and_revert() {
     let model = default_model();
     let original = weights_sha256(&model).unwrap();
     let case = expanduser_case();
     let mut repairer = repairer(&model);
-    for method in [Method::MintGradient, Method::RandomNeurons, Method::FineTuneLayer, Method::RankOne] {
+    let methods =
+        [Method::MintGradient, Method::RandomNeurons, Method::FineTuneLayer, Method::RankOne, Method::MintPublished];
+    for method in methods {
         let (done, metrics) = repairer.repair_case(&model, &case, method).unwrap();
         assert!(!done.changes.is_empty(), "{method} changed nothing");
         match method {
@@ -164,6 +194,7 @@ fn baselines_edit_exactly_what_they_claim_and_revert() {
                     assert!(second <= 1e-4 * first, "rank-one edit has singular values {first} and {second}");
                 }
             }
+            Method::MintPublished => published_edits_follow_the_semantic_basis(&model, &case, &done, &repairer),
             Method::Mint | Method::Joint | Method::Memit | Method::AlphaEdit | Method::FineTuneKl => unreachable!(),
         }
         // Reverting the recorded changes restores every weight, so nothing was changed without being recorded.
