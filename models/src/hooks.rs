@@ -166,6 +166,9 @@ pub enum Edit {
     /// Replace the activation with the same point's activation from another run (activation patching);
     /// the tensor has the activation's shape (its batch may be 1).
     Patch(Tensor),
+    /// Add each slot's value where the activation's cosine similarity with its key reaches its threshold (the
+    /// model's gated memory, [`crate::gates`]; every position).
+    Gated(crate::gates::GatedMemory),
 }
 
 /// One change at one hook point.
@@ -283,6 +286,16 @@ impl Hooks {
         &self.interventions
     }
 
+    /// Runs `run` with `standing` interventions placed before this value's own (the model's part of the forward
+    /// pass comes first at a point), then removes them again.
+    pub(crate) fn with_standing<T>(&mut self, standing: Vec<Intervention>, run: impl FnOnce(&mut Hooks) -> T) -> T {
+        let count = standing.len();
+        self.interventions.splice(0..0, standing);
+        let result = run(self);
+        self.interventions.drain(..count);
+        result
+    }
+
     /// Whether the forward pass must record `point`'s attention pattern (attention can skip computing it otherwise).
     pub fn wants(&self, point: HookPoint) -> bool {
         self.record.as_ref().is_some_and(|f| f(point)) || self.interventions.iter().any(|i| i.point == point)
@@ -369,6 +382,7 @@ fn apply_edit(x: &Tensor, intervention: &Intervention) -> Result<Tensor> {
             let mask = selection_mask(x, *point, positions, None)?;
             x + mask.to_kind(x.kind()) * vector.to_device(x.device()).to_kind(x.kind())
         }
+        Edit::Gated(memory) => memory.apply(x),
         Edit::Patch(source) => {
             let (found, want) = (source.size(), x.size());
             if found.len() != want.len() || found[1..] != want[1..] || (found[0] != 1 && found[0] != want[0]) {

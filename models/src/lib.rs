@@ -14,6 +14,7 @@ pub mod catalogue;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod gates;
 pub mod generate;
 pub mod gguf;
 pub mod gguf_weights;

@@ -121,6 +121,8 @@ pub struct Model {
     pub kind: Kind,
     /// Where it was loaded from.
     pub source: ModelSource,
+    /// Gated repairs that run in every forward pass beside the weights (empty unless a gated repair added some).
+    pub gates: crate::gates::Gates,
 }
 
 impl Model {
@@ -179,7 +181,7 @@ impl Model {
     ) -> Self {
         crate::memory::reuse_large_buffers();
         let source = ModelSource { spec: path.display().to_string(), path: path.to_path_buf(), format, display_name };
-        Model { arch, tokenizer, device: options.device, kind: options.kind, source }
+        Model { arch, tokenizer, device: options.device, kind: options.kind, source, gates: Default::default() }
     }
 
     /// The architecture, for code that needs its weights or layers.
@@ -304,7 +306,11 @@ impl Model {
         let past = cache.as_ref().map_or(0, |c| c.len());
         let mask = AttentionMask::build(batch.seq_len(), past, batch.valid.as_ref(), self.device, self.kind);
         let input = ForwardInput { ids: &batch.ids, positions: &batch.positions, mask: &mask };
-        self.arch.forward(&input, cache, hooks)
+        let gates = self.gates.interventions(self.device, self.kind)?;
+        if gates.is_empty() {
+            return self.arch.forward(&input, cache, hooks);
+        }
+        hooks.with_standing(gates, |hooks| self.arch.forward(&input, cache, hooks))
     }
 
     /// Logits `[seq, vocab]` (f32) of one prompt's token ids, with `hooks` applied and recorded.

@@ -39,6 +39,7 @@ fn encode(t: &Tensor) -> Result<Encoded> {
 /// `tokenizer_config.json`, `chat_template.jinja`), in the model's dtype. The folder is built beside `dir`
 /// and renamed into place; an existing `dir` is never overwritten.
 pub fn save_hf_folder(model: &Model, dir: &Path) -> Result<()> {
+    model.gates.check_exportable()?;
     if dir.exists() {
         return Err(ModelError::InvalidInput(format!("{} already exists; choose a new folder", dir.display())));
     }
@@ -116,6 +117,7 @@ pub fn parse_export_type(name: &str) -> Result<GgmlType> {
 /// Writes `model` as a GGUF file with llama.cpp's tensor names and metadata; matrices are stored as `kind`
 /// (F32, F16 or Q8_0), norms and biases as F32.
 pub fn save_gguf(model: &Model, path: &Path, kind: GgmlType) -> Result<()> {
+    model.gates.check_exportable()?;
     if !matches!(kind, GgmlType::F32 | GgmlType::F16 | GgmlType::Q8_0) {
         return Err(ModelError::InvalidInput(format!("GGUF export supports F32, F16 and Q8_0, not {}", kind.name())));
     }

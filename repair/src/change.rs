@@ -1,5 +1,6 @@
 //! Weight changes that can be applied and reverted bit-exactly: one neuron's output vector (a column of its
-//! layer's down projection) or a whole parameter tensor (the baselines' layer and rank-one edits).
+//! layer's down projection), a whole parameter tensor (the baselines' layer and rank-one edits), or a slot of
+//! the model's gated memory (gated repairs, which leave the weights alone).
 
 use std::fmt;
 
@@ -16,6 +17,13 @@ pub enum ChangeTarget {
     NeuronOutput(Neuron),
     /// A parameter by its name in `Architecture::parameters` (e.g. `blocks.3.mlp.out.weight`).
     Parameter(String),
+    /// A slot of a layer's gated memory, `[key, value, threshold]` ([`models::gates`]).
+    Gate {
+        /// The layer (the gate reads and writes `blocks.{layer}.hook_resid_post`).
+        layer: usize,
+        /// The slot.
+        slot: usize,
+    },
 }
 
 impl fmt::Display for ChangeTarget {
@@ -23,6 +31,7 @@ impl fmt::Display for ChangeTarget {
         match self {
             ChangeTarget::NeuronOutput(n) => write!(f, "neuron L{}.{} output", n.layer, n.index),
             ChangeTarget::Parameter(name) => write!(f, "{name}"),
+            ChangeTarget::Gate { layer, slot } => write!(f, "gate {slot} at blocks.{layer}.hook_resid_post"),
         }
     }
 }
@@ -32,22 +41,24 @@ impl ChangeTarget {
     pub fn neuron(&self) -> Option<Neuron> {
         match self {
             ChangeTarget::NeuronOutput(n) => Some(*n),
-            ChangeTarget::Parameter(_) => None,
+            ChangeTarget::Parameter(_) | ChangeTarget::Gate { .. } => None,
         }
     }
 
-    /// How many MLP neurons the change touches (a whole MLP parameter touches all of its layer's).
+    /// How many MLP neurons the change touches (a whole MLP parameter touches all of its layer's; a gate is one
+    /// new unit).
     pub fn neurons_touched(&self, model: &Model) -> usize {
         match self {
-            ChangeTarget::NeuronOutput(_) => 1,
+            ChangeTarget::NeuronOutput(_) | ChangeTarget::Gate { .. } => 1,
             ChangeTarget::Parameter(name) if name.contains(".mlp.") => model.shape().d_mlp,
             ChangeTarget::Parameter(_) => 0,
         }
     }
 
-    /// The live tensor this target names (sharing storage with the model).
+    /// The live tensor this target names (sharing storage with the model); gates have none.
     fn live(&self, model: &Model) -> Result<Tensor> {
         match self {
+            ChangeTarget::Gate { .. } => Err(RepairError::Mismatch(format!("{self} is not a weight"))),
             ChangeTarget::NeuronOutput(n) => {
                 model.check_neuron(*n)?;
                 Ok(model.mlp_output(n.layer).1.select(1, n.index as i64))
@@ -63,11 +74,20 @@ impl ChangeTarget {
 
     /// The current values as an f32 CPU tensor (exact for f32, bf16 and f16 models).
     pub fn read(&self, model: &Model) -> Result<Tensor> {
+        if let ChangeTarget::Gate { layer, slot } = self {
+            return Ok(model.gates.read(*layer, *slot, model.shape().d_model)?);
+        }
         Ok(self.live(model)?.to_kind(Kind::Float).to_device(Device::Cpu).copy())
     }
 
     /// Writes `values` (any float kind, any device) into the model.
     pub fn write(&self, model: &Model, values: &Tensor) -> Result<()> {
+        if let ChangeTarget::Gate { layer, slot } = self {
+            if *layer >= model.shape().n_layers || values.size() != [2 * model.shape().d_model as i64 + 1] {
+                return Err(RepairError::Mismatch(format!("{self}: values {:?} do not fit the model", values.size())));
+            }
+            return Ok(model.gates.write(*layer, *slot, values)?);
+        }
         let mut live = self.live(model)?;
         if live.size() != values.size() {
             return Err(RepairError::Mismatch(format!(

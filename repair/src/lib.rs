@@ -25,6 +25,7 @@ pub mod batch_edit;
 pub mod case;
 pub mod change;
 pub mod error;
+pub mod gated;
 pub mod gradient;
 pub mod joint;
 pub mod lifelong;

@@ -26,6 +26,8 @@ pub enum Method {
     RankOne,
     /// Baseline: MINT as its authors' code runs it ([`crate::published`]).
     MintPublished,
+    /// The gated alternative: a new unit that fires only near the case's key, weights untouched ([`crate::gated`]).
+    Gated,
     /// The joint closed-form solve of a set of cases ([`crate::joint`], STAR/ASTRA form).
     Joint,
     /// MEMIT on a set of cases ([`crate::batch_edit`]).
@@ -38,13 +40,14 @@ pub enum Method {
 
 impl Method {
     /// Every method that repairs one case alone, MINT first (the joint solve repairs sets: [`crate::lifelong`]).
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         Method::Mint,
         Method::MintGradient,
         Method::RandomNeurons,
         Method::FineTuneLayer,
         Method::RankOne,
         Method::MintPublished,
+        Method::Gated,
     ];
 
     /// The name used on the command line, in specs and tables.
@@ -56,6 +59,7 @@ impl Method {
             Method::FineTuneLayer => "fine-tune-layer",
             Method::RankOne => "rank-one",
             Method::MintPublished => "mint-published",
+            Method::Gated => "gated",
             Method::Joint => "joint",
             Method::Memit => "memit",
             Method::AlphaEdit => "alphaedit",
@@ -146,12 +150,13 @@ impl Repair {
 }
 
 /// Distinct MLP neurons whose weights `changes` touch (a changed MLP parameter touches all of its layer's, counted
-/// once per layer however many of them change).
+/// once per layer however many of them change), and the gates they add (one new unit each).
 pub fn neurons_changed<'a>(model: &Model, changes: impl Iterator<Item = &'a WeightChange>) -> usize {
-    let (mut neurons, mut layers) = (Vec::new(), Vec::new());
+    let (mut neurons, mut layers, mut gates) = (Vec::new(), Vec::new(), Vec::new());
     for change in changes {
         match &change.target {
             ChangeTarget::NeuronOutput(n) => neurons.push(*n),
+            ChangeTarget::Gate { layer, slot } => gates.push((*layer, *slot)),
             ChangeTarget::Parameter(name) if name.contains(".mlp.") => {
                 layers.push(name.split(".mlp.").next().unwrap_or_default().to_string())
             }
@@ -163,5 +168,7 @@ pub fn neurons_changed<'a>(model: &Model, changes: impl Iterator<Item = &'a Weig
     layers.sort();
     layers.dedup();
     neurons.retain(|n| !layers.iter().any(|l| *l == format!("blocks.{}", n.layer)));
-    neurons.len() + layers.len() * model.shape().d_mlp
+    gates.sort();
+    gates.dedup();
+    neurons.len() + layers.len() * model.shape().d_mlp + gates.len()
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::case::{check, RepairCase, Tokens};
 use crate::error::RepairError;
 use crate::error::Result;
+use crate::gated::{gated_repair, GatedConfig};
 use crate::gradient::{gradient_repair, GradientConfig, Trainable};
 use crate::measure::{measure, variants_correct, RepairMetrics, Unrelated};
 use crate::method::{Method, Repair};
@@ -25,6 +26,8 @@ pub struct RepairConfig {
     pub gradient: GradientConfig,
     /// MINT as its authors' code runs it.
     pub published: PublishedConfig,
+    /// The gated alternative.
+    pub gated: GatedConfig,
 }
 
 /// Repairs cases with any [`Method`] and measures them against one set of unrelated prompts.
@@ -66,6 +69,7 @@ impl Repairer {
             }
             Method::RankOne => repair_tokens(model, tokens, mint, &mut Editor::RankOne(&mut self.keys), rms),
             Method::MintPublished => published_repair(model, tokens, &self.config.published),
+            Method::Gated => gated_repair(model, tokens, &self.config.gated),
             Method::Joint | Method::Memit | Method::AlphaEdit | Method::FineTuneKl => Err(RepairError::Settings(
                 format!("{method} repairs sets of cases: use a repair set (workbench repair --cases F.jsonl)"),
             )),

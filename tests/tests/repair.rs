@@ -154,6 +154,39 @@ fn published_edits_follow_the_semantic_basis(model: &Model, case: &RepairCase, d
     assert!(cosine > 0.999, "the first patch is not along the semantic direction: cosine {cosine}");
 }
 
+/// The gated repair: the case is right while every weight keeps its hash, an unrelated prompt's logits are
+/// bit-identical (no gate fires there), neither exporter writes the model, and the gates round-trip through a
+/// saved patch set.
+fn gates_leave_the_weights_and_unrelated_logits_alone(model: &Model, tokens: &Tokens, done: &Repair, original: &str) {
+    assert!(done.fixed(), "the gated repair fixes the case: {:?}", done.margins_after);
+    assert!(done.changes.iter().all(|c| matches!(c.target, ChangeTarget::Gate { .. })), "{:?}", done.changes);
+    assert_eq!(weights_sha256(model).unwrap(), original, "a gated repair changed weights");
+    let probe = model.encode("def area(r):\n    return 3.14 * r * r\n").unwrap();
+    let gated = logits_vec(model, &probe);
+    done.revert(model).unwrap();
+    assert_eq!(model.gates.active().unwrap(), 0, "reverting empties the slots");
+    assert_eq!(logits_vec(model, &probe), gated, "a gate fired on an unrelated prompt");
+    done.changes.iter().try_for_each(|c| c.apply(model)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let error = save_hf_folder(model, &dir.path().join("hf")).unwrap_err().to_string();
+    assert!(error.contains("gated repairs") && error.contains("export without them"), "{error}");
+    assert!(save_gguf(model, &dir.path().join("m.gguf"), GgmlType::F16).is_err());
+    assert!(!dir.path().join("hf").exists() && !dir.path().join("m.gguf").exists(), "nothing is written");
+
+    // As a saved patch set: reverted, loaded, applied (the case right again), reverted, applied for the caller.
+    let mut set = PatchSet::new(ModelIdentity::of(model).unwrap());
+    set.push(done, None, None);
+    set.save(&dir.path().join("gates.ron")).unwrap();
+    done.revert(model).unwrap();
+    let loaded = PatchSet::load(&dir.path().join("gates.ron")).unwrap();
+    loaded.apply(model).unwrap();
+    assert!(check(model, tokens).unwrap().correct(), "the loaded gates repair the case");
+    loaded.revert(model).unwrap();
+    assert_eq!(model.gates.active().unwrap(), 0);
+    assert!(!check(model, tokens).unwrap().correct());
+    done.changes.iter().try_for_each(|c| c.apply(model)).unwrap();
+}
+
 #[test]
 fn baselines_edit_exactly_what_they_claim_and_revert() {
     let model = default_model();
@@ -195,6 +228,10 @@ fn baselines_edit_exactly_what_they_claim_and_revert() {
                 }
             }
             Method::MintPublished => published_edits_follow_the_semantic_basis(&model, &case, &done, &repairer),
+            Method::Gated => {
+                let tokens = Tokens::new(&model, &case.example).unwrap();
+                gates_leave_the_weights_and_unrelated_logits_alone(&model, &tokens, &done, &original)
+            }
             Method::Mint | Method::Joint | Method::Memit | Method::AlphaEdit | Method::FineTuneKl => unreachable!(),
         }
         // Reverting the recorded changes restores every weight, so nothing was changed without being recorded.

@@ -153,9 +153,16 @@ fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
     experiments::runner::run(&run, &models::Silent).unwrap();
     let step = run.join("step-00-repair-sequence");
     let table = std::fs::read_to_string(step.join("table.md")).unwrap();
-    for method in
-        ["joint", "lifelong", "mint-in-a-row", "mint-published-in-a-row", "memit", "alphaedit", "fine-tune-kl"]
-    {
+    for method in [
+        "joint",
+        "lifelong",
+        "mint-in-a-row",
+        "mint-published-in-a-row",
+        "gated-in-a-row",
+        "memit",
+        "alphaedit",
+        "fine-tune-kl",
+    ] {
         for n in [1, 5, 10] {
             assert!(table.contains(&format!("| {method} | {n} |")), "{method} N={n} missing:\n{table}");
         }

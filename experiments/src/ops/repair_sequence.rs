@@ -1,8 +1,8 @@
 //! The sequential-repair study: mined failures applied N at a time (N = 1, 10, 25, 50 ...) by every method — the
 //! joint solve of the first N cases, lifelong repair of the first N one at a time with the guard, MINT's repairs
-//! (ours, and as its authors' code runs it) applied in a row, MEMIT on the first N, AlphaEdit on them in batches,
-//! fine-tuning with a KL penalty — and measured as the field does: the share of the N cases still right,
-//! generalization to their held-out variants, unrelated top-1 tokens kept and mean KL, perplexity and line
+//! (ours, and as its authors' code runs it) and gated units applied in a row, MEMIT on the first N, AlphaEdit on
+//! them in batches, fine-tuning with a KL penalty — and measured as the field does: the share of the N cases still
+//! right, generalization to their held-out variants, unrelated top-1 tokens kept and mean KL, perplexity and line
 //! completion on held-out files, HumanEval pass@1 when asked; neurons changed and seconds. Rows are journalled as
 //! they finish (a stopped study resumes), and the report has `table.md` and one curve per metric (metric vs N, a
 //! line per method).
@@ -39,6 +39,8 @@ pub enum SequenceMethod {
     MintInARow,
     /// MINT as its authors' code runs it, on each case alone, in a row (the effective ones kept).
     PublishedInARow,
+    /// The gated alternative (new units that fire only near each case's keys), case by case in a row.
+    GatedInARow,
     /// MEMIT on the first N cases in one batch.
     Memit,
     /// AlphaEdit on the first N cases in batches of `batch_size`, each batch keeping the earlier ones' keys.
@@ -55,6 +57,7 @@ impl fmt::Display for SequenceMethod {
             SequenceMethod::Lifelong => "lifelong",
             SequenceMethod::MintInARow => "mint-in-a-row",
             SequenceMethod::PublishedInARow => "mint-published-in-a-row",
+            SequenceMethod::GatedInARow => "gated-in-a-row",
             SequenceMethod::Memit => "memit",
             SequenceMethod::AlphaEdit => "alphaedit",
             SequenceMethod::FineTuneKl => "fine-tune-kl",
@@ -102,6 +105,7 @@ impl Default for RepairSequenceSettings {
                 SequenceMethod::Lifelong,
                 SequenceMethod::MintInARow,
                 SequenceMethod::PublishedInARow,
+                SequenceMethod::GatedInARow,
                 SequenceMethod::Memit,
                 SequenceMethod::AlphaEdit,
                 SequenceMethod::FineTuneKl,
@@ -266,7 +270,7 @@ impl Operation for RepairSequenceSettings {
             let outcome = (|| -> Result<()> {
                 let (mut seconds, mut refused, mut applied) = (0.0, 0, 0);
                 let mut mint = match method {
-                    SequenceMethod::MintInARow | SequenceMethod::PublishedInARow => {
+                    SequenceMethod::MintInARow | SequenceMethod::PublishedInARow | SequenceMethod::GatedInARow => {
                         Some(repairer(model, self.mint.clone(), self.unrelated)?)
                     }
                     _ => None,
@@ -319,11 +323,14 @@ impl Operation for RepairSequenceSettings {
                                 patches.push_set(&set.repair, chunk.to_vec());
                             }
                         }
-                        SequenceMethod::MintInARow | SequenceMethod::PublishedInARow => {
+                        SequenceMethod::MintInARow | SequenceMethod::PublishedInARow | SequenceMethod::GatedInARow => {
                             let repairer =
                                 mint.as_mut().ok_or_else(|| ExperimentError::Data("no MINT repairer".into()))?;
-                            let single =
-                                if method == SequenceMethod::MintInARow { Method::Mint } else { Method::MintPublished };
+                            let single = match method {
+                                SequenceMethod::MintInARow => Method::Mint,
+                                SequenceMethod::PublishedInARow => Method::MintPublished,
+                                _ => Method::Gated,
+                            };
                             for case in &cases[applied..n] {
                                 let (done, metrics) = repairer.repair_case(model, case, single)?;
                                 if metrics.effective {
