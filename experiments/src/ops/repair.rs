@@ -121,13 +121,31 @@ pub struct RepairReport {
     pub narrative: Vec<String>,
 }
 
+/// Cases given directly, then those of a JSONL file.
+pub(crate) fn given_cases(cases: &[RepairCase], file: Option<&Path>) -> Result<Vec<RepairCase>> {
+    let mut all = cases.to_vec();
+    if let Some(path) = file {
+        all.extend(repair::load_user_cases(path)?);
+    }
+    Ok(all)
+}
+
+/// The patch set a repair builds on: the one saved at `apply`, applied to `model`, or an empty one.
+pub(crate) fn starting_set(model: &Model, apply: Option<&Path>) -> Result<PatchSet> {
+    match apply {
+        Some(path) => {
+            let set = PatchSet::load(path)?;
+            set.apply(model)?;
+            Ok(set)
+        }
+        None => Ok(PatchSet::new(ModelIdentity::of(model)?)),
+    }
+}
+
 impl RepairSettings {
     /// The cases given and those of the file.
     pub fn all_cases(&self) -> Result<Vec<RepairCase>> {
-        let mut cases = self.cases.clone();
-        if let Some(path) = &self.cases_file {
-            cases.extend(repair::load_user_cases(path)?);
-        }
+        let cases = given_cases(&self.cases, self.cases_file.as_deref())?;
         if cases.is_empty() {
             return Err(ExperimentError::Spec("no repair cases: give a prompt and its desired text, or a file".into()));
         }
@@ -141,14 +159,7 @@ impl Operation for RepairSettings {
     /// Repairs every case on top of the earlier effective ones; the model is reverted to how it was afterwards.
     fn run(&self, model: &Model, context: &Context) -> Result<RepairReport> {
         let cases = self.all_cases()?;
-        let mut patches = match &self.apply {
-            Some(path) => {
-                let set = PatchSet::load(path)?;
-                set.apply(model)?;
-                set
-            }
-            None => PatchSet::new(ModelIdentity::of(model)?),
-        };
+        let mut patches = starting_set(model, self.apply.as_deref())?;
         let outcome = (|| -> Result<(Vec<CaseResult>, Vec<String>, Option<Together>)> {
             let mut repairer = repairer(model, self.config.clone(), self.unrelated)?;
             context.progress.begin("repairing", cases.len() as u64);

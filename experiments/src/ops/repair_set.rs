@@ -5,14 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use models::{Model, Progress};
-use repair::patchset::{ModelIdentity, PatchSet};
+use repair::patchset::PatchSet;
 use repair::{
     add_to_set, check, GuardConfig, JointConfig, LifelongStep, PreservationStats, Preserved, Provenance, RepairCase,
     Specificity, Tokens, Unrelated, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
-use super::repair::{unrelated_prompts, UnrelatedSettings};
+use super::repair::{given_cases, starting_set, unrelated_prompts, UnrelatedSettings};
 use super::{names, write_json, Context, Operation, Report};
 use crate::error::{ExperimentError, Result};
 use crate::repair_cases::MinedCases;
@@ -156,10 +156,7 @@ pub struct RepairSetReport {
 
 impl RepairSetSettings {
     fn all_cases(&self, model: &Model) -> Result<Vec<RepairCase>> {
-        let mut cases = self.cases.clone();
-        if let Some(path) = &self.cases_file {
-            cases.extend(repair::load_user_cases(path)?);
-        }
+        let mut cases = given_cases(&self.cases, self.cases_file.as_deref())?;
         cases.extend(self.mined.mine(model)?);
         if cases.is_empty() {
             return Err(ExperimentError::Spec(
@@ -177,14 +174,7 @@ impl Operation for RepairSetSettings {
     fn run(&self, model: &Model, context: &Context) -> Result<RepairSetReport> {
         let cases = self.all_cases(model)?;
         self.joint.validate()?;
-        let mut patches = match &self.apply {
-            Some(path) => {
-                let set = PatchSet::load(path)?;
-                set.apply(model)?;
-                set
-            }
-            None => PatchSet::new(ModelIdentity::of(model)?),
-        };
+        let mut patches = starting_set(model, self.apply.as_deref())?;
         let outcome = self.add(model, &mut patches, &cases, context.progress);
         patches.revert(model)?;
         let mut report = outcome?;

@@ -182,9 +182,10 @@ impl RepairView {
                 self.repair_set(ui.ctx(), shared, SetMode::Lifelong);
             }
         });
-        ui.small(
-            "Sets are guarded: a step that breaks an applied case or changes over 3% of unrelated top-1 tokens is refused.",
-        );
+        ui.small(format!(
+            "Sets are guarded: a step that breaks an applied case or changes over {:.0}% of unrelated top-1 tokens is refused.",
+            100.0 * repair::GuardConfig::default().max_top1_loss
+        ));
         self.patch_controls(ui, shared);
         self.applied.show(ui);
         if let Some(outcome) = &self.outcome {
