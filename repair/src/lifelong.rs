@@ -22,11 +22,13 @@ pub struct GuardConfig {
     pub max_top1_loss: f64,
     /// The ridge of the second try is the first one's times this.
     pub retry_ridge: f64,
+    /// A refused step of several cases is tried again as two halves, each guarded (see [`add_in_parts`]).
+    pub split_refused: bool,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        GuardConfig { max_top1_loss: 0.03, retry_ridge: 10.0 }
+        GuardConfig { max_top1_loss: 0.03, retry_ridge: 10.0, split_refused: true }
     }
 }
 
@@ -130,4 +132,31 @@ pub fn add_to_set(
         config.ridge *= guard.retry_ridge;
     }
     last.ok_or_else(|| RepairError::Settings("the guard made no try".into()))
+}
+
+/// Adds `new` cases as one guarded step; when the guard refuses a step of several cases and
+/// `guard.split_refused`, its two halves are added in turn the same way (so a set too large for one step's share
+/// of unrelated top-1 tokens goes in as several, and a case that cannot go in is isolated). Every step made is
+/// returned in order, refused ones included.
+#[allow(clippy::too_many_arguments)]
+pub fn add_in_parts(
+    model: &Model,
+    patches: &mut PatchSet,
+    new: &[RepairCase],
+    preserved: &Preserved,
+    config: &JointConfig,
+    guard: &GuardConfig,
+    unrelated: &Unrelated,
+    progress: &dyn Progress,
+) -> Result<Vec<LifelongStep>> {
+    let step = add_to_set(model, patches, new, preserved, config, guard, unrelated, progress)?;
+    let split = guard.split_refused && new.len() > 1 && matches!(step.verdict, Verdict::Refused { .. });
+    let mut steps = vec![step];
+    if split {
+        let (first, second) = new.split_at(new.len() / 2);
+        for half in [first, second] {
+            steps.extend(add_in_parts(model, patches, half, preserved, config, guard, unrelated, progress)?);
+        }
+    }
+    Ok(steps)
 }

@@ -1,6 +1,7 @@
 //! Repairs of many cases on the default model: a set repaired jointly applies and reverts bit-exactly (also
 //! through its saved files) and its export, loaded in transformers, gets every repaired case right; the guard of
-//! lifelong repair refuses a patch built to break an earlier repair and leaves the model as it was.
+//! lifelong repair refuses a patch built to break an earlier repair and leaves the model as it was, and a refused
+//! step is split; fine-tuning a set edits only what it claims; the small sequential study runs and resumes.
 
 use integration_tests::{default_model, run_python};
 use models::Model;
@@ -102,12 +103,31 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
     assert_eq!(weights_sha256(&model).unwrap(), before, "a refused step left changes behind");
     assert_eq!(patches.patches.len(), 1);
     assert!(repair::check(&model, &Tokens::new(&model, &first[0].example).unwrap()).unwrap().correct());
+
+    // A good case and the conflicting one together: the good one goes in, the other is reported, not forced.
+    let good = case("home", "import os\nhome = os.path.", "expanduser");
+    let pair = [good.clone(), conflicting[0].clone()];
+    let steps = repair::add_in_parts(&model, &mut patches, &pair, &preserved, &config, &guard, &unrelated, &models::Silent)
+        .unwrap();
+    let held: Vec<&str> = patches.cases().map(|c| c.id.as_str()).collect();
+    assert_eq!(held, ["expanduser", "home"], "{steps:#?}");
+    let applied = weights_sha256(&model).unwrap();
+
+    // A guard that refuses everything: the pair is refused whole, then each half, and nothing changes.
+    let strict = GuardConfig { max_top1_loss: -1.0, ..Default::default() };
+    let pair = [case("a", prompt, "abspath"), case("b", "import os\nname = os.path.", "basename")];
+    let steps = repair::add_in_parts(&model, &mut patches, &pair, &preserved, &config, &strict, &unrelated, &models::Silent)
+        .unwrap();
+    let sizes: Vec<usize> = steps.iter().map(|s| s.outcomes.len()).collect();
+    assert_eq!(sizes, [2, 1, 1], "the whole pair, then its halves");
+    assert!(steps.iter().all(|s| matches!(s.verdict, Verdict::Refused { .. })));
+    assert_eq!(weights_sha256(&model).unwrap(), applied, "refused steps left changes behind");
+    assert_eq!(patches.cases().count(), 2);
     patches.revert(&model).unwrap();
 }
 
-/// The CI-sized sequential-repair study (`experiments/specs/repair-sequential-small.ron`): every method (joint,
-/// lifelong, MINT in a row, MEMIT, AlphaEdit) at every size in the table and the plots; the joint and lifelong sets
-/// keep their cases right where MINT in a row collapses; a rerun of the step takes every row from the journal.
+/// Fine-tuning a set (STAR's SGD baseline) on ten mined failures: only the chosen layers' down projections change,
+/// the recorded margins are the model's, they rise, and the revert is bit-exact.
 #[test]
 fn fine_tuning_a_set_changes_only_its_layers_down_projections_and_reverts_bit_exactly() {
     let model = default_model();
@@ -143,6 +163,9 @@ fn fine_tuning_a_set_changes_only_its_layers_down_projections_and_reverts_bit_ex
     assert_eq!(weights_sha256(&model).unwrap(), original, "reverting the fine-tuning is not bit-exact");
 }
 
+/// The CI-sized sequential-repair study (`experiments/specs/repair-sequential-small.ron`): every method at every
+/// size in the table and the plots; the joint and lifelong sets keep their cases right where MINT in a row
+/// collapses; a rerun of the step takes every row from the journal.
 #[test]
 fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
     // Holding the shared model keeps this test from running beside the others (two models on 2 cores crawl).

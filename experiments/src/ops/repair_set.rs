@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use models::{Model, Progress};
 use repair::patchset::PatchSet;
 use repair::{
-    add_to_set, check, GuardConfig, JointConfig, LifelongStep, PreservationStats, Preserved, Provenance, RepairCase,
+    add_in_parts, check, GuardConfig, JointConfig, LifelongStep, PreservationStats, Preserved, Provenance, RepairCase,
     Specificity, Tokens, Unrelated, Verdict,
 };
 use serde::{Deserialize, Serialize};
@@ -250,7 +250,8 @@ pub struct Guarded<'a> {
 }
 
 impl Guarded<'_> {
-    /// Adds each batch of cases to the applied `patches` in one guarded step (see [`repair::add_to_set`]).
+    /// Adds each batch of cases to the applied `patches` in one guarded step, or in parts when the guard refuses
+    /// it whole (see [`repair::add_in_parts`]).
     pub fn steps(
         &self,
         model: &Model,
@@ -263,7 +264,16 @@ impl Guarded<'_> {
         for batch in batches {
             progress.check()?;
             let (joint, guard, unrelated) = (self.joint, self.guard, self.unrelated);
-            steps.push(add_to_set(model, patches, batch, self.preserved, joint, guard, unrelated, &models::Silent)?);
+            steps.extend(add_in_parts(
+                model,
+                patches,
+                batch,
+                self.preserved,
+                joint,
+                guard,
+                unrelated,
+                &models::Silent,
+            )?);
             progress.advance(1);
         }
         Ok(steps)
