@@ -107,8 +107,9 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
     // A good case and the conflicting one together: the good one goes in, the other is reported, not forced.
     let good = case("home", "import os\nhome = os.path.", "expanduser");
     let pair = [good.clone(), conflicting[0].clone()];
-    let steps = repair::add_in_parts(&model, &mut patches, &pair, &preserved, &config, &guard, &unrelated, &models::Silent)
-        .unwrap();
+    let steps =
+        repair::add_in_parts(&model, &mut patches, &pair, &preserved, &config, &guard, &unrelated, &models::Silent)
+            .unwrap();
     let held: Vec<&str> = patches.cases().map(|c| c.id.as_str()).collect();
     assert_eq!(held, ["expanduser", "home"], "{steps:#?}");
     let applied = weights_sha256(&model).unwrap();
@@ -116,8 +117,9 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
     // A guard that refuses everything: the pair is refused whole, then each half, and nothing changes.
     let strict = GuardConfig { max_top1_loss: -1.0, ..Default::default() };
     let pair = [case("a", prompt, "abspath"), case("b", "import os\nname = os.path.", "basename")];
-    let steps = repair::add_in_parts(&model, &mut patches, &pair, &preserved, &config, &strict, &unrelated, &models::Silent)
-        .unwrap();
+    let steps =
+        repair::add_in_parts(&model, &mut patches, &pair, &preserved, &config, &strict, &unrelated, &models::Silent)
+            .unwrap();
     let sizes: Vec<usize> = steps.iter().map(|s| s.outcomes.len()).collect();
     assert_eq!(sizes, [2, 1, 1], "the whole pair, then its halves");
     assert!(steps.iter().all(|s| matches!(s.verdict, Verdict::Refused { .. })));
