@@ -259,6 +259,8 @@ fn repair_previews_applies_and_reverts_a_patch_and_benchmarks_compare_before_and
 
     click(&mut h, "Apply patch");
     assert_eq!(h.state().shared.applied_count(), 1);
+    wait(&mut h);
+    assert_eq!(h.state().repair.applied.cases.len(), 1, "the applied set is measured again");
     let after = repair::check(&app_model.lock().unwrap(), &tokens).unwrap();
     for (a, b) in after.margins.iter().zip(&margins_after) {
         assert!((a - b).abs() < 1e-3, "applied margins {:?} vs preview {margins_after:?}", after.margins);

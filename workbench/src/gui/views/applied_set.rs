@@ -35,10 +35,9 @@ pub struct AppliedSet {
     pub last: Option<SetOutcome>,
 }
 
-/// Every case `patches` holds, with its shortest margin on `model` (which has them applied).
-pub fn applied_cases(model: &Model, patches: &PatchSet) -> anyhow::Result<Vec<AppliedCase>> {
-    let cases: Vec<RepairCase> = patches.cases().cloned().collect();
-    let margins = shortest_margins(model, &cases)?;
+/// Every case of the applied set (`cases`), with its shortest margin on `model` as it is.
+pub fn applied_cases(model: &Model, cases: &[RepairCase]) -> anyhow::Result<Vec<AppliedCase>> {
+    let margins = shortest_margins(model, cases)?;
     Ok(cases
         .iter()
         .zip(margins)

@@ -260,15 +260,24 @@ impl RepairView {
         self.job = shared.start_with_model(ctx, View::Repair, "repairing the set", move |model, job| {
             let mut set = lock_patches(&patches)?;
             let outcome = repair_into_set(model, &mut set, &cases, mode, job.progress())?;
-            Ok(Found::Set(Box::new(outcome), applied_cases(model, &set)?))
+            let held: Vec<RepairCase> = set.cases().cloned().collect();
+            Ok(Found::Set(Box::new(outcome), applied_cases(model, &held)?))
         });
     }
 
-    /// Measures the applied set's margins again (after a patch was applied or reverted).
+    /// Measures the applied set's margins again (after a patch was applied or reverted); the job holds the model,
+    /// not the patch set.
     fn refresh_applied(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         let Some(patches) = shared.patches.clone() else { return };
+        let held: Vec<RepairCase> = match lock_patches(&patches) {
+            Ok(set) => set.cases().cloned().collect(),
+            Err(err) => {
+                shared.failure = Some((View::Repair, format!("{err:#}")));
+                return;
+            }
+        };
         self.job = shared.start_with_model(ctx, View::Repair, "measuring the applied set", move |model, _| {
-            Ok(Found::Applied(applied_cases(model, &*lock_patches(&patches)?)?))
+            Ok(Found::Applied(applied_cases(model, &held)?))
         });
     }
 
