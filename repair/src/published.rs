@@ -43,18 +43,29 @@ impl Default for PublishedConfig {
     }
 }
 
-/// Every token's semantic vector B[t] = W_U[t] (W_Uᵀ W_U)⁻¹ (the row t of pinv(W_Uᵀ) for a full-rank W_U), for
-/// the tokens asked.
-fn semantic_rows(model: &Model, tokens: &[u32]) -> Result<Vec<Tensor>> {
-    let unembedding = model.unembedding().to_kind(Kind::Double).to_device(Device::Cpu);
-    let gram = unembedding.tr().matmul(&unembedding);
-    tokens
-        .iter()
-        .map(|&t| {
-            let row = unembedding.get(i64::from(t)).unsqueeze(1);
-            Ok(Tensor::linalg_solve(&gram, &row, true).squeeze_dim(1).to_kind(Kind::Float))
-        })
-        .collect()
+/// The semantic basis B = pinv(W_Uᵀ) of one model, row by row: B[t] = W_U[t] (W_Uᵀ W_U)⁻¹ for a full-rank W_U.
+/// Only the Gram matrix W_Uᵀ W_U (`[d_model, d_model]`, double) is kept; it is computed once per model.
+pub struct SemanticBasis {
+    gram: Tensor,
+}
+
+impl SemanticBasis {
+    /// The basis of `model` (the product over the whole vocabulary, once).
+    pub fn new(model: &Model) -> Self {
+        let unembedding = model.unembedding().to_kind(Kind::Double).to_device(Device::Cpu);
+        SemanticBasis { gram: unembedding.tr().matmul(&unembedding) }
+    }
+
+    /// B[t] for each of `tokens` (f32).
+    fn rows(&self, model: &Model, tokens: &[u32]) -> Result<Vec<Tensor>> {
+        tokens
+            .iter()
+            .map(|&t| {
+                let row = model.unembedding().get(i64::from(t)).to_kind(Kind::Double).to_device(Device::Cpu);
+                Ok(Tensor::linalg_solve(&self.gram, &row.unsqueeze(1), true).squeeze_dim(1).to_kind(Kind::Float))
+            })
+            .collect()
+    }
 }
 
 /// p(w) − p(d) at the last position of `context`.
@@ -69,8 +80,14 @@ fn range(t: &Tensor) -> f64 {
 }
 
 /// Repairs `tokens` as the authors' code does (see the module documentation); the changes stay applied when
-/// every desired token ends up top-1, and are reverted (an empty repair: "skipped") otherwise.
-pub fn published_repair(model: &Model, tokens: &Tokens, config: &PublishedConfig) -> Result<Repair> {
+/// every desired token ends up top-1, and are reverted (an empty repair: "skipped") otherwise. `basis` is
+/// `model`'s.
+pub fn published_repair(
+    model: &Model,
+    tokens: &Tokens,
+    config: &PublishedConfig,
+    basis: &SemanticBasis,
+) -> Result<Repair> {
     if config.candidates == 0 || config.max_neurons == 0 || config.scale <= 0.0 {
         return Err(RepairError::Settings("candidates and max_neurons must be at least 1, scale positive".into()));
     }
@@ -87,7 +104,7 @@ pub fn published_repair(model: &Model, tokens: &Tokens, config: &PublishedConfig
             continue;
         }
         let wrong = targeting.wrong;
-        let semantic = semantic_rows(model, &[desired, wrong])?;
+        let semantic = basis.rows(model, &[desired, wrong])?;
         let delta = &semantic[0] - &semantic[1];
         let tau = &delta / range(&delta);
         let scores = targeting.scores(Ranking::Attribution).abs().to_device(Device::Cpu);

@@ -12,7 +12,7 @@ use crate::gradient::{gradient_repair, GradientConfig, Trainable};
 use crate::measure::{measure, variants_correct, RepairMetrics, Unrelated};
 use crate::method::{Method, Repair};
 use crate::mint::{repair_tokens, Editor, MintConfig};
-use crate::published::{published_repair, PublishedConfig};
+use crate::published::{published_repair, PublishedConfig, SemanticBasis};
 use crate::statistics::{activation_rms, KeyStatistics};
 use crate::target::target;
 
@@ -38,6 +38,8 @@ pub struct Repairer {
     pub unrelated: Unrelated,
     keys: KeyStatistics,
     activation_rms: models::tch::Tensor,
+    /// MINT as published needs it; made at its first repair.
+    semantic: Option<SemanticBasis>,
     repairs: u64,
 }
 
@@ -53,6 +55,7 @@ impl Repairer {
             unrelated: Unrelated::new(model, unrelated, positions)?,
             keys,
             activation_rms,
+            semantic: None,
             repairs: 0,
         })
     }
@@ -68,7 +71,10 @@ impl Repairer {
                 repair_tokens(model, tokens, mint, &mut Editor::random(mint.seed + self.repairs), rms)
             }
             Method::RankOne => repair_tokens(model, tokens, mint, &mut Editor::RankOne(&mut self.keys), rms),
-            Method::MintPublished => published_repair(model, tokens, &self.config.published),
+            Method::MintPublished => {
+                let basis = self.semantic.get_or_insert_with(|| SemanticBasis::new(model));
+                published_repair(model, tokens, &self.config.published, basis)
+            }
             Method::Gated => gated_repair(model, tokens, &self.config.gated),
             Method::Joint | Method::Memit | Method::AlphaEdit | Method::FineTuneKl => Err(RepairError::Settings(
                 format!("{method} repairs sets of cases: use a repair set (workbench repair --cases F.jsonl)"),
