@@ -50,6 +50,14 @@ pub enum SequenceMethod {
     FineTuneKl,
 }
 
+impl SequenceMethod {
+    /// Whether the repairs of N build on those of the previous size (else the first N start from the unpatched
+    /// model).
+    fn cumulative(self) -> bool {
+        !matches!(self, SequenceMethod::Joint | SequenceMethod::Memit | SequenceMethod::FineTuneKl)
+    }
+}
+
 impl fmt::Display for SequenceMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -275,6 +283,11 @@ impl Operation for RepairSequenceSettings {
                     }
                     _ => None,
                 };
+                // Measured on the unpatched model, before the first N.
+                let anchor = match method {
+                    SequenceMethod::FineTuneKl => Some(self.finetune_anchor(model)?),
+                    _ => None,
+                };
                 let mut memory = EditMemory::default();
                 let batch = |cases: &[RepairCase], editor, memory: &mut EditMemory| -> Result<repair::SetRepair> {
                     let tokens: Vec<Tokens> =
@@ -284,12 +297,14 @@ impl Operation for RepairSequenceSettings {
                 for &n in &missing {
                     context.progress.check()?;
                     let start = std::time::Instant::now();
+                    if !method.cumulative() {
+                        patches.revert(model)?;
+                        patches = PatchSet::new(identity.clone());
+                        (seconds, refused) = (0.0, 0);
+                    }
                     match method {
                         SequenceMethod::Joint | SequenceMethod::Lifelong => {
                             let batches: Vec<&[RepairCase]> = if method == SequenceMethod::Joint {
-                                patches.revert(model)?;
-                                patches = PatchSet::new(identity.clone());
-                                (seconds, refused) = (0.0, 0);
                                 vec![&cases[..n]]
                             } else {
                                 cases[applied..n].chunks(1).collect()
@@ -298,24 +313,18 @@ impl Operation for RepairSequenceSettings {
                             refused += steps.iter().filter(|s| matches!(s.verdict, Verdict::Refused { .. })).count();
                         }
                         SequenceMethod::Memit => {
-                            patches.revert(model)?;
-                            patches = PatchSet::new(identity.clone());
                             let set = batch(&cases[..n], BatchEditor::Memit, &mut EditMemory::default())?;
                             patches.push_set(&set.repair, cases[..n].to_vec());
-                            seconds = 0.0;
                         }
                         SequenceMethod::FineTuneKl => {
-                            patches.revert(model)?;
-                            patches = PatchSet::new(identity.clone());
                             let tokens: Vec<Tokens> =
                                 cases[..n].iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_, _>>()?;
                             let layers = set_layers(model, &tokens, &preserved.stats, &self.joint)?;
-                            let anchor = self.finetune_anchor(model)?;
+                            let anchor = anchor.as_ref().ok_or_else(|| ExperimentError::Data("no KL anchor".into()))?;
                             if !layers.is_empty() {
-                                let set = finetune_set(model, &tokens, &layers, &self.finetune, &anchor)?;
+                                let set = finetune_set(model, &tokens, &layers, &self.finetune, anchor)?;
                                 patches.push_set(&set.repair, cases[..n].to_vec());
                             }
-                            seconds = 0.0;
                         }
                         SequenceMethod::AlphaEdit => {
                             for chunk in cases[applied..n].chunks(self.batch_size.max(1)) {
