@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::case::Tokens;
 use crate::change::{ChangeTarget, WeightChange};
 use crate::error::{RepairError, Result};
-use crate::joint::{all_rows, margins_by_case, strongest_layers, JointConfig, SetRepair};
+use crate::joint::{margins_by_case, strongest_layers, JointConfig, SetRepair};
 use crate::method::Method;
 use crate::preservation::PreservationStats;
 use crate::rows::Row;
@@ -141,7 +141,7 @@ pub fn batch_repair(
     let mut margins_before = None;
     let mut rounds = 0;
     let rows = loop {
-        let rows = all_rows(model, cases)?;
+        let rows = crate::rows::rows_of(model, cases)?;
         margins_before.get_or_insert_with(|| margins_by_case(&rows, cases.len()));
         let short: Vec<&Row> = rows.iter().filter(|r| r.margin < config.margin).collect();
         if short.is_empty() || rounds == config.rounds {

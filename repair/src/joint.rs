@@ -46,19 +46,25 @@ pub struct JointConfig {
     /// A case whose shortest margin rose by less than this share of its remaining shortfall in two rounds in a row
     /// is given up on (its tokens are kept where they are from then on).
     pub min_progress: f32,
+    /// Share of the output metric given to reference code's top-1 gap directions
+    /// ([`PreservationStats::gaps`]): 0 weighs
+    /// a change of the residual the same in every direction, near 1 steers it away from the directions that move
+    /// reference text's top-1 tokens.
+    pub gap_share: f64,
 }
 
 impl Default for JointConfig {
     fn default() -> Self {
         JointConfig {
             margin: 1.0,
-            overshoot: 0.5,
-            neurons_per_token: 64,
+            overshoot: 0.75,
+            neurons_per_token: 256,
             layer_share: 0.25,
             rounds: 8,
             ridge: 1e-3,
             rarity_epsilon: 0.01,
             min_progress: 0.05,
+            gap_share: 0.9,
         }
     }
 }
@@ -71,9 +77,10 @@ impl JointConfig {
             || !(self.layer_share > 0.0 && self.layer_share <= 1.0)
             || self.ridge < 0.0
             || self.margin < 0.0
+            || !(0.0..1.0).contains(&self.gap_share)
         {
             return Err(RepairError::Settings(
-                "neurons_per_token and rounds must be at least 1, layer_share in (0, 1], ridge and margin not negative"
+                "neurons_per_token and rounds must be at least 1, layer_share in (0, 1], ridge and margin not negative, gap_share in [0, 1)"
                     .into(),
             ));
         }
@@ -145,28 +152,50 @@ impl SetRepair {
 ///
 /// Row t has gap direction c_t (`directions[t]`, `[T, d_model]`) and keys k_t over the editable neurons
 /// (`keys[t]`, `[T, S]`); the output vectors change by Δ (`[S, d_model]`), moving row t's gap by k_tᵀ Δ c_t.
-/// Minimising tr(Δᵀ M Δ) (`metric` M, `[S, S]`, symmetric positive definite: the keys' second moments on
-/// reference code, so that changes reference text would read cost most) subject to those moves equalling
-/// `targets` (`[T]`) gives Δ = M⁻¹ Σ_s λ_s k_s c_sᵀ with (A + ρI) λ = g, A_ts = (c_t · c_s)(k_tᵀ M⁻¹ k_s), and ρ
-/// `ridge` times the mean of A's diagonal. Returns Δ as `[S, d_model]` f32.
-pub fn solve(directions: &Tensor, keys: &Tensor, metric: &Tensor, targets: &Tensor, ridge: f64) -> Result<Tensor> {
+/// Minimising tr(Δᵀ M Δ) (M symmetric positive definite: the keys' second moments on reference code, so that
+/// changes reference text would read cost most) subject to those moves equalling `targets` (`[T]`) gives
+/// Δ = M⁻¹ Σ_s λ_s k_s c_sᵀ with (A + ρI) λ = g, A_ts = (c_t · c_s)(k_tᵀ M⁻¹ k_s), and ρ `ridge` times the mean of
+/// A's diagonal. M is block diagonal (neurons of different layers do not mix) and given as its diagonal
+/// `blocks`, in order (one block: a dense metric); each is solved alone, so the cost grows with the layers' sizes,
+/// not the whole count cubed. With an `output` metric N (`[d_model, d_model]`, symmetric positive definite) the
+/// cost is tr(Δᵀ M Δ N) instead: c is replaced by N⁻¹c in Δ and A_ts = (c_tᵀ N⁻¹ c_s)(k_tᵀ M⁻¹ k_s).
+/// Returns Δ as `[S, d_model]` f32.
+pub fn solve(
+    directions: &Tensor,
+    keys: &Tensor,
+    blocks: &[Tensor],
+    output: Option<&Tensor>,
+    targets: &Tensor,
+    ridge: f64,
+) -> Result<Tensor> {
     let double = |t: &Tensor| t.to_kind(Kind::Double).to_device(Device::Cpu);
-    let (c, k, m, g) = (double(directions), double(keys), double(metric), double(targets));
-    let (t, s) = (c.size()[0], m.size()[0]);
-    if k.size() != [t, s] || m.size() != [s, s] || g.size() != [t] {
+    let (c, k, g) = (double(directions), double(keys), double(targets));
+    let steered = match output {
+        Some(n) => Tensor::linalg_solve(&double(n), &c.tr(), true).tr(),
+        None => c.shallow_clone(),
+    };
+    let sizes: Vec<i64> = blocks.iter().map(|b| b.size()[0]).collect();
+    let (t, s) = (c.size()[0], sizes.iter().sum::<i64>());
+    if k.size() != [t, s] || blocks.iter().any(|b| b.size() != [b.size()[0]; 2]) || g.size() != [t] {
         return Err(RepairError::Settings(format!(
-            "joint solve: {t} directions, keys {:?}, a {:?} metric and {:?} targets do not fit",
+            "joint solve: {t} directions, keys {:?}, metric blocks {:?} and {:?} targets do not fit",
             k.size(),
-            m.size(),
+            blocks.iter().map(Tensor::size).collect::<Vec<_>>(),
             g.size()
         )));
     }
-    let spread = Tensor::linalg_solve(&m, &k.tr(), true);
-    let system = c.matmul(&c.tr()) * k.matmul(&spread);
+    let mut start = 0;
+    let mut spread = Vec::with_capacity(blocks.len());
+    for (block, &size) in blocks.iter().zip(&sizes) {
+        spread.push(Tensor::linalg_solve(&double(block), &k.narrow(1, start, size).tr(), true));
+        start += size;
+    }
+    let spread = Tensor::cat(&spread, 0);
+    let system = c.matmul(&steered.tr()) * k.matmul(&spread);
     let rho = ridge * system.diagonal(0, 0, 1).mean(Kind::Double).double_value(&[]);
     let regularised = system + Tensor::eye(t, (Kind::Double, Device::Cpu)) * rho.max(1e-12);
     let lambda = Tensor::linalg_solve(&regularised, &g.unsqueeze(1), true);
-    Ok(spread.matmul(&(lambda * c)).to_kind(Kind::Float))
+    Ok(spread.matmul(&(lambda * steered)).to_kind(Kind::Float))
 }
 
 /// What a joint repair preserves: the metric of its changes, and reference positions whose gaps it keeps.
@@ -175,6 +204,20 @@ pub struct Preserved {
     pub stats: PreservationStats,
     /// Rows of reference text (see [`crate::rows::anchor_rows`]), constraints of every solve.
     pub anchors: Vec<Row>,
+}
+
+impl Preserved {
+    /// The output metric (1 − w) I + w G / mean diag(G) for w = `share` and G the statistics' gap moment; none
+    /// when `share` is 0.
+    fn output_metric(&self, share: f64) -> Option<Tensor> {
+        if share == 0.0 {
+            return None;
+        }
+        let gaps = &self.stats.gaps;
+        let scale = gaps.diagonal(0, 0, 1).mean(Kind::Double).double_value(&[]).max(1e-12);
+        let identity = Tensor::eye(gaps.size()[0], (Kind::Double, Device::Cpu));
+        Some(identity * (1.0 - share) + gaps.to_kind(Kind::Double) * (share / scale))
+    }
 }
 
 /// Repairs `cases` together (the changes stay applied; [`Repair::revert`] on the result undoes them).
@@ -201,7 +244,7 @@ pub fn repair_jointly(
     progress.begin("joint repair rounds", config.rounds as u64);
     let rows = loop {
         progress.check()?;
-        let rows = all_rows(model, cases)?;
+        let rows = rows_of(model, cases)?;
         let margins = margins_by_case(&rows, cases.len());
         margins_before.get_or_insert_with(|| margins.clone());
         let now: Vec<f32> = margins.iter().map(|m| m.iter().copied().fold(f32::INFINITY, f32::min)).collect();
@@ -239,7 +282,7 @@ pub fn repair_jointly(
         gains.remember(&rows, &targets);
         let constrained: Vec<&Row> = rows.iter().chain(&preserved.anchors).collect();
         let targets: Vec<f32> = targets.into_iter().chain(std::iter::repeat_n(0.0, preserved.anchors.len())).collect();
-        let delta = solve_rows(&constrained, &neurons, &targets, &preserved.stats, config)?;
+        let delta = solve_rows(&constrained, &neurons, &targets, preserved, config)?;
         for (j, neuron) in neurons.iter().enumerate() {
             let target = ChangeTarget::NeuronOutput(*neuron);
             target.write(model, &(target.read(model)? + delta.get(j as i64)))?;
@@ -285,15 +328,6 @@ impl Gains {
     }
 }
 
-/// The rows of every case.
-pub(crate) fn all_rows(model: &Model, cases: &[Tokens]) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for (case, tokens) in cases.iter().enumerate() {
-        rows.extend(rows_of(model, tokens, case)?);
-    }
-    Ok(rows)
-}
-
 /// Each case's margins in token order.
 pub(crate) fn margins_by_case(rows: &[Row], cases: usize) -> Vec<Vec<f32>> {
     let mut margins = vec![Vec::new(); cases];
@@ -329,7 +363,7 @@ pub fn set_layers(
     stats: &PreservationStats,
     config: &JointConfig,
 ) -> Result<Vec<usize>> {
-    let rows = all_rows(model, cases)?;
+    let rows = rows_of(model, cases)?;
     let short: Vec<&Row> = rows.iter().filter(|r| r.margin < config.margin).collect();
     Ok(if short.is_empty() { Vec::new() } else { strongest_layers(model, &short, stats, config) })
 }
@@ -387,7 +421,7 @@ fn solve_rows(
     rows: &[&Row],
     neurons: &[Neuron],
     targets: &[f32],
-    stats: &PreservationStats,
+    preserved: &Preserved,
     config: &JointConfig,
 ) -> Result<Tensor> {
     let layers: Tensor = Tensor::from_slice(&neurons.iter().map(|n| n.layer as i64).collect::<Vec<_>>());
@@ -395,6 +429,7 @@ fn solve_rows(
     let directions = Tensor::stack(&rows.iter().map(|r| r.direction.shallow_clone()).collect::<Vec<_>>(), 0);
     let keys =
         Tensor::stack(&rows.iter().map(|r| r.keys.index(&[Some(&layers), Some(&indices)])).collect::<Vec<_>>(), 0);
-    let metric = stats.metric(neurons, config.rarity_epsilon)?;
-    solve(&directions, &keys, &metric, &Tensor::from_slice(targets), config.ridge)
+    let blocks = preserved.stats.metric(neurons, config.rarity_epsilon)?;
+    let output = preserved.output_metric(config.gap_share);
+    solve(&directions, &keys, &blocks, output.as_ref(), &Tensor::from_slice(targets), config.ridge)
 }

@@ -45,7 +45,7 @@ pub use change::{ChangeTarget, WeightChange};
 pub use error::{RepairError, Result};
 pub use gradient::GradientConfig;
 pub use joint::{repair_jointly, CaseOutcome, JointConfig, Preserved, SetRepair};
-pub use lifelong::{add_in_parts, add_to_set, GuardConfig, LifelongStep, Verdict};
+pub use lifelong::{GuardConfig, Guarded, LifelongStep, Verdict};
 pub use measure::{RepairMetrics, Specificity, Unrelated};
 pub use method::{Method, Repair, StepLog};
 pub use mint::MintConfig;

@@ -1,9 +1,9 @@
 //! Lifelong repair: new cases join an applied patch set without undoing the earlier ones. The set remembers every
 //! case it made right; a new repair is solved jointly with them (their tokens are rows that must keep their
 //! margins, and one that slipped is repaired again in the same solve), then a regression guard re-checks every
-//! earlier case and the unrelated prompts before the patch is kept. A patch that breaks an earlier repair, or
-//! changes more than a set share of the unrelated top-1 tokens, is solved again with a stronger ridge, and refused
-//! with the reason when that fails too. Every step is one record of the patch set, revertible bit for bit.
+//! earlier case and the guard's windows of reference code before the patch is kept. A patch that breaks an earlier
+//! repair, changes more than a set share of the windows' top-1 tokens in one step, or brings the whole set's share
+//! over its budget, is solved again with a stronger ridge, and refused with the reason when that fails too. Every step is one record of the patch set, revertible bit for bit.
 
 use models::{Model, Progress};
 use serde::{Deserialize, Serialize};
@@ -18,17 +18,20 @@ use crate::patchset::PatchSet;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct GuardConfig {
-    /// The largest share of unrelated top-1 tokens (compared with the unpatched model) one step may change.
+    /// The largest share of the guard windows' top-1 tokens one step may change.
     pub max_top1_loss: f64,
+    /// The largest share of the guard windows' top-1 tokens the whole set may have changed, against the model the
+    /// windows were recorded on (the unpatched model, or the model with an earlier set applied when one was).
+    pub max_total_top1_loss: f64,
     /// The ridge of the second try is the first one's times this.
     pub retry_ridge: f64,
-    /// A refused step of several cases is tried again as two halves, each guarded (see [`add_in_parts`]).
+    /// A refused step of several cases is tried again as two halves, each guarded (see [`Guarded::add_in_parts`]).
     pub split_refused: bool,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        GuardConfig { max_top1_loss: 0.03, retry_ridge: 10.0, split_refused: true }
+        GuardConfig { max_top1_loss: 0.03, max_total_top1_loss: 0.03, retry_ridge: 10.0, split_refused: true }
     }
 }
 
@@ -53,7 +56,7 @@ pub struct LifelongStep {
     pub earlier_kept: usize,
     /// Earlier cases in the set.
     pub earlier: usize,
-    /// Share of unrelated top-1 tokens unchanged from the unpatched model, after the step.
+    /// Share of the guard windows' top-1 tokens unchanged from the model they were recorded on, after the step.
     pub top1_unchanged: f64,
     /// Tries made (1 or 2).
     pub tries: usize,
@@ -63,100 +66,134 @@ pub struct LifelongStep {
     pub seconds: f64,
 }
 
-/// Adds `new` cases to the applied `patches` (see the module documentation); the step is in `patches` when kept.
-#[allow(clippy::too_many_arguments)]
-pub fn add_to_set(
-    model: &Model,
-    patches: &mut PatchSet,
-    new: &[RepairCase],
-    preserved: &Preserved,
-    config: &JointConfig,
-    guard: &GuardConfig,
-    unrelated: &Unrelated,
-    progress: &dyn Progress,
-) -> Result<LifelongStep> {
-    if new.is_empty() {
-        return Err(RepairError::Settings("no new cases to add".into()));
-    }
-    let start = std::time::Instant::now();
-    let earlier: Vec<RepairCase> = patches.cases().cloned().collect();
-    let all: Vec<RepairCase> = earlier.iter().chain(new).cloned().collect();
-    let tokens: Vec<Tokens> = all.iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_>>()?;
-    let top1_before = unrelated.compare(model)?.top1_unchanged;
-    let mut config = config.clone();
-    let mut last = None;
-    for tries in 1..=2 {
-        let set = repair_jointly(model, &tokens, preserved, &config, progress)?;
-        let (old, fresh) = set.outcomes.split_at(earlier.len());
-        let regressions: Vec<&str> = old
-            .iter()
-            .zip(&earlier)
-            .filter(|(o, _)| o.margins_before.iter().all(|&m| m >= 0.0) && !o.repaired())
-            .map(|(_, case)| case.id.as_str())
-            .collect();
-        let top1 = unrelated.compare(model)?.top1_unchanged;
-        let repaired: Vec<RepairCase> =
-            fresh.iter().zip(new).filter(|(o, _)| o.repaired()).map(|(_, c)| c.clone()).collect();
-        let reason = if repaired.is_empty() {
-            Some(format!("none of the {} new cases could be repaired", new.len()))
-        } else if !regressions.is_empty() {
-            Some(format!("it would break {} earlier repairs ({})", regressions.len(), regressions.join(", ")))
-        } else if top1_before - top1 > guard.max_top1_loss {
-            Some(format!(
-                "it would change {:.3} of the unrelated top-1 tokens (limit {:.3})",
-                top1_before - top1,
-                guard.max_top1_loss
-            ))
-        } else {
-            None
-        };
-        let mut step = LifelongStep {
-            outcomes: fresh.to_vec(),
-            earlier_kept: earlier.len() - regressions.len(),
-            earlier: earlier.len(),
-            top1_unchanged: top1,
-            tries,
-            verdict: Verdict::Kept,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        let Some(reason) = reason else {
-            patches.push_set(&set.repair, repaired);
-            return Ok(step);
-        };
-        set.repair.revert(model)?;
-        step.verdict = Verdict::Refused { reason };
-        last = Some(step);
-        if repaired.is_empty() {
-            break;
-        }
-        config.ridge *= guard.retry_ridge;
-    }
-    last.ok_or_else(|| RepairError::Settings("the guard made no try".into()))
+/// What every guarded step of a set uses: the preservation statistics and anchors of the solve, its settings, the
+/// guard's limits and the reference positions it checks (recorded on the model the set's budget counts from).
+pub struct Guarded<'a> {
+    /// The preservation statistics and anchors.
+    pub preserved: &'a Preserved,
+    /// The solve.
+    pub joint: &'a JointConfig,
+    /// The guard's limits.
+    pub guard: &'a GuardConfig,
+    /// The reference positions the guard checks.
+    pub windows: &'a Unrelated,
 }
 
-/// Adds `new` cases as one guarded step; when the guard refuses a step of several cases and
-/// `guard.split_refused`, its two halves are added in turn the same way (so a set too large for one step's share
-/// of unrelated top-1 tokens goes in as several, and a case that cannot go in is isolated). Every step made is
-/// returned in order, refused ones included.
-#[allow(clippy::too_many_arguments)]
-pub fn add_in_parts(
-    model: &Model,
-    patches: &mut PatchSet,
-    new: &[RepairCase],
-    preserved: &Preserved,
-    config: &JointConfig,
-    guard: &GuardConfig,
-    unrelated: &Unrelated,
-    progress: &dyn Progress,
-) -> Result<Vec<LifelongStep>> {
-    let step = add_to_set(model, patches, new, preserved, config, guard, unrelated, progress)?;
-    let split = guard.split_refused && new.len() > 1 && matches!(step.verdict, Verdict::Refused { .. });
-    let mut steps = vec![step];
-    if split {
-        let (first, second) = new.split_at(new.len() / 2);
-        for half in [first, second] {
-            steps.extend(add_in_parts(model, patches, half, preserved, config, guard, unrelated, progress)?);
+impl Guarded<'_> {
+    /// Adds `new` cases to the applied `patches` as one step (see the module documentation); the step is in
+    /// `patches` when kept.
+    pub fn add(
+        &self,
+        model: &Model,
+        patches: &mut PatchSet,
+        new: &[RepairCase],
+        progress: &dyn Progress,
+    ) -> Result<LifelongStep> {
+        let (preserved, guard, windows) = (self.preserved, self.guard, self.windows);
+        if new.is_empty() {
+            return Err(RepairError::Settings("no new cases to add".into()));
         }
+        let start = std::time::Instant::now();
+        let earlier: Vec<RepairCase> = patches.cases().cloned().collect();
+        let all: Vec<RepairCase> = earlier.iter().chain(new).cloned().collect();
+        let tokens: Vec<Tokens> = all.iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_>>()?;
+        let top1_before = windows.compare(model)?.top1_unchanged;
+        let mut config = self.joint.clone();
+        let mut last = None;
+        for tries in 1..=2 {
+            let set = repair_jointly(model, &tokens, preserved, &config, progress)?;
+            let (old, fresh) = set.outcomes.split_at(earlier.len());
+            let regressions: Vec<&str> = old
+                .iter()
+                .zip(&earlier)
+                .filter(|(o, _)| o.margins_before.iter().all(|&m| m >= 0.0) && !o.repaired())
+                .map(|(_, case)| case.id.as_str())
+                .collect();
+            let top1 = windows.compare(model)?.top1_unchanged;
+            let repaired: Vec<RepairCase> =
+                fresh.iter().zip(new).filter(|(o, _)| o.repaired()).map(|(_, c)| c.clone()).collect();
+            let reason = if repaired.is_empty() {
+                Some(format!("none of the {} new cases could be repaired", new.len()))
+            } else if !regressions.is_empty() {
+                Some(format!("it would break {} earlier repairs ({})", regressions.len(), regressions.join(", ")))
+            } else if top1_before - top1 > guard.max_top1_loss {
+                Some(format!(
+                    "it would change {:.3} of the guard windows' top-1 tokens (limit {:.3} a step)",
+                    top1_before - top1,
+                    guard.max_top1_loss
+                ))
+            } else if 1.0 - top1 > guard.max_total_top1_loss {
+                Some(format!(
+                    "the set would then have changed {:.3} of the guard windows' top-1 tokens (limit {:.3} in all)",
+                    1.0 - top1,
+                    guard.max_total_top1_loss
+                ))
+            } else {
+                None
+            };
+            let mut step = LifelongStep {
+                outcomes: fresh.to_vec(),
+                earlier_kept: earlier.len() - regressions.len(),
+                earlier: earlier.len(),
+                top1_unchanged: top1,
+                tries,
+                verdict: Verdict::Kept,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            let Some(reason) = reason else {
+                patches.push_set(&set.repair, repaired);
+                return Ok(step);
+            };
+            set.repair.revert(model)?;
+            step.verdict = Verdict::Refused { reason };
+            last = Some(step);
+            if repaired.is_empty() {
+                break;
+            }
+            config.ridge *= guard.retry_ridge;
+        }
+        last.ok_or_else(|| RepairError::Settings("the guard made no try".into()))
     }
-    Ok(steps)
+
+    /// Adds `new` cases as one guarded step; when the guard refuses a step of several cases and
+    /// `guard.split_refused`, its two halves are added in turn the same way (so a set too large for one step's
+    /// share of top-1 tokens goes in as several, and a case that cannot go in is isolated). Every step made is
+    /// returned in order, refused ones included.
+    pub fn add_in_parts(
+        &self,
+        model: &Model,
+        patches: &mut PatchSet,
+        new: &[RepairCase],
+        progress: &dyn Progress,
+    ) -> Result<Vec<LifelongStep>> {
+        let step = self.add(model, patches, new, progress)?;
+        let split = self.guard.split_refused && new.len() > 1 && matches!(step.verdict, Verdict::Refused { .. });
+        let mut steps = vec![step];
+        if split {
+            let (first, second) = new.split_at(new.len() / 2);
+            for half in [first, second] {
+                steps.extend(self.add_in_parts(model, patches, half, progress)?);
+            }
+        }
+        Ok(steps)
+    }
+
+    /// Adds each batch of cases to the applied `patches` in one guarded step, or in parts when the guard refuses it
+    /// whole (see [`Guarded::add_in_parts`]); `progress` counts the batches.
+    pub fn add_batches(
+        &self,
+        model: &Model,
+        patches: &mut PatchSet,
+        batches: &[&[RepairCase]],
+        progress: &dyn Progress,
+    ) -> Result<Vec<LifelongStep>> {
+        progress.begin("repair set steps", batches.len() as u64);
+        let mut steps = Vec::new();
+        for batch in batches {
+            progress.check()?;
+            steps.extend(self.add_in_parts(model, patches, batch, &models::Silent)?);
+            progress.advance(1);
+        }
+        Ok(steps)
+    }
 }

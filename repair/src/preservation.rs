@@ -1,7 +1,8 @@
 //! Preservation statistics: per MLP layer, the second moments of the down projection's inputs k (the activations
 //! at `blocks.{l}.mlp.hook_post`) over reference code that no evaluation reads. The diagonal E[k²] steers a patch
 //! onto neurons that rarely fire (so it changes little elsewhere); the full E[k kᵀ] (`d_mlp × d_mlp` per layer)
-//! is what MEMIT's and AlphaEdit's updates are regularised by. Computed once per model and reference corpus, and
+//! is what MEMIT's and AlphaEdit's updates are regularised by; and E[c cᵀ] of the reference text's top-1 gap
+//! directions, the joint solve's output metric. Computed once per model and reference corpus, and
 //! cached on disk under a key made of the weights' SHA-256, the reference tokens and whether the covariance is
 //! included.
 
@@ -26,6 +27,9 @@ pub struct PreservationStats {
     pub second_moment: Tensor,
     /// E[k kᵀ] per layer, `[n_layers, d_mlp, d_mlp]`, f32 on the CPU, when asked for.
     pub covariance: Option<Tensor>,
+    /// E[c cᵀ] of the reference text's top-1 gap directions at the final residual ([`crate::rows::gap_moment`]),
+    /// `[d_model, d_model]` f32 on the CPU: which residual changes move reference text's top-1 tokens.
+    pub gaps: Tensor,
     /// Reference tokens the moments are averaged over.
     pub tokens: usize,
 }
@@ -52,7 +56,7 @@ impl PreservationStats {
         let mut products = covariance.then(|| Tensor::zeros([layers, width, width], (Kind::Double, Device::Cpu)));
         let mut tokens = 0usize;
         progress.begin("preservation statistics", prompts.len() as u64);
-        let _guard = tch::no_grad_guard();
+        let guard = tch::no_grad_guard();
         for chunk in prompts.chunks(BATCH) {
             progress.check()?;
             let batch = model.batch(chunk)?;
@@ -72,10 +76,12 @@ impl PreservationStats {
             tokens += chunk.iter().map(Vec::len).sum::<usize>();
             progress.advance(chunk.len() as u64);
         }
+        drop(guard);
         let n = tokens as f64;
         Ok(PreservationStats {
             second_moment: (squares / n).to_kind(Kind::Float),
             covariance: products.map(|p| (p / n).to_kind(Kind::Float)),
+            gaps: crate::rows::gap_moment(model, prompts)?.to_kind(Kind::Float),
             tokens,
         })
     }
@@ -99,13 +105,13 @@ impl PreservationStats {
         Ok((stats, Provenance::Computed(path)))
     }
 
-    /// The metric of a minimum-norm patch of `neurons`' output vectors (sorted by layer, then index), `[n, n]` f64
-    /// on the CPU: E[k kᵀ] over the reference code between neurons of one layer (zero across layers), or only its
-    /// diagonal E[k²] when the covariance was not computed, plus ε = `relative_epsilon` × the layer's mean E[k²]
-    /// on the diagonal. A change costs in proportion to how much reference text would read it.
-    pub fn metric(&self, neurons: &[Neuron], relative_epsilon: f64) -> Result<Tensor> {
-        let n = neurons.len() as i64;
-        let metric = Tensor::zeros([n, n], (Kind::Double, Device::Cpu));
+    /// The metric of a minimum-norm patch of `neurons`' output vectors (sorted by layer, then index), as its
+    /// diagonal blocks, one per layer in order, f64 on the CPU (neurons of different layers do not mix): E[k kᵀ]
+    /// over the reference code between neurons of the layer, or only its diagonal E[k²] when the covariance was
+    /// not computed, plus ε = `relative_epsilon` × the layer's mean E[k²] on the diagonal. A change costs in
+    /// proportion to how much reference text would read it.
+    pub fn metric(&self, neurons: &[Neuron], relative_epsilon: f64) -> Result<Vec<Tensor>> {
+        let mut blocks = Vec::new();
         let mut start = 0usize;
         while start < neurons.len() {
             let layer = neurons[start].layer;
@@ -117,12 +123,10 @@ impl PreservationStats {
                 Some(c) => c.get(layer as i64).index_select(0, &index).index_select(1, &index).to_kind(Kind::Double),
                 None => moments.index_select(0, &index).diag(0),
             };
-            let size = (end - start) as i64;
-            let block = block + Tensor::eye(size, (Kind::Double, Device::Cpu)) * epsilon;
-            metric.narrow(0, start as i64, size).narrow(1, start as i64, size).copy_(&block);
+            blocks.push(block + Tensor::eye((end - start) as i64, (Kind::Double, Device::Cpu)) * epsilon);
             start = end;
         }
-        Ok(metric)
+        Ok(blocks)
     }
 
     /// E[k kᵀ] of `layer`; an error when the statistics were computed without the covariance.
@@ -133,7 +137,7 @@ impl PreservationStats {
     }
 
     fn save(&self, path: &Path) -> Result<()> {
-        let mut tensors = vec![("second_moment", &self.second_moment)];
+        let mut tensors = vec![("second_moment", &self.second_moment), ("gaps", &self.gaps)];
         if let Some(covariance) = &self.covariance {
             tensors.push(("covariance", covariance));
         }
@@ -174,7 +178,7 @@ impl PreservationStats {
             Ok(Tensor::from_slice(&values).view(shape.as_slice()))
         };
         let covariance = file.names().contains(&"covariance").then(|| read("covariance")).transpose()?;
-        Ok(PreservationStats { second_moment: read("second_moment")?, covariance, tokens })
+        Ok(PreservationStats { second_moment: read("second_moment")?, covariance, gaps: read("gaps")?, tokens })
     }
 }
 
@@ -188,7 +192,8 @@ fn valid_rows(prompts: &[Vec<u32>], seq: i64) -> Tensor {
     Tensor::from_slice(&rows)
 }
 
-/// The cache key: SHA-256 of the weights' SHA-256, every reference token id and the covariance flag.
+/// The cache key: SHA-256 of the weights' SHA-256, every reference token id, the covariance flag and the format
+/// (files without the gap moment have other keys).
 fn cache_key(model: &Model, prompts: &[Vec<u32>], covariance: bool) -> Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(weights_sha256(model)?.as_bytes());
@@ -197,5 +202,6 @@ fn cache_key(model: &Model, prompts: &[Vec<u32>], covariance: bool) -> Result<St
         prompt.iter().for_each(|t| hasher.update(t.to_le_bytes()));
     }
     hasher.update([u8::from(covariance)]);
+    hasher.update(b"with gap moment");
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

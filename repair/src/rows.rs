@@ -4,7 +4,7 @@
 //! change of a neuron's output vector is multiplied by).
 
 use models::tch::{Device, Kind, Tensor};
-use models::{HookPoint, Model};
+use models::{HookPoint, Hooks, Model};
 
 use crate::case::Tokens;
 use crate::error::Result;
@@ -23,33 +23,51 @@ pub struct Row {
     pub keys: Tensor,
 }
 
-/// The rows of every desired token of `tokens` (case number `case`), from one forward pass with a cache and
-/// one backward pass through the final norm and unembedding.
-pub fn rows_of(model: &Model, tokens: &Tokens, case: usize) -> Result<Vec<Row>> {
+/// Cases whose rows are computed in one forward pass.
+const BATCH: usize = 8;
+
+/// The rows of every desired token of every case (case numbers are indices into `cases`), from one batched forward
+/// pass with a cache per [`BATCH`] cases and one backward pass through the final norm and unembedding.
+pub fn rows_of(model: &Model, cases: &[Tokens]) -> Result<Vec<Row>> {
     let n_layers = model.shape().n_layers;
     let last_layer = n_layers - 1;
-    let inputs = &tokens.ids[..tokens.ids.len() - 1];
-    let (_, cache) = model
-        .run_with_cache(inputs, move |p| matches!(p, HookPoint::MlpPost(_)) || p == HookPoint::ResidPost(last_layer))?;
-    let (start, steps) = (tokens.prompt_len as i64 - 1, tokens.steps() as i64);
-    let at_answers = |point: HookPoint| -> Result<Tensor> {
-        Ok(cache.require(point)?.get(0).narrow(0, start, steps).to_kind(Kind::Float).to_device(Device::Cpu))
-    };
-    let keys = Tensor::stack(&(0..n_layers).map(|l| at_answers(HookPoint::MlpPost(l))).collect::<Result<Vec<_>>>()?, 1);
-    let resid = cache.require(HookPoint::ResidPost(last_layer))?.get(0).narrow(0, start, steps);
-    let desired: Vec<i64> = tokens.ids[tokens.prompt_len..].iter().map(|&t| i64::from(t)).collect();
-    let (directions, margins) = gap_gradients(model, &resid, &desired)?;
-    (0..steps)
-        .map(|s| {
-            Ok(Row {
-                case,
-                step: s as usize,
-                margin: margins[s as usize],
-                direction: directions.get(s),
-                keys: keys.get(s),
-            })
-        })
-        .collect()
+    let mut rows = Vec::new();
+    for (chunk_index, chunk) in cases.chunks(BATCH).enumerate() {
+        let inputs: Vec<Vec<u32>> = chunk.iter().map(|t| t.ids[..t.ids.len() - 1].to_vec()).collect();
+        let batch = model.batch(&inputs)?;
+        let seq = batch.seq_len();
+        let mut hooks =
+            Hooks::recording(move |p| matches!(p, HookPoint::MlpPost(_)) || p == HookPoint::ResidPost(last_layer));
+        {
+            let _guard = models::tch::no_grad_guard();
+            let _normalized = model.forward(&batch, None, &mut hooks)?;
+        }
+        let (mut resids, mut keys, mut desired, mut owners) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (b, tokens) in chunk.iter().enumerate() {
+            let start = seq - inputs[b].len() as i64 + tokens.prompt_len as i64 - 1;
+            let steps = tokens.steps() as i64;
+            let at_answers = |point: HookPoint| -> Result<Tensor> {
+                Ok(hooks.cache.require(point)?.get(b as i64).narrow(0, start, steps))
+            };
+            let layers = (0..n_layers)
+                .map(|l| Ok(at_answers(HookPoint::MlpPost(l))?.to_kind(Kind::Float).to_device(Device::Cpu)))
+                .collect::<Result<Vec<_>>>()?;
+            keys.push(Tensor::stack(&layers, 1));
+            resids.push(at_answers(HookPoint::ResidPost(last_layer))?);
+            desired.extend(tokens.ids[tokens.prompt_len..].iter().map(|&t| i64::from(t)));
+            owners.extend((0..tokens.steps()).map(|step| (chunk_index * BATCH + b, step)));
+        }
+        let (directions, margins) = gap_gradients(model, &Tensor::cat(&resids, 0), &desired)?;
+        let keys = Tensor::cat(&keys, 0);
+        rows.extend(owners.into_iter().enumerate().map(|(i, (case, step))| Row {
+            case,
+            step,
+            margin: margins[i],
+            direction: directions.get(i as i64),
+            keys: keys.get(i as i64),
+        }));
+    }
+    Ok(rows)
 }
 
 /// Positions of reference text the model's answer at which a repair must keep: of every position of `prompts`,
@@ -83,6 +101,26 @@ pub fn anchor_rows(model: &Model, prompts: &[Vec<u32>], count: usize) -> Result<
         candidates.truncate(count);
     }
     Ok(candidates)
+}
+
+/// E[c cᵀ] over every position of `prompts`, c the gradient of the gap between the model's top-1 token there and
+/// its runner-up with respect to the final residual: how much a residual change along each direction would move
+/// reference text's top-1 gaps, to first order. `[d_model, d_model]` f64 on the CPU.
+pub fn gap_moment(model: &Model, prompts: &[Vec<u32>]) -> Result<Tensor> {
+    let last_layer = model.shape().n_layers - 1;
+    let d = model.shape().d_model as i64;
+    let mut moment = Tensor::zeros([d, d], (Kind::Double, Device::Cpu));
+    let mut count = 0usize;
+    for ids in prompts {
+        let (logits, cache) = model.run_with_cache(ids, move |p| p == HookPoint::ResidPost(last_layer))?;
+        let top: Vec<i64> = Vec::try_from(logits.argmax(-1, false).to_device(Device::Cpu))?;
+        let resid = cache.require(HookPoint::ResidPost(last_layer))?.get(0);
+        let (directions, _) = gap_gradients(model, &resid, &top)?;
+        let directions = directions.to_kind(Kind::Double);
+        moment += directions.tr().matmul(&directions);
+        count += ids.len();
+    }
+    Ok(moment / count.max(1) as f64)
 }
 
 /// For final residual rows `[n, d_model]` and each row's desired token: the gradient of logit_d − logit_w with

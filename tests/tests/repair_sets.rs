@@ -6,7 +6,7 @@
 use integration_tests::{default_model, run_python};
 use models::Model;
 use repair::patchset::{weights_sha256, ModelIdentity, PatchSet};
-use repair::{add_to_set, Example, GuardConfig, JointConfig, Preserved, RepairCase, Tokens, Unrelated, Verdict};
+use repair::{Example, GuardConfig, Guarded, JointConfig, Preserved, RepairCase, Tokens, Unrelated, Verdict};
 use serde_json::json;
 
 use experiments::ops::repair::unrelated_prompts;
@@ -14,7 +14,7 @@ use experiments::ops::repair_set::{preservation, ReferenceSettings};
 
 /// A small reference: enough for the tests, quick to compute.
 fn preserved(model: &Model) -> Preserved {
-    let settings = ReferenceSettings { windows: 24, tokens: 96, anchors: 64, covariance: false };
+    let settings = ReferenceSettings { windows: 24, tokens: 96, anchors: 64, covariance: false, ..Default::default() };
     preservation(model, &settings, &models::Silent).unwrap().0
 }
 
@@ -39,10 +39,10 @@ fn a_joint_set_reverts_bit_exactly_and_holds_in_transformers() {
     let (preserved, unrelated) = (preserved(&model), unrelated(&model));
     let original = weights_sha256(&model).unwrap();
     let mut patches = PatchSet::new(ModelIdentity::of(&model).unwrap());
-    let guard = GuardConfig { max_top1_loss: 0.2, ..Default::default() };
+    let guard = GuardConfig { max_top1_loss: 0.2, max_total_top1_loss: 0.2, ..Default::default() };
     let config = JointConfig::default();
-    let step =
-        add_to_set(&model, &mut patches, &cases, &preserved, &config, &guard, &unrelated, &models::Silent).unwrap();
+    let guarded = Guarded { preserved: &preserved, joint: &config, guard: &guard, windows: &unrelated };
+    let step = guarded.add(&model, &mut patches, &cases, &models::Silent).unwrap();
     assert_eq!(step.verdict, Verdict::Kept, "{step:?}");
     let repaired: Vec<&RepairCase> = patches.cases().collect();
     assert!(repaired.len() >= 8, "only {} of 10 cases repaired jointly", repaired.len());
@@ -87,17 +87,17 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
     let (preserved, unrelated) = (preserved(&model), unrelated(&model));
     let prompt = "import os\nimport sys\n\ndef main():\n    path = os.path.";
     let mut patches = PatchSet::new(ModelIdentity::of(&model).unwrap());
-    let (config, guard) = (JointConfig::default(), GuardConfig { max_top1_loss: 0.2, ..Default::default() });
+    let (config, guard) =
+        (JointConfig::default(), GuardConfig { max_top1_loss: 0.2, max_total_top1_loss: 0.2, ..Default::default() });
     let first = [case("expanduser", prompt, "expanduser")];
-    let step =
-        add_to_set(&model, &mut patches, &first, &preserved, &config, &guard, &unrelated, &models::Silent).unwrap();
+    let guarded = Guarded { preserved: &preserved, joint: &config, guard: &guard, windows: &unrelated };
+    let step = guarded.add(&model, &mut patches, &first, &models::Silent).unwrap();
     assert_eq!(step.verdict, Verdict::Kept, "{step:?}");
     let before = weights_sha256(&model).unwrap();
 
     // The same prompt with another answer: repairing it means undoing the first repair.
     let conflicting = [case("abspath", prompt, "abspath")];
-    let step = add_to_set(&model, &mut patches, &conflicting, &preserved, &config, &guard, &unrelated, &models::Silent)
-        .unwrap();
+    let step = guarded.add(&model, &mut patches, &conflicting, &models::Silent).unwrap();
     let Verdict::Refused { reason } = &step.verdict else { panic!("the guard kept a conflicting patch: {step:?}") };
     assert!(reason.contains("expanduser") || reason.contains("could be repaired"), "{reason}");
     assert_eq!(weights_sha256(&model).unwrap(), before, "a refused step left changes behind");
@@ -107,9 +107,7 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
     // A good case and the conflicting one together: the good one goes in, the other is reported, not forced.
     let good = case("home", "import os\nhome = os.path.", "expanduser");
     let pair = [good.clone(), conflicting[0].clone()];
-    let steps =
-        repair::add_in_parts(&model, &mut patches, &pair, &preserved, &config, &guard, &unrelated, &models::Silent)
-            .unwrap();
+    let steps = guarded.add_in_parts(&model, &mut patches, &pair, &models::Silent).unwrap();
     let held: Vec<&str> = patches.cases().map(|c| c.id.as_str()).collect();
     assert_eq!(held, ["expanduser", "home"], "{steps:#?}");
     let applied = weights_sha256(&model).unwrap();
@@ -117,14 +115,22 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
     // A guard that refuses everything: the pair is refused whole, then each half, and nothing changes.
     let strict = GuardConfig { max_top1_loss: -1.0, ..Default::default() };
     let pair = [case("a", prompt, "abspath"), case("b", "import os\nname = os.path.", "basename")];
-    let steps =
-        repair::add_in_parts(&model, &mut patches, &pair, &preserved, &config, &strict, &unrelated, &models::Silent)
-            .unwrap();
+    let strict = Guarded { guard: &strict, ..guarded };
+    let steps = strict.add_in_parts(&model, &mut patches, &pair, &models::Silent).unwrap();
     let sizes: Vec<usize> = steps.iter().map(|s| s.outcomes.len()).collect();
     assert_eq!(sizes, [2, 1, 1], "the whole pair, then its halves");
     assert!(steps.iter().all(|s| matches!(s.verdict, Verdict::Refused { .. })));
     assert_eq!(weights_sha256(&model).unwrap(), applied, "refused steps left changes behind");
     assert_eq!(patches.cases().count(), 2);
+
+    // A guard whose budget for the whole set is spent: a case that would go in is refused, and says why.
+    let spent = GuardConfig { max_top1_loss: 0.2, max_total_top1_loss: -1.0, ..Default::default() };
+    let spent = Guarded { guard: &spent, ..guarded };
+    let home = [case("home-dir", "import os\nhome_dir = os.path.", "expanduser")];
+    let step = spent.add(&model, &mut patches, &home, &models::Silent).unwrap();
+    let Verdict::Refused { reason } = &step.verdict else { panic!("a spent budget kept a step: {step:?}") };
+    assert!(reason.contains("in all"), "{reason}");
+    assert_eq!(weights_sha256(&model).unwrap(), applied, "the refused step left changes behind");
     patches.revert(&model).unwrap();
 }
 

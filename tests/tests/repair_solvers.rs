@@ -37,8 +37,16 @@ fn joint_solve_memit_and_alphaedit_match_numpy() {
     let (t, s, d) = (6, 10, 5);
     let directions = random(&[t, d]);
     let keys = random(&[t, s]);
-    let square = random(&[s, s]);
-    let metric = square.matmul(&square.tr()) + Tensor::eye(s, (Kind::Double, models::tch::Device::Cpu)) * 0.5;
+    // A block-diagonal metric (as across two layers): the solve takes its blocks, numpy the whole matrix.
+    let eye = |n: i64| Tensor::eye(n, (Kind::Double, models::tch::Device::Cpu));
+    let blocks: Vec<Tensor> = [4, s - 4]
+        .iter()
+        .map(|&n| {
+            let square = random(&[n, n]);
+            square.matmul(&square.tr()) + eye(n) * 0.5
+        })
+        .collect();
+    let metric = Tensor::block_diag(&blocks);
     let targets = random(&[t]);
 
     let (f, n, m) = (12, 4, 9);
@@ -64,7 +72,7 @@ fn joint_solve_memit_and_alphaedit_match_numpy() {
     run_python("solver_reference.py", &[&input, &output]).unwrap();
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
 
-    let joint = repair::joint::solve(&directions, &keys, &metric, &targets, 1e-12).unwrap();
+    let joint = repair::joint::solve(&directions, &keys, &blocks, None, &targets, 1e-12).unwrap();
     let error = relative_error(&joint, &from_nested(&reference["joint"]));
     assert!(error < 1e-5, "joint solve vs numpy lstsq: relative error {error:e}");
     // The solution does what it is for: each row's gap moves by its target.

@@ -16,12 +16,13 @@ use repair::gradient::{finetune_set, Anchor};
 use repair::joint::set_layers;
 use repair::patchset::{ModelIdentity, PatchSet};
 use repair::{
-    check, GradientConfig, GuardConfig, JointConfig, Method, RepairCase, RepairConfig, Tokens, Unrelated, Verdict,
+    check, GradientConfig, GuardConfig, Guarded, JointConfig, Method, RepairCase, RepairConfig, Tokens, Unrelated,
+    Verdict,
 };
 use serde::{Deserialize, Serialize};
 
 use super::repair::{repairer, unrelated_prompts, UnrelatedSettings};
-use super::repair_set::{preservation, reference_prompts, Guarded, ReferenceSettings};
+use super::repair_set::{guard_windows, preservation, reference_prompts, ReferenceSettings};
 use super::{names, write_file, write_json, Context, Operation, Report};
 use crate::error::{ExperimentError, Result};
 use crate::journal::RowJournal;
@@ -264,8 +265,8 @@ impl Operation for RepairSequenceSettings {
         };
         let identity = ModelIdentity::of(model)?;
         let silent = models::Silent;
-        let guarded =
-            Guarded { preserved: &preserved, joint: &self.joint, guard: &self.guard, unrelated: &measure.unrelated };
+        let windows = guard_windows(model, &self.reference)?;
+        let guarded = Guarded { preserved: &preserved, joint: &self.joint, guard: &self.guard, windows: &windows };
         context.progress.begin("repair sequence", (self.methods.len() * sizes.len()) as u64);
         for &method in &self.methods {
             let missing: Vec<usize> =
@@ -309,7 +310,7 @@ impl Operation for RepairSequenceSettings {
                             } else {
                                 cases[applied..n].chunks(1).collect()
                             };
-                            let steps = guarded.steps(model, &mut patches, &batches, &silent)?;
+                            let steps = guarded.add_batches(model, &mut patches, &batches, &silent)?;
                             refused += steps.iter().filter(|s| matches!(s.verdict, Verdict::Refused { .. })).count();
                         }
                         SequenceMethod::Memit => {

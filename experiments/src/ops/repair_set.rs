@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use models::{Model, Progress};
 use repair::patchset::PatchSet;
 use repair::{
-    add_in_parts, check, GuardConfig, JointConfig, LifelongStep, PreservationStats, Preserved, Provenance, RepairCase,
+    check, GuardConfig, Guarded, JointConfig, LifelongStep, PreservationStats, Preserved, Provenance, RepairCase,
     Specificity, Tokens, Unrelated, Verdict,
 };
 use serde::{Deserialize, Serialize};
@@ -31,12 +31,32 @@ pub struct ReferenceSettings {
     /// Also the full covariance E[k kᵀ]: the joint solve then weighs changes by it instead of E[k²] alone, and
     /// MEMIT and AlphaEdit need it.
     pub covariance: bool,
+    /// The positions the regression guard checks: the first `prompts` reference windows, cut to `tokens`, at
+    /// their last `positions` (reference code, so that the guard never reads the unrelated prompts a study
+    /// measures).
+    pub guard: UnrelatedSettings,
 }
 
 impl Default for ReferenceSettings {
     fn default() -> Self {
-        ReferenceSettings { windows: 64, tokens: 128, anchors: 0, covariance: true }
+        ReferenceSettings {
+            windows: 64,
+            tokens: 128,
+            anchors: 0,
+            covariance: true,
+            guard: UnrelatedSettings { prompts: 32, tokens: 48, positions: 16 },
+        }
     }
+}
+
+/// The positions of reference code the regression guard checks (see [`ReferenceSettings::guard`]), as the model
+/// is now.
+pub fn guard_windows(model: &Model, settings: &ReferenceSettings) -> Result<Unrelated> {
+    let guard = settings.guard;
+    let mut prompts = reference_prompts(model, settings)?;
+    prompts.truncate(guard.prompts.max(1));
+    let prompts = prompts.into_iter().map(|p| p[..guard.tokens.clamp(1, p.len())].to_vec()).collect();
+    Ok(Unrelated::new(model, prompts, guard.positions)?)
 }
 
 /// Windows of CPython files 40-79, `tokens` long, taken file by file (first windows first).
@@ -205,14 +225,15 @@ impl RepairSetSettings {
         let (preserved, provenance) = preservation(model, &self.reference, progress)?;
         let prompts = unrelated_prompts(model, self.unrelated.prompts, self.unrelated.tokens)?;
         let unrelated = Unrelated::new(model, prompts, self.unrelated.positions)?;
+        let windows = guard_windows(model, &self.reference)?;
         let before: Vec<(bool, Vec<bool>)> = cases.iter().map(|c| status(model, c)).collect::<Result<_>>()?;
         let start = std::time::Instant::now();
         let batches: Vec<&[RepairCase]> = match self.mode {
             SetMode::Joint => vec![&cases],
             SetMode::Lifelong => cases.chunks(1).collect(),
         };
-        let guarded = Guarded { preserved: &preserved, joint: &self.joint, guard: &self.guard, unrelated: &unrelated };
-        let steps = guarded.steps(model, patches, &batches, progress)?;
+        let guarded = Guarded { preserved: &preserved, joint: &self.joint, guard: &self.guard, windows: &windows };
+        let steps = guarded.add_batches(model, patches, &batches, progress)?;
         let seconds = start.elapsed().as_secs_f64();
         let results = cases
             .iter()
@@ -234,49 +255,6 @@ impl RepairSetSettings {
             },
             patches: None,
         })
-    }
-}
-
-/// What every guarded step of a set repair uses.
-pub struct Guarded<'a> {
-    /// The preservation statistics and anchors.
-    pub preserved: &'a Preserved,
-    /// The solve.
-    pub joint: &'a JointConfig,
-    /// The guard.
-    pub guard: &'a GuardConfig,
-    /// The unrelated prompts the guard checks.
-    pub unrelated: &'a Unrelated,
-}
-
-impl Guarded<'_> {
-    /// Adds each batch of cases to the applied `patches` in one guarded step, or in parts when the guard refuses
-    /// it whole (see [`repair::add_in_parts`]).
-    pub fn steps(
-        &self,
-        model: &Model,
-        patches: &mut PatchSet,
-        batches: &[&[RepairCase]],
-        progress: &dyn Progress,
-    ) -> Result<Vec<LifelongStep>> {
-        progress.begin("repair set steps", batches.len() as u64);
-        let mut steps = Vec::new();
-        for batch in batches {
-            progress.check()?;
-            let (joint, guard, unrelated) = (self.joint, self.guard, self.unrelated);
-            steps.extend(add_in_parts(
-                model,
-                patches,
-                batch,
-                self.preserved,
-                joint,
-                guard,
-                unrelated,
-                &models::Silent,
-            )?);
-            progress.advance(1);
-        }
-        Ok(steps)
     }
 }
 

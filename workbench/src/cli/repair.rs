@@ -57,9 +57,13 @@ pub struct RepairArgs {
     /// covariance: true)`, the fields of a RepairSet step's `reference`.
     #[arg(long)]
     reference: Option<PathBuf>,
-    /// The guard refuses a set step that changes more than this share of unrelated top-1 tokens.
+    /// The guard refuses a set step that changes more than this share of its windows' top-1 tokens.
     #[arg(long, default_value_t = GuardConfig::default().max_top1_loss)]
     guard_top1_loss: f64,
+    /// The guard refuses a set step after which the whole set would have changed more than this share of its
+    /// windows' top-1 tokens.
+    #[arg(long, default_value_t = GuardConfig::default().max_total_top1_loss)]
+    guard_total_top1_loss: f64,
     /// Run the repair study (mined cases, every method, one table) instead.
     #[arg(long, conflicts_with_all = ["prompt", "cases"])]
     study: bool,
@@ -183,7 +187,11 @@ pub fn repair(args: &RepairArgs) -> Result<()> {
             cases_file: args.cases.clone(),
             mode: if args.lifelong { SetMode::Lifelong } else { SetMode::Joint },
             joint,
-            guard: GuardConfig { max_top1_loss: args.guard_top1_loss, ..Default::default() },
+            guard: GuardConfig {
+                max_top1_loss: args.guard_top1_loss,
+                max_total_top1_loss: args.guard_total_top1_loss,
+                ..Default::default()
+            },
             reference,
             apply: args.apply.clone(),
             ..Default::default()

@@ -182,9 +182,11 @@ impl RepairView {
                 self.repair_set(ui.ctx(), shared, SetMode::Lifelong);
             }
         });
+        let guard = repair::GuardConfig::default();
         ui.small(format!(
-            "Sets are guarded: a step that breaks an applied case or changes over {:.0}% of unrelated top-1 tokens is refused.",
-            100.0 * repair::GuardConfig::default().max_top1_loss
+            "Sets are guarded: a step that breaks an applied case, changes over {:.0}% of the top-1 tokens of reference code, or brings the set over {:.0}% in all, is refused.",
+            100.0 * guard.max_top1_loss,
+            100.0 * guard.max_total_top1_loss
         ));
         self.patch_controls(ui, shared);
         self.applied.show(ui);
