@@ -93,20 +93,12 @@ impl Gates {
         let tables = self.tables()?;
         let mut found = Vec::new();
         for (&layer, table) in tables.iter() {
-            let width = table.size()[1];
-            let d = (width - 1) / 2;
-            let thresholds = table.select(1, width - 1);
-            let active = thresholds.le(1.0).nonzero().squeeze_dim(1);
-            if active.numel() == 0 {
-                continue;
-            }
-            let rows = table.index_select(0, &active);
-            let keys = rows.narrow(1, 0, d);
-            let keys = &keys / keys.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
+            let Some(rows) = active_rows(table) else { continue };
+            let d = (rows.size()[1] - 1) / 2;
             let memory = GatedMemory {
-                keys: keys.to_device(device),
+                keys: unit_keys(&rows).to_device(device),
                 values: rows.narrow(1, d, d).to_device(device).to_kind(kind),
-                thresholds: rows.select(1, width - 1).to_device(device),
+                thresholds: rows.select(1, 2 * d).to_device(device),
             };
             found.push(Intervention {
                 point: HookPoint::ResidPost(layer),
@@ -115,6 +107,12 @@ impl Gates {
             });
         }
         Ok(found)
+    }
+
+    /// The unit-length keys `[m, d_model]` of `layer`'s active slots, none when it has none.
+    pub fn active_keys(&self, layer: usize) -> Result<Option<Tensor>> {
+        let tables = self.tables()?;
+        Ok(tables.get(&layer).and_then(active_rows).map(|rows| unit_keys(&rows)))
     }
 
     /// An error saying why the model cannot be exported, when a slot is active.
@@ -152,6 +150,19 @@ impl GatedMemory {
     }
 }
 
+/// The rows of `table`'s active slots (threshold at most 1), none when no slot is active.
+fn active_rows(table: &Tensor) -> Option<Tensor> {
+    let thresholds = table.select(1, table.size()[1] - 1);
+    let active = thresholds.le(1.0).nonzero().squeeze_dim(1);
+    (active.numel() > 0).then(|| table.index_select(0, &active))
+}
+
+/// The keys of slot rows, scaled to unit length.
+fn unit_keys(rows: &Tensor) -> Tensor {
+    let keys = rows.narrow(1, 0, (rows.size()[1] - 1) / 2);
+    &keys / keys.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
+}
+
 fn empty_row(d_model: usize) -> Tensor {
     let row = Tensor::zeros([2 * d_model as i64 + 1], (Kind::Float, Device::Cpu));
     let _ = row.get(2 * d_model as i64).fill_(EMPTY);
@@ -172,6 +183,8 @@ mod tests {
         gates.write(0, 1, &row(&[1., 0.], &[10., 20.], 0.9)).unwrap();
         assert_eq!(gates.active().unwrap(), 1, "slot 0 was filled empty");
         assert_eq!(gates.free_slot(0).unwrap(), 0);
+        let keys = Vec::<f32>::try_from(gates.active_keys(0).unwrap().unwrap().flatten(0, -1)).unwrap();
+        assert_eq!(keys, [1., 0.], "the active slot's unit key");
         let interventions = gates.interventions(Device::Cpu, Kind::Float).unwrap();
         let Edit::Gated(memory) = &interventions[0].edit else { panic!("not a gate") };
         // cos((3, 1), (1, 0)) = 0.949 fires, cos((1, 1), (1, 0)) = 0.707 does not, nor does (-1, 0).
@@ -181,6 +194,7 @@ mod tests {
         gates.write(0, 1, &empty_row(2)).unwrap();
         assert_eq!(gates.active().unwrap(), 0);
         assert!(gates.interventions(Device::Cpu, Kind::Float).unwrap().is_empty());
+        assert!(gates.active_keys(0).unwrap().is_none());
         assert!(gates.write(0, 0, &Tensor::zeros([4], (Kind::Float, Device::Cpu))).is_err(), "even width");
     }
 }

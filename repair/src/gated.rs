@@ -25,8 +25,12 @@ use crate::target::{competitor, gap_gradients};
 pub struct GatedConfig {
     /// The layer whose residual output the units read and write, as a share of the depth (0: the first layer).
     pub depth: f64,
-    /// Cosine similarity with the key at which a unit fires.
+    /// Cosine similarity with the key at which a unit fires (at least; see `separate`).
     pub threshold: f64,
+    /// Raise a new unit's threshold to halfway between 1 and its key's largest cosine similarity with the keys of
+    /// the units already in the layer, so that it does not fire where an earlier unit's key lies (earlier repairs
+    /// keep their answers; variants must come closer to fire it).
+    pub separate: bool,
     /// The desired token must beat every other token by this many logits.
     pub margin: f32,
     /// A value asks for this much more than the margin.
@@ -37,7 +41,7 @@ pub struct GatedConfig {
 
 impl Default for GatedConfig {
     fn default() -> Self {
-        GatedConfig { depth: 0.66, threshold: 0.9, margin: 1.0, overshoot: 0.5, rounds: 4 }
+        GatedConfig { depth: 0.66, threshold: 0.9, separate: true, margin: 1.0, overshoot: 0.5, rounds: 4 }
     }
 }
 
@@ -67,13 +71,20 @@ pub fn gated_repair(model: &Model, tokens: &Tokens, config: &GatedConfig) -> Res
         let gradient = gap_gradients(model, context, desired, wrong, &[(point, shape.d_model)])?.remove(0);
         let gradient = gradient.to_device(models::tch::Device::Cpu);
         let unit = &gradient / gradient.square().sum(Kind::Float).double_value(&[]).max(1e-12);
+        let threshold = match model.gates.active_keys(layer)? {
+            Some(keys) if config.separate => {
+                let direction = &key / key.norm().double_value(&[]).max(1e-12);
+                let nearest = keys.matmul(&direction).max().double_value(&[]);
+                config.threshold.max((nearest + 1.0) / 2.0)
+            }
+            _ => config.threshold,
+        };
         let target = ChangeTarget::Gate { layer, slot: model.gates.free_slot(layer)? };
         let old = target.read(model)?;
         let mut asked = f64::from(config.margin + config.overshoot - gap);
         let mut margin = gap;
         for _ in 0..config.rounds {
-            let row =
-                Tensor::cat(&[key.shallow_clone(), &unit * asked, Tensor::from_slice(&[config.threshold as f32])], 0);
+            let row = Tensor::cat(&[key.shallow_clone(), &unit * asked, Tensor::from_slice(&[threshold as f32])], 0);
             target.write(model, &row)?;
             let now = check(model, tokens)?.margins[step];
             let gain = f64::from(now - gap) / asked;

@@ -285,3 +285,31 @@ fn exported_patched_models_are_repaired_in_transformers_and_gguf() {
     assert!(check(&reloaded, &Tokens::new(&reloaded, &case.example).unwrap()).unwrap().correct());
     assert!(max_abs_diff(&logits_vec(&reloaded, &prompts[1]), &ours[1]) <= 1e-5);
 }
+
+/// Gated repairs in a row: a second unit, for a near-identical prompt with another answer, fires on its own prompt
+/// but not where the first unit's key lies, so both cases are right; with one threshold for every unit (no
+/// separation) the second unit fires on the first case's prompt too and one of the two is wrong.
+#[test]
+fn separated_gates_keep_an_earlier_gated_repair() {
+    let model = default_model();
+    let first = Tokens::new(&model, &expanduser_case().example).unwrap();
+    let example = Example {
+        prompt: "import os\nimport sys\n\ndef run():\n    path = os.path.".into(),
+        desired: "abspath".into(),
+    };
+    let second = Tokens::new(&model, &example).unwrap();
+    let original = weights_sha256(&model).unwrap();
+    for separate in [true, false] {
+        let config = repair::gated::GatedConfig { separate, ..Default::default() };
+        let done = [&first, &second].map(|tokens| repair::gated::gated_repair(&model, tokens, &config).unwrap());
+        let right = [&first, &second].map(|tokens| check(&model, tokens).unwrap().correct());
+        done.iter().rev().for_each(|d| d.revert(&model).unwrap());
+        assert_eq!(model.gates.active().unwrap(), 0);
+        if separate {
+            assert_eq!(right, [true, true], "separated units undid a repair");
+        } else {
+            assert!(right.contains(&false), "without separation both stayed right: the prompts do not cross-talk");
+        }
+    }
+    assert_eq!(weights_sha256(&model).unwrap(), original);
+}

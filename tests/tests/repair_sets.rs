@@ -1,4 +1,5 @@
-//! Repairs of many cases on the default model: a set repaired jointly applies and reverts bit-exactly (also
+//! Repairs of many cases on the default model: the rows of the joint solve and its output metric against
+//! transformers and autograd; a set repaired jointly applies and reverts bit-exactly (also
 //! through its saved files) and its export, loaded in transformers, gets every repaired case right; the guard of
 //! lifelong repair refuses a patch built to break an earlier repair and leaves the model as it was, and a refused
 //! step is split; fine-tuning a set edits only what it claims; the small sequential study runs and resumes.
@@ -78,6 +79,62 @@ fn a_joint_set_reverts_bit_exactly_and_holds_in_transformers() {
     for (case, margins) in repaired.iter().zip(answer["margins"].as_array().unwrap()) {
         let margins: Vec<f64> = serde_json::from_value(margins.clone()).unwrap();
         assert!(margins.iter().all(|&m| m > 0.0), "{}: transformers' margins {margins:?}", case.id);
+    }
+}
+
+/// Largest absolute difference over the largest absolute reference value.
+fn relative_error(ours: &[f64], theirs: &[f64]) -> f64 {
+    let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+    ours.iter().zip(theirs).fold(0f64, |m, (a, b)| m.max((a - b).abs())) / scale
+}
+
+/// The joint solve's rows, computed for cases of different lengths in one (left-padded) batch, and the reference
+/// gap moment of the output metric, against transformers and autograd in float64 on the exported model.
+#[test]
+fn batched_rows_and_the_gap_moment_match_transformers_autograd() {
+    let model = default_model();
+    let cases = [
+        case("expanduser", "import os\nimport sys\n\ndef main():\n    path = os.path.", "expanduser"),
+        case("home", "import os\nhome = os.path.", "expanduser"),
+        case("listdir", "import os\nfor name in os.", "listdir(path):"),
+    ];
+    let tokens: Vec<Tokens> = cases.iter().map(|c| Tokens::new(&model, &c.example).unwrap()).collect();
+    let rows = repair::rows::rows_of(&model, &tokens).unwrap();
+    let prompts = unrelated_prompts(&model, 3, 32).unwrap();
+    let moment = repair::rows::gap_moment(&model, &prompts).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("model");
+    models::writers::save_hf_folder(&model, &folder).unwrap();
+    let (input, output) = (dir.path().join("in.json"), dir.path().join("out.json"));
+    for (index, checked) in tokens.iter().enumerate() {
+        let request = json!({"prompts": prompts, "case": {"ids": checked.ids, "prompt_len": checked.prompt_len}});
+        std::fs::write(&input, request.to_string()).unwrap();
+        run_python("gap_moment_reference.py", &[&folder, &input, &output]).unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+        let ours: Vec<&repair::rows::Row> = rows.iter().filter(|r| r.case == index).collect();
+        let margins: Vec<f64> = serde_json::from_value(answer["margins"].clone()).unwrap();
+        assert_eq!(ours.len(), margins.len(), "{}: one row per desired token", cases[index].id);
+        for (row, theirs) in ours.iter().zip(&margins) {
+            assert!(
+                (f64::from(row.margin) - theirs).abs() < 2e-3,
+                "{}: margin {} vs {theirs}",
+                cases[index].id,
+                row.margin
+            );
+        }
+        let directions: Vec<Vec<f64>> = serde_json::from_value(answer["directions"].clone()).unwrap();
+        for (row, theirs) in ours.iter().zip(&directions) {
+            let ours: Vec<f64> = Vec::try_from(row.direction.to_kind(models::tch::Kind::Double)).unwrap();
+            let error = relative_error(&ours, theirs);
+            assert!(error < 1e-3, "{}: gap direction off by {error:e}", cases[index].id);
+        }
+        if index == 0 {
+            let theirs: Vec<Vec<f64>> = serde_json::from_value(answer["moment"].clone()).unwrap();
+            let ours: Vec<f64> = Vec::try_from(moment.flatten(0, -1)).unwrap();
+            let error = relative_error(&ours, &theirs.concat());
+            assert!(error < 1e-3, "the gap moment is off by {error:e}");
+        }
     }
 }
 

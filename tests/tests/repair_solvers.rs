@@ -48,6 +48,8 @@ fn joint_solve_memit_and_alphaedit_match_numpy() {
         .collect();
     let metric = Tensor::block_diag(&blocks);
     let targets = random(&[t]);
+    let square = random(&[d, d]);
+    let output_metric = square.matmul(&square.tr()) + eye(d) * 0.5;
 
     let (f, n, m) = (12, 4, 9);
     let residuals = random(&[d, n]);
@@ -63,7 +65,7 @@ fn joint_solve_memit_and_alphaedit_match_numpy() {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("in.json"), dir.path().join("out.json"));
     let request = json!({
-        "directions": nested(&directions), "keys": nested(&keys), "metric": nested(&metric),
+        "directions": nested(&directions), "keys": nested(&keys), "metric": nested(&metric), "output": nested(&output_metric),
         "targets": nested(&targets), "residuals": nested(&residuals), "keys_layer": nested(&layer_keys),
         "covariance": nested(&covariance), "previous": nested(&previous), "lambda": lambda, "alpha": alpha,
         "threshold": threshold,
@@ -72,12 +74,15 @@ fn joint_solve_memit_and_alphaedit_match_numpy() {
     run_python("solver_reference.py", &[&input, &output]).unwrap();
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
 
-    let joint = repair::joint::solve(&directions, &keys, &blocks, None, &targets, 1e-12).unwrap();
-    let error = relative_error(&joint, &from_nested(&reference["joint"]));
-    assert!(error < 1e-5, "joint solve vs numpy lstsq: relative error {error:e}");
-    // The solution does what it is for: each row's gap moves by its target.
-    let moved = (&keys * directions.matmul(&joint.to_kind(Kind::Double).tr())).sum_dim_intlist(1, false, Kind::Double);
-    assert!(relative_error(&moved, &targets) < 1e-5, "the rows' gaps do not move by their targets");
+    for (output, name) in [(None, "joint"), (Some(&output_metric), "joint_output")] {
+        let joint = repair::joint::solve(&directions, &keys, &blocks, output, &targets, 1e-12).unwrap();
+        let error = relative_error(&joint, &from_nested(&reference[name]));
+        assert!(error < 1e-5, "{name} solve vs numpy lstsq: relative error {error:e}");
+        // The solution does what it is for: each row's gap moves by its target.
+        let moved =
+            (&keys * directions.matmul(&joint.to_kind(Kind::Double).tr())).sum_dim_intlist(1, false, Kind::Double);
+        assert!(relative_error(&moved, &targets) < 1e-5, "{name}: the rows' gaps do not move by their targets");
+    }
 
     let memit = memit_update(&residuals, &layer_keys, &covariance, lambda).unwrap();
     let error = relative_error(&memit, &from_nested(&reference["memit"]));
