@@ -1,11 +1,11 @@
 """The joint solve's rows and the reference gap moment, computed independently with transformers and autograd.
 
 usage: gap_moment_reference.py MODEL_DIR INPUT.json OUT.json
-INPUT.json: {"prompts": [[ids...], ...], "case": {"ids": [...], "prompt_len": n}}
-OUT.json: {"moment": [d, d], "margins": [...], "directions": [[d], ...]}
+INPUT.json: {"prompts": [[ids...], ...], "cases": [{"ids": [...], "prompt_len": n}, ...]}
+OUT.json: {"moment": [d, d], "cases": [{"margins": [...], "directions": [[d], ...]}, ...]}
 moment: the mean over every position of every prompt of g g^T, g the gradient of logit_top1 - logit_runner-up (the
 model's own top-1 there) with respect to the final residual (the input of the final norm), through the final norm
-and lm_head only. margins and directions: for the case, teacher-forced at each desired token, the gap between the
+and lm_head only. margins and directions: for each case, teacher-forced at each desired token, the gap between the
 desired token and the strongest other token, and its gradient the same way.
 """
 import json
@@ -44,12 +44,10 @@ for ids in request["prompts"]:
     _, g = gaps(ids, None)
     moment += g.T @ g
     count += len(ids)
-case = request["case"]
-ids, start = case["ids"], case["prompt_len"] - 1
-margins, directions = gaps(ids[:-1], ids[1:])
+cases = []
+for case in request["cases"]:
+    ids, start = case["ids"], case["prompt_len"] - 1
+    margins, directions = gaps(ids[:-1], ids[1:])
+    cases.append({"margins": margins[start:].tolist(), "directions": directions[start:].tolist()})
 with open(output_path, "w") as out:
-    json.dump({
-        "moment": (moment / count).tolist(),
-        "margins": margins[start:].tolist(),
-        "directions": directions[start:].tolist(),
-    }, out)
+    json.dump({"moment": (moment / count).tolist(), "cases": cases}, out)

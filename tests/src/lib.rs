@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use models::gguf::{GgmlType, GgufWriter, MetaValue};
+use models::tch::{Kind, Tensor};
 use models::{LoadOptions, Model};
 
 /// The workspace root.
@@ -69,6 +70,19 @@ pub const HF_LOGIT_TOLERANCE: f32 = 1e-3;
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// max |a − b| / max |b| over two tensors of the same shape (compared in f64).
+pub fn relative_error(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size(), "shapes differ");
+    let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+    (a - &b).abs().max().double_value(&[]) / b.abs().max().double_value(&[]).max(1e-12)
+}
+
+/// A matrix a Python reference wrote as nested lists (rows), as an f64 tensor `[rows, columns]`.
+pub fn matrix_from_json(value: &serde_json::Value) -> Tensor {
+    let rows: Vec<Vec<f64>> = serde_json::from_value(value.clone()).expect("a matrix as a list of equally long rows");
+    Tensor::from_slice(&rows.concat()).view([rows.len() as i64, -1])
 }
 
 /// Sizes of a tiny Llama for hand-made test files.

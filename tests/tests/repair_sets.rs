@@ -4,7 +4,7 @@
 //! lifelong repair refuses a patch built to break an earlier repair and leaves the model as it was, and a refused
 //! step is split; fine-tuning a set edits only what it claims; the small sequential study runs and resumes.
 
-use integration_tests::{default_model, run_python};
+use integration_tests::{default_model, matrix_from_json, relative_error, run_python};
 use models::Model;
 use repair::patchset::{weights_sha256, ModelIdentity, PatchSet};
 use repair::{Example, GuardConfig, Guarded, JointConfig, Preserved, RepairCase, Tokens, Unrelated, Verdict};
@@ -82,12 +82,6 @@ fn a_joint_set_reverts_bit_exactly_and_holds_in_transformers() {
     }
 }
 
-/// Largest absolute difference over the largest absolute reference value.
-fn relative_error(ours: &[f64], theirs: &[f64]) -> f64 {
-    let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
-    ours.iter().zip(theirs).fold(0f64, |m, (a, b)| m.max((a - b).abs())) / scale
-}
-
 /// The joint solve's rows, computed for cases of different lengths in one (left-padded) batch, and the reference
 /// gap moment of the output metric, against transformers and autograd in float64 on the exported model.
 #[test]
@@ -107,13 +101,15 @@ fn batched_rows_and_the_gap_moment_match_transformers_autograd() {
     let folder = dir.path().join("model");
     models::writers::save_hf_folder(&model, &folder).unwrap();
     let (input, output) = (dir.path().join("in.json"), dir.path().join("out.json"));
-    for (index, checked) in tokens.iter().enumerate() {
-        let request = json!({"prompts": prompts, "case": {"ids": checked.ids, "prompt_len": checked.prompt_len}});
-        std::fs::write(&input, request.to_string()).unwrap();
-        run_python("gap_moment_reference.py", &[&folder, &input, &output]).unwrap();
-        let answer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    let checked: Vec<_> = tokens.iter().map(|t| json!({"ids": t.ids, "prompt_len": t.prompt_len})).collect();
+    std::fs::write(&input, json!({"prompts": prompts, "cases": checked}).to_string()).unwrap();
+    run_python("gap_moment_reference.py", &[&folder, &input, &output]).unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    let answers = answer["cases"].as_array().unwrap();
+    assert_eq!(answers.len(), cases.len(), "one answer per case");
+    for (index, theirs) in answers.iter().enumerate() {
         let ours: Vec<&repair::rows::Row> = rows.iter().filter(|r| r.case == index).collect();
-        let margins: Vec<f64> = serde_json::from_value(answer["margins"].clone()).unwrap();
+        let margins: Vec<f64> = serde_json::from_value(theirs["margins"].clone()).unwrap();
         assert_eq!(ours.len(), margins.len(), "{}: one row per desired token", cases[index].id);
         for (row, theirs) in ours.iter().zip(&margins) {
             assert!(
@@ -123,19 +119,13 @@ fn batched_rows_and_the_gap_moment_match_transformers_autograd() {
                 row.margin
             );
         }
-        let directions: Vec<Vec<f64>> = serde_json::from_value(answer["directions"].clone()).unwrap();
-        for (row, theirs) in ours.iter().zip(&directions) {
-            let ours: Vec<f64> = Vec::try_from(row.direction.to_kind(models::tch::Kind::Double)).unwrap();
-            let error = relative_error(&ours, theirs);
+        for (row, theirs) in ours.iter().zip(matrix_from_json(&theirs["directions"]).unbind(0)) {
+            let error = relative_error(&row.direction, &theirs);
             assert!(error < 1e-3, "{}: gap direction off by {error:e}", cases[index].id);
         }
-        if index == 0 {
-            let theirs: Vec<Vec<f64>> = serde_json::from_value(answer["moment"].clone()).unwrap();
-            let ours: Vec<f64> = Vec::try_from(moment.flatten(0, -1)).unwrap();
-            let error = relative_error(&ours, &theirs.concat());
-            assert!(error < 1e-3, "the gap moment is off by {error:e}");
-        }
     }
+    let error = relative_error(&moment, &matrix_from_json(&answer["moment"]));
+    assert!(error < 1e-3, "the gap moment is off by {error:e}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! matrices: the joint solve against numpy's minimum-norm least squares, MEMIT's update, AlphaEdit's null-space
 //! projector and update.
 
-use integration_tests::run_python;
+use integration_tests::{matrix_from_json, relative_error, run_python};
 use models::tch::{Kind, Tensor};
 use repair::batch_edit::{alphaedit_update, memit_update, null_space_projector};
 use serde_json::{json, Value};
@@ -17,18 +17,6 @@ fn nested(t: &Tensor) -> Value {
         1 => json!(Vec::<f64>::try_from(&t).unwrap()),
         _ => Value::Array((0..t.size()[0]).map(|i| nested(&t.get(i))).collect()),
     }
-}
-
-fn from_nested(v: &Value) -> Tensor {
-    let rows: Vec<Vec<f64>> = serde_json::from_value(v.clone()).unwrap();
-    let flat: Vec<f64> = rows.concat();
-    Tensor::from_slice(&flat).view([rows.len() as i64, -1])
-}
-
-/// max |a − b| / max |b|.
-fn relative_error(a: &Tensor, b: &Tensor) -> f64 {
-    let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
-    (a - &b).abs().max().double_value(&[]) / b.abs().max().double_value(&[]).max(1e-12)
 }
 
 #[test]
@@ -76,7 +64,7 @@ fn joint_solve_memit_and_alphaedit_match_numpy() {
 
     for (output, name) in [(None, "joint"), (Some(&output_metric), "joint_output")] {
         let joint = repair::joint::solve(&directions, &keys, &blocks, output, &targets, 1e-12).unwrap();
-        let error = relative_error(&joint, &from_nested(&reference[name]));
+        let error = relative_error(&joint, &matrix_from_json(&reference[name]));
         assert!(error < 1e-5, "{name} solve vs numpy lstsq: relative error {error:e}");
         // The solution does what it is for: each row's gap moves by its target.
         let moved =
@@ -85,15 +73,15 @@ fn joint_solve_memit_and_alphaedit_match_numpy() {
     }
 
     let memit = memit_update(&residuals, &layer_keys, &covariance, lambda).unwrap();
-    let error = relative_error(&memit, &from_nested(&reference["memit"]));
+    let error = relative_error(&memit, &matrix_from_json(&reference["memit"]));
     assert!(error < 1e-5, "MEMIT vs numpy: relative error {error:e}");
 
     let projector = null_space_projector(&covariance, threshold);
-    let error = relative_error(&projector, &from_nested(&reference["projector"]));
+    let error = relative_error(&projector, &matrix_from_json(&reference["projector"]));
     assert!(error < 1e-5, "null-space projector vs numpy: relative error {error:e}");
     assert!(projector.to_kind(Kind::Double).matmul(&covariance).abs().max().double_value(&[]) < 1e-6);
 
     let alphaedit = alphaedit_update(&residuals, &layer_keys, &projector, &previous, alpha).unwrap();
-    let error = relative_error(&alphaedit, &from_nested(&reference["alphaedit"]));
+    let error = relative_error(&alphaedit, &matrix_from_json(&reference["alphaedit"]));
     assert!(error < 1e-4, "AlphaEdit vs numpy: relative error {error:e}");
 }
