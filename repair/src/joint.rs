@@ -221,9 +221,15 @@ impl Preserved {
 }
 
 /// Repairs `cases` together (the changes stay applied; [`Repair::revert`] on the result undoes them).
+///
+/// The first `held` cases are earlier repairs that should stay right: while one of them is right by the margin
+/// at the last linearisation of every case, its rows from then are reused as constraints instead of being computed
+/// again each round, and before the solve ends every case is linearised afresh (a held case that slipped is then
+/// repaired in further rounds like any other). With `held` 0 every round linearises every case.
 pub fn repair_jointly(
     model: &Model,
     cases: &[Tokens],
+    held: usize,
     preserved: &Preserved,
     config: &JointConfig,
     progress: &dyn Progress,
@@ -241,14 +247,18 @@ pub fn repair_jointly(
     let mut margins_before: Option<Vec<Vec<f32>>> = None;
     let mut rounds = 0;
     let mut gains = Gains::default();
+    let mut kept = KeptRows::default();
+    let mut rechecking = false;
     progress.begin("joint repair rounds", config.rounds as u64);
     let rows = loop {
         progress.check()?;
-        let rows = rows_of(model, cases)?;
+        let all_fresh = kept.is_empty();
+        let rows = kept.rows(model, cases, held.min(cases.len()), config.margin)?;
         let margins = margins_by_case(&rows, cases.len());
         margins_before.get_or_insert_with(|| margins.clone());
         let now: Vec<f32> = margins.iter().map(|m| m.iter().copied().fold(f32::INFINITY, f32::min)).collect();
-        for (case, (&before, &after)) in shortest.iter().zip(&now).enumerate() {
+        // A recheck follows no solve, so it says nothing of progress.
+        for (case, (&before, &after)) in shortest.iter().zip(&now).enumerate().filter(|_| !rechecking) {
             let shortfall = config.margin - before;
             let stalled = shortfall > 0.0 && after - before < config.min_progress * shortfall;
             strikes[case] = if stalled { strikes[case] + 1 } else { 0 };
@@ -257,7 +267,12 @@ pub fn repair_jointly(
         shortest = now;
         let short: Vec<&Row> = rows.iter().filter(|r| r.margin < config.margin && !given_up[r.case]).collect();
         if short.is_empty() || rounds == config.rounds {
-            break rows;
+            if all_fresh {
+                break rows;
+            }
+            kept = KeptRows::default();
+            rechecking = true;
+            continue;
         }
         let allowed = layers.get_or_insert_with(|| strongest_layers(model, &short, &preserved.stats, config)).clone();
         for row in &short {
@@ -280,6 +295,7 @@ pub fn repair_jointly(
             })
             .collect();
         gains.remember(&rows, &targets);
+        rechecking = false;
         let constrained: Vec<&Row> = rows.iter().chain(&preserved.anchors).collect();
         let targets: Vec<f32> = targets.into_iter().chain(std::iter::repeat_n(0.0, preserved.anchors.len())).collect();
         let delta = solve_rows(&constrained, &neurons, &targets, preserved, config)?;
@@ -300,6 +316,45 @@ pub fn repair_jointly(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(SetRepair::assemble(Method::Joint, changes, (margins_before, margins_after), &given_up, rounds, start))
+}
+
+/// Rows of held cases kept from the last linearisation of every case, for those right by the margin there.
+#[derive(Default)]
+struct KeptRows {
+    rows: Vec<Row>,
+}
+
+impl KeptRows {
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Every case's rows in case order: the kept ones, and the others computed at the model as it is. When none
+    /// are kept, every case is linearised and the rows of the first `held` cases right by `margin` are kept.
+    fn rows(&mut self, model: &Model, cases: &[Tokens], held: usize, margin: f32) -> Result<Vec<Row>> {
+        if self.rows.is_empty() {
+            let rows = rows_of(model, cases)?;
+            let mut comfortable = vec![true; held];
+            for row in rows.iter().filter(|r| r.case < held && r.margin < margin) {
+                comfortable[row.case] = false;
+            }
+            self.rows = rows.iter().filter(|r| r.case < held && comfortable[r.case]).map(Row::shallow_clone).collect();
+            return Ok(rows);
+        }
+        let mut reused = vec![false; cases.len()];
+        for row in &self.rows {
+            reused[row.case] = true;
+        }
+        let others: Vec<usize> = (0..cases.len()).filter(|&c| !reused[c]).collect();
+        let subset: Vec<Tokens> = others.iter().map(|&c| cases[c].clone()).collect();
+        let mut rows: Vec<Row> = rows_of(model, &subset)?
+            .into_iter()
+            .map(|r| Row { case: others[r.case], ..r })
+            .chain(self.rows.iter().map(Row::shallow_clone))
+            .collect();
+        rows.sort_by_key(|r| (r.case, r.step));
+        Ok(rows)
+    }
 }
 
 /// How much of the gap rise each row asked for in the last round it really got: the linearisation leaves out

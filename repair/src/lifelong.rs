@@ -101,7 +101,7 @@ impl Guarded<'_> {
         let mut config = self.joint.clone();
         let mut last = None;
         for tries in 1..=2 {
-            let set = repair_jointly(model, &tokens, preserved, &config, progress)?;
+            let set = repair_jointly(model, &tokens, earlier.len(), preserved, &config, progress)?;
             let (old, fresh) = set.outcomes.split_at(earlier.len());
             let regressions: Vec<&str> = old
                 .iter()

@@ -23,6 +23,19 @@ pub struct Row {
     pub keys: Tensor,
 }
 
+impl Row {
+    /// The same row, sharing its tensors.
+    pub(crate) fn shallow_clone(&self) -> Row {
+        Row {
+            case: self.case,
+            step: self.step,
+            margin: self.margin,
+            direction: self.direction.shallow_clone(),
+            keys: self.keys.shallow_clone(),
+        }
+    }
+}
+
 /// Cases whose rows are computed in one forward pass.
 const BATCH: usize = 8;
 

@@ -43,7 +43,7 @@ fn main() {
         cases.iter().map(|c| variants_correct(model, c).expect("variants")).collect()
     };
     let variants_before = variants(&model);
-    let set = repair_jointly(&model, &tokens, &preserved, &joint, &models::Silent).expect("joint repair");
+    let set = repair_jointly(&model, &tokens, 0, &preserved, &joint, &models::Silent).expect("joint repair");
     let seconds = set.repair.seconds;
     let repaired = set.outcomes.iter().filter(|o| o.repaired()).count();
     let specificity = unrelated.compare(&model).expect("specificity");

@@ -2,7 +2,9 @@
 //! transformers and autograd; a set repaired jointly applies and reverts bit-exactly (also
 //! through its saved files) and its export, loaded in transformers, gets every repaired case right; the guard of
 //! lifelong repair refuses a patch built to break an earlier repair and leaves the model as it was, and a refused
-//! step is split; fine-tuning a set edits only what it claims; the small sequential study runs and resumes.
+//! step is split; a solve that reuses held cases' rows reports the model's margins; the guard reads reference text
+//! the statistics did not; fine-tuning a set edits only what it claims; the small sequential study runs and
+//! resumes.
 
 use integration_tests::{default_model, matrix_from_json, relative_error, run_python};
 use models::Model;
@@ -181,6 +183,52 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
     patches.revert(&model).unwrap();
 }
 
+/// A joint solve with earlier cases held (their rows reused while they are right by the margin, as lifelong repair
+/// does): the margins it reports for every case, held ones included, are the model's after the solve, and the held
+/// cases are still right.
+#[test]
+fn a_solve_that_reuses_held_cases_rows_reports_the_models_margins() {
+    let model = default_model();
+    let cases = experiments::repair_cases::MinedCases { api: 6, ..Default::default() }.mine(&model).unwrap();
+    let tokens: Vec<Tokens> = cases.iter().map(|c| Tokens::new(&model, &c.example).unwrap()).collect();
+    let (preserved, config) = (preserved(&model), JointConfig::default());
+    let first = repair::repair_jointly(&model, &tokens[..4], 0, &preserved, &config, &models::Silent).unwrap();
+    let held = first.outcomes.iter().filter(|o| o.repaired()).count();
+    assert!(held >= 3, "{:?}", first.outcomes);
+    let margins = |t: &Tokens| repair::check(&model, t).unwrap().margins;
+    let before: Vec<Vec<f32>> = tokens[..4].iter().map(margins).collect();
+    let second = repair::repair_jointly(&model, &tokens, 4, &preserved, &config, &models::Silent).unwrap();
+    let close = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 2e-3);
+    for (i, (outcome, t)) in second.outcomes.iter().zip(&tokens).enumerate() {
+        let (reported, now) = (&outcome.margins_after, margins(t));
+        assert!(close(reported, &now), "case {i}: reported {reported:?}, the model's {now:?}");
+    }
+    for (i, outcome) in second.outcomes[..4].iter().enumerate() {
+        assert!(close(&outcome.margins_before, &before[i]), "case {i}: {outcome:?} but {:?} before", before[i]);
+        assert!(!first.outcomes[i].repaired() || outcome.repaired(), "held case {i} slipped: {outcome:?}");
+    }
+    assert!(second.outcomes[4..].iter().any(|o| o.repaired()), "{:?}", second.outcomes);
+    second.repair.revert(&model).unwrap();
+    first.repair.revert(&model).unwrap();
+}
+
+/// The guard's windows are reference code, but none of the text the preservation statistics were computed on (a
+/// solve weighted by those statistics spares exactly that text, so a guard reading it would count too few changes).
+#[test]
+fn the_guard_reads_reference_code_the_statistics_did_not() {
+    let model = default_model();
+    let settings = ReferenceSettings::default();
+    let statistics = experiments::ops::repair_set::reference_prompts(&model, &settings).unwrap();
+    let guard = experiments::ops::repair_set::guard_windows(&model, &settings).unwrap();
+    assert_eq!(statistics.len(), settings.windows);
+    assert_eq!(guard.prompts().len(), settings.guard.prompts);
+    for window in guard.prompts() {
+        assert_eq!(window.len(), settings.guard.tokens);
+        let read = statistics.iter().any(|s| s.windows(window.len()).any(|w| w == window.as_slice()));
+        assert!(!read, "a guard window is text the statistics read: {:?}", model.tokenizer.decode(window, false));
+    }
+}
+
 /// Fine-tuning a set (STAR's SGD baseline) on ten mined failures: only the chosen layers' down projections change,
 /// the recorded margins are the model's, they rise, and the revert is bit-exact.
 #[test]
@@ -219,7 +267,7 @@ fn fine_tuning_a_set_changes_only_its_layers_down_projections_and_reverts_bit_ex
 }
 
 /// The CI-sized sequential-repair study (`experiments/specs/repair-sequential-small.ron`): every method at every
-/// size in the table and the plots; the joint and lifelong sets keep their cases right where MINT in a row
+/// size in the table and the plots, HumanEval on more problems only at the N asked; the joint and lifelong sets keep their cases right where MINT in a row
 /// collapses; a rerun of the step takes every row from the journal.
 #[test]
 fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
@@ -253,6 +301,10 @@ fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
     let row = |method: &str, n: u64| {
         results["rows"].as_array().unwrap().iter().find(|r| r["method"] == method && r["n"] == n).unwrap().clone()
     };
+    assert!(results["baseline_full_humaneval"].is_f64(), "{}", results["baseline_full_humaneval"]);
+    for method in ["Joint", "Memit", "GatedInARow"] {
+        assert!(row(method, 5)["humaneval_full"].is_null() && row(method, 10)["humaneval_full"].is_f64(), "{method}");
+    }
     for method in ["Joint", "Lifelong"] {
         let last = row(method, 10);
         assert!(last["repaired"].as_f64().unwrap() >= 0.7, "{method}: {last}");

@@ -102,6 +102,25 @@ pub struct RepairSequenceSettings {
     pub unrelated: UnrelatedSettings,
     /// Perplexity, line completion and HumanEval (`humaneval_problems`, 0 to skip) at every N.
     pub benchmarks: BenchmarkSpec,
+    /// HumanEval on more problems at a few N only (and on the unpatched model).
+    pub full_humaneval: FullHumanEval,
+}
+
+/// HumanEval pass@1 on `problems` problems (all 164 by default) at the sizes `at` only: minutes per measurement on
+/// CPU, too slow for every N.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FullHumanEval {
+    /// Problems (the first ones).
+    pub problems: usize,
+    /// The N at which they are run; none: never.
+    pub at: Vec<usize>,
+}
+
+impl Default for FullHumanEval {
+    fn default() -> Self {
+        FullHumanEval { problems: 164, at: Vec::new() }
+    }
 }
 
 impl Default for RepairSequenceSettings {
@@ -128,6 +147,7 @@ impl Default for RepairSequenceSettings {
             reference: ReferenceSettings::default(),
             unrelated: UnrelatedSettings::default(),
             benchmarks: BenchmarkSpec { humaneval_problems: 0, sequential_humaneval_problems: 0, ..Default::default() },
+            full_humaneval: FullHumanEval::default(),
         }
     }
 }
@@ -149,6 +169,9 @@ pub struct SequenceRow {
     pub mean_kl: f64,
     /// The benchmarks with everything applied.
     pub benchmarks: Benchmarks,
+    /// HumanEval pass@1 on the `full_humaneval` problems, at the N where they are run.
+    #[serde(default)]
+    pub humaneval_full: Option<f64>,
     /// Perplexity over the unpatched model's.
     pub perplexity_ratio: f64,
     /// Distinct neurons whose weights changed.
@@ -166,6 +189,8 @@ pub struct SequenceReport {
     pub cases: Vec<RepairCase>,
     /// The unpatched model.
     pub baseline: Benchmarks,
+    /// The unpatched model's pass@1 on the `full_humaneval` problems, when they are run at some N.
+    pub baseline_full_humaneval: Option<f64>,
     /// Every method at every N.
     pub rows: Vec<SequenceRow>,
 }
@@ -193,6 +218,7 @@ struct Measure<'a> {
     suite: BenchmarkSuite,
     baseline: Benchmarks,
     humaneval_problems: usize,
+    full_humaneval: &'a FullHumanEval,
 }
 
 impl Measure<'_> {
@@ -215,6 +241,8 @@ impl Measure<'_> {
         }
         let specificity = self.unrelated.compare(model)?;
         let benchmarks = self.suite.measure(model, self.humaneval_problems)?;
+        let full = &self.full_humaneval;
+        let humaneval_full = if full.at.contains(&n) { self.suite.humaneval(model, full.problems)? } else { None };
         Ok(SequenceRow {
             method,
             n,
@@ -224,6 +252,7 @@ impl Measure<'_> {
             mean_kl: specificity.mean_kl,
             perplexity_ratio: benchmarks.perplexity / self.baseline.perplexity,
             benchmarks,
+            humaneval_full,
             neurons_changed: repair::method::neurons_changed(model, patches.changes()),
             refused,
             seconds,
@@ -262,6 +291,12 @@ impl Operation for RepairSequenceSettings {
             baseline: suite.measure(model, self.benchmarks.humaneval_problems)?,
             suite,
             humaneval_problems: self.benchmarks.humaneval_problems,
+            full_humaneval: &self.full_humaneval,
+        };
+        let baseline_full_humaneval = if self.full_humaneval.at.is_empty() {
+            None
+        } else {
+            measure.suite.humaneval(model, self.full_humaneval.problems)?
         };
         let identity = ModelIdentity::of(model)?;
         let silent = models::Silent;
@@ -372,7 +407,7 @@ impl Operation for RepairSequenceSettings {
         }
         let baseline = measure.baseline;
         drop(measure);
-        Ok(SequenceReport { cases, baseline, rows })
+        Ok(SequenceReport { cases, baseline, baseline_full_humaneval, rows })
     }
 }
 
@@ -380,13 +415,14 @@ impl Operation for RepairSequenceSettings {
 pub type Metric = (&'static str, &'static str, fn(&SequenceRow) -> Option<f64>);
 
 /// The metrics the study plots (as files here, and in the GUI's Benchmarks view).
-pub const METRICS: [Metric; 6] = [
+pub const METRICS: [Metric; 7] = [
     ("repaired", "share of the N cases right", |r| Some(r.repaired)),
     ("generalization", "held-out variants fixed", |r| r.generalization),
     ("top1-kept", "unrelated top-1 tokens kept", |r| Some(r.top1_unchanged)),
     ("perplexity-ratio", "perplexity / unpatched", |r| Some(r.perplexity_ratio)),
     ("line-exact-match", "line completion exact match", |r| Some(r.benchmarks.line_exact_match)),
     ("humaneval", "HumanEval pass@1", |r| r.benchmarks.humaneval_pass1),
+    ("humaneval-full", "HumanEval pass@1 (more problems)", |r| r.humaneval_full),
 ];
 
 /// The rows of a finished or stopped study in `dir` (its journal, `rows.jsonl`, in `dir` or, for a spec's run
@@ -431,15 +467,16 @@ pub fn curves(rows: &[SequenceRow], metric: &Metric) -> Vec<(SequenceMethod, Vec
 impl SequenceReport {
     fn table(&self) -> String {
         let mut text = format!(
-            "unpatched: perplexity {:.3}, line exact match {:.3}{}\n\n| method | N | repaired | generalization | top-1 kept | mean KL | perplexity ratio | line EM | HumanEval | neurons | refused | seconds |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "unpatched: perplexity {:.3}, line exact match {:.3}{}{}\n\n| method | N | repaired | generalization | top-1 kept | mean KL | perplexity ratio | line EM | HumanEval | HumanEval (more) | neurons | refused | seconds |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
             self.baseline.perplexity,
             self.baseline.line_exact_match,
-            self.baseline.humaneval_pass1.map_or(String::new(), |p| format!(", HumanEval pass@1 {p:.3}"))
+            self.baseline.humaneval_pass1.map_or(String::new(), |p| format!(", HumanEval pass@1 {p:.3}")),
+            self.baseline_full_humaneval.map_or(String::new(), |p| format!(", on more problems {p:.3}"))
         );
         let or_dash = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
         for r in &self.rows {
             text.push_str(&format!(
-                "| {} | {} | {:.3} | {} | {:.4} | {:.4} | {:.4} | {:.3} | {} | {} | {} | {:.1} |\n",
+                "| {} | {} | {:.3} | {} | {:.4} | {:.4} | {:.4} | {:.3} | {} | {} | {} | {} | {:.1} |\n",
                 r.method,
                 r.n,
                 r.repaired,
@@ -449,6 +486,7 @@ impl SequenceReport {
                 r.perplexity_ratio,
                 r.benchmarks.line_exact_match,
                 or_dash(r.benchmarks.humaneval_pass1),
+                or_dash(r.humaneval_full),
                 r.neurons_changed,
                 r.refused,
                 r.seconds

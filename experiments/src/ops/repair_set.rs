@@ -31,8 +31,9 @@ pub struct ReferenceSettings {
     /// Also the full covariance E[k kᵀ]: the joint solve then weighs changes by it instead of E[k²] alone, and
     /// MEMIT and AlphaEdit need it.
     pub covariance: bool,
-    /// The positions the regression guard checks: the first `prompts` reference windows, cut to `tokens`, at
-    /// their last `positions` (reference code, so that the guard never reads the unrelated prompts a study
+    /// The positions the regression guard checks: `prompts` windows of the reference files that follow the
+    /// `windows` the statistics read, cut to `tokens`, at their last `positions` (reference code the solve's
+    /// metric was not fitted on, so the guard's count is not biased low, and never the unrelated prompts a study
     /// measures).
     pub guard: UnrelatedSettings,
 }
@@ -53,25 +54,39 @@ impl Default for ReferenceSettings {
 /// is now.
 pub fn guard_windows(model: &Model, settings: &ReferenceSettings) -> Result<Unrelated> {
     let guard = settings.guard;
-    let mut prompts = reference_prompts(model, settings)?;
-    prompts.truncate(guard.prompts.max(1));
+    let mut prompts = reference_windows(model, settings.tokens, settings.windows + guard.prompts.max(1))?;
+    let prompts = prompts.split_off(settings.windows.min(prompts.len()));
+    if prompts.is_empty() {
+        return Err(ExperimentError::Spec(format!(
+            "the reference files hold no windows for the guard after the {} of the statistics: ask for fewer",
+            settings.windows
+        )));
+    }
     let prompts = prompts.into_iter().map(|p| p[..guard.tokens.clamp(1, p.len())].to_vec()).collect();
     Ok(Unrelated::new(model, prompts, guard.positions)?)
 }
 
-/// Windows of CPython files 40-79, `tokens` long, taken file by file (first windows first).
+/// The reference windows of the preservation statistics (see [`ReferenceSettings::windows`]).
 pub fn reference_prompts(model: &Model, settings: &ReferenceSettings) -> Result<Vec<Vec<u32>>> {
+    reference_windows(model, settings.tokens, settings.windows)
+}
+
+/// Up to `count` windows of CPython files 40-79, `tokens` long, taken file by file (first windows first).
+fn reference_windows(model: &Model, tokens: usize, count: usize) -> Result<Vec<Vec<u32>>> {
     let files = probes::corpus::stdlib_files(80)?;
     let texts: Vec<String> = files[40..]
         .iter()
         .map(|p| std::fs::read_to_string(p).map_err(models::files::at(p)))
         .collect::<Result<_, _>>()?;
     let mut prompts = Vec::new();
-    for window in 0..16 {
+    'windows: for window in 0..16 {
         for text in &texts {
-            let ids = model.encode_prefix(text, (window + 1) * settings.tokens)?;
-            if prompts.len() < settings.windows && ids.len() >= (window + 1) * settings.tokens {
-                prompts.push(ids[window * settings.tokens..].to_vec());
+            if prompts.len() == count {
+                break 'windows;
+            }
+            let ids = model.encode_prefix(text, (window + 1) * tokens)?;
+            if ids.len() >= (window + 1) * tokens {
+                prompts.push(ids[window * tokens..].to_vec());
             }
         }
     }

@@ -91,17 +91,21 @@ impl BenchmarkSuite {
             crate::code_metrics::perplexity(model, &self.perplexity_documents, self.spec.perplexity_tokens, silent)?;
         let lines =
             crate::code_metrics::line_completion(model, &self.line_documents, 128, self.spec.lines_per_file, silent)?;
-        let humaneval_pass1 = if humaneval_problems > 0 {
-            let problems = &self.problems[..humaneval_problems.min(self.problems.len())];
-            let settings = crate::humaneval::GenerationSettings {
-                max_new_tokens: self.spec.humaneval_max_tokens,
-                ..Default::default()
-            };
-            let (_, report) = crate::humaneval::run_humaneval(model, problems, &settings, &self.sandbox, silent)?;
-            report.pass_at.get("pass@1").copied()
-        } else {
-            None
-        };
+        let humaneval_pass1 = self.humaneval(model, humaneval_problems)?;
         Ok(Benchmarks { perplexity: perplexity.perplexity, line_exact_match: lines.exact_match, humaneval_pass1 })
+    }
+
+    /// HumanEval pass@1 (greedy, instruct protocol) on the first `problems` problems; none when `problems` is 0.
+    pub fn humaneval(&self, model: &Model, problems: usize) -> Result<Option<f64>> {
+        if problems == 0 {
+            return Ok(None);
+        }
+        let problems = &self.problems[..problems.min(self.problems.len())];
+        let settings = crate::humaneval::GenerationSettings {
+            max_new_tokens: self.spec.humaneval_max_tokens,
+            ..Default::default()
+        };
+        let (_, report) = crate::humaneval::run_humaneval(model, problems, &settings, &self.sandbox, &models::Silent)?;
+        Ok(report.pass_at.get("pass@1").copied())
     }
 }
