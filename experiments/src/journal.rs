@@ -12,6 +12,8 @@ use crate::error::{ExperimentError, Result};
 /// holds the settings the rows depend on, so rows of a study with other settings are never taken.
 pub struct RowJournal<R> {
     path: PathBuf,
+    /// The settings the rows depend on (the first line).
+    settings: serde_json::Value,
     done: Vec<R>,
     /// The file, open for appending rows.
     file: std::fs::File,
@@ -21,6 +23,13 @@ pub struct RowJournal<R> {
 #[derive(Serialize, Deserialize)]
 struct JournalHeader {
     settings: serde_json::Value,
+}
+
+/// A value measured once per study, in its own file beside the journal, with the settings it was measured under.
+#[derive(Serialize, Deserialize)]
+struct Measured<T> {
+    settings: serde_json::Value,
+    value: T,
 }
 
 impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
@@ -43,7 +52,7 @@ impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
         }
         Self::rewrite(path, &settings, &done)?;
         let file = std::fs::OpenOptions::new().append(true).open(path).map_err(models::files::at(path))?;
-        Ok(RowJournal { path: path.to_path_buf(), done, file })
+        Ok(RowJournal { path: path.to_path_buf(), settings, done, file })
     }
 
     /// The rows of the journal at `path`, whatever its settings, without changing it (to show a study's progress
@@ -80,6 +89,22 @@ impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
     /// The first finished row that `wanted` accepts.
     pub fn find(&self, wanted: impl Fn(&R) -> bool) -> Option<&R> {
         self.done.iter().find(|row| wanted(row))
+    }
+
+    /// The value `measure` gives, measured once per study: kept in `name`.json beside the journal (atomically) and
+    /// read from there by a resumed study with the same settings, so that what a study measures once (the unpatched
+    /// model's benchmarks, minutes of HumanEval) is not measured again on every resume. A file written with other
+    /// settings, or one that does not parse, is measured again and replaced.
+    pub fn once<T: Serialize + DeserializeOwned>(&self, name: &str, measure: impl FnOnce() -> Result<T>) -> Result<T> {
+        let path = self.path.with_file_name(format!("{name}.json"));
+        let kept = std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice::<Measured<T>>(&bytes).ok());
+        if let Some(kept) = kept.filter(|kept| kept.settings == self.settings) {
+            return Ok(kept.value);
+        }
+        let value = measure()?;
+        let measured = Measured { settings: self.settings.clone(), value };
+        models::files::write_atomically(&path, &serde_json::to_vec_pretty(&measured)?)?;
+        Ok(measured.value)
     }
 
     /// Adds a finished row.
@@ -151,6 +176,32 @@ mod tests {
         let error = open(&path, &other).err().expect("rows of other settings must not be taken");
         assert!(error.to_string().contains("other settings"), "{error}");
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), lines, "a refused journal is kept");
+    }
+
+    #[test]
+    fn a_value_measured_once_is_read_back_by_a_resumed_study_with_the_same_settings_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.jsonl");
+        let study = RepairStudySpec::default();
+        let measured = std::cell::Cell::new(0);
+        let measure = |value: f64| {
+            measured.set(measured.get() + 1);
+            Ok(value)
+        };
+        assert_eq!(open(&path, &study).unwrap().once("baseline", || measure(11.5)).unwrap(), 11.5);
+        let resumed = open(&path, &study).unwrap();
+        assert_eq!(resumed.once("baseline", || measure(99.0)).unwrap(), 11.5, "a resume reads the value kept");
+        assert_eq!(measured.get(), 1);
+
+        let other = RepairStudySpec { line_context: study.line_context + 1, ..study };
+        let elsewhere = dir.path().join("other").join("rows.jsonl");
+        std::fs::create_dir_all(elsewhere.parent().unwrap()).unwrap();
+        std::fs::copy(dir.path().join("baseline.json"), elsewhere.with_file_name("baseline.json")).unwrap();
+        let fresh = open(&elsewhere, &other).unwrap();
+        assert_eq!(fresh.once("baseline", || measure(7.0)).unwrap(), 7.0, "other settings measure again");
+        std::fs::write(dir.path().join("baseline.json"), "{\"settings\": 1").unwrap();
+        assert_eq!(resumed.once("baseline", || measure(8.0)).unwrap(), 8.0, "a cut-off file is measured again");
+        assert_eq!(measured.get(), 3);
     }
 
     #[test]

@@ -109,10 +109,15 @@ impl Gates {
         Ok(found)
     }
 
-    /// The unit-length keys `[m, d_model]` of `layer`'s active slots, none when it has none.
-    pub fn active_keys(&self, layer: usize) -> Result<Option<Tensor>> {
+    /// The largest cosine similarity of `key` (`[d_model]`, on the CPU) with the keys of `layer`'s active slots,
+    /// none when it has none: how close a new unit's key lies to those already there.
+    pub fn nearest_key(&self, layer: usize, key: &Tensor) -> Result<Option<f64>> {
         let tables = self.tables()?;
-        Ok(tables.get(&layer).and_then(active_rows).map(|rows| unit_keys(&rows)))
+        let Some(keys) = tables.get(&layer).and_then(active_rows).map(|rows| unit_keys(&rows)) else {
+            return Ok(None);
+        };
+        let direction = unit_length(&key.to_kind(Kind::Float).unsqueeze(0)).squeeze_dim(0);
+        Ok(Some(keys.matmul(&direction).max().double_value(&[])))
     }
 
     /// An error saying why the model cannot be exported, when a slot is active.
@@ -158,9 +163,14 @@ fn active_rows(table: &Tensor) -> Option<Tensor> {
 }
 
 /// The keys of slot rows, scaled to unit length.
+/// The keys of gate rows `[m, 2d + 1]` at unit length, `[m, d]`.
 fn unit_keys(rows: &Tensor) -> Tensor {
-    let keys = rows.narrow(1, 0, (rows.size()[1] - 1) / 2);
-    &keys / keys.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
+    unit_length(&rows.narrow(1, 0, (rows.size()[1] - 1) / 2))
+}
+
+/// Each row of `vectors` `[m, d]` scaled to unit length (a zero row stays zero).
+fn unit_length(vectors: &Tensor) -> Tensor {
+    vectors / vectors.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
 }
 
 fn empty_row(d_model: usize) -> Tensor {
@@ -183,8 +193,8 @@ mod tests {
         gates.write(0, 1, &row(&[1., 0.], &[10., 20.], 0.9)).unwrap();
         assert_eq!(gates.active().unwrap(), 1, "slot 0 was filled empty");
         assert_eq!(gates.free_slot(0).unwrap(), 0);
-        let keys = Vec::<f32>::try_from(gates.active_keys(0).unwrap().unwrap().flatten(0, -1)).unwrap();
-        assert_eq!(keys, [1., 0.], "the active slot's unit key");
+        let nearest = gates.nearest_key(0, &Tensor::from_slice(&[3f32, 1.])).unwrap().unwrap();
+        assert!((nearest - 3.0 / 10f64.sqrt()).abs() < 1e-6, "cos((3, 1), (1, 0)) = 0.949, got {nearest}");
         let interventions = gates.interventions(Device::Cpu, Kind::Float).unwrap();
         let Edit::Gated(memory) = &interventions[0].edit else { panic!("not a gate") };
         // cos((3, 1), (1, 0)) = 0.949 fires, cos((1, 1), (1, 0)) = 0.707 does not, nor does (-1, 0).
@@ -194,7 +204,7 @@ mod tests {
         gates.write(0, 1, &empty_row(2)).unwrap();
         assert_eq!(gates.active().unwrap(), 0);
         assert!(gates.interventions(Device::Cpu, Kind::Float).unwrap().is_empty());
-        assert!(gates.active_keys(0).unwrap().is_none());
+        assert!(gates.nearest_key(0, &Tensor::from_slice(&[3f32, 1.])).unwrap().is_none());
         assert!(gates.write(0, 0, &Tensor::zeros([4], (Kind::Float, Device::Cpu))).is_err(), "even width");
     }
 }

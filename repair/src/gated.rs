@@ -71,12 +71,8 @@ pub fn gated_repair(model: &Model, tokens: &Tokens, config: &GatedConfig) -> Res
         let gradient = gap_gradients(model, context, desired, wrong, &[(point, shape.d_model)])?.remove(0);
         let gradient = gradient.to_device(models::tch::Device::Cpu);
         let unit = &gradient / gradient.square().sum(Kind::Float).double_value(&[]).max(1e-12);
-        let threshold = match model.gates.active_keys(layer)? {
-            Some(keys) if config.separate => {
-                let direction = &key / key.norm().double_value(&[]).max(1e-12);
-                let nearest = keys.matmul(&direction).max().double_value(&[]);
-                config.threshold.max((nearest + 1.0) / 2.0)
-            }
+        let threshold = match model.gates.nearest_key(layer, &key)? {
+            Some(nearest) if config.separate => config.threshold.max((nearest + 1.0) / 2.0),
             _ => config.threshold,
         };
         let target = ChangeTarget::Gate { layer, slot: model.gates.free_slot(layer)? };

@@ -346,7 +346,7 @@ impl KeptRows {
             reused[row.case] = true;
         }
         let others: Vec<usize> = (0..cases.len()).filter(|&c| !reused[c]).collect();
-        let subset: Vec<Tokens> = others.iter().map(|&c| cases[c].clone()).collect();
+        let subset: Vec<&Tokens> = others.iter().map(|&c| &cases[c]).collect();
         let mut rows: Vec<Row> = rows_of(model, &subset)?
             .into_iter()
             .map(|r| Row { case: others[r.case], ..r })

@@ -89,6 +89,20 @@ impl Guarded<'_> {
         new: &[RepairCase],
         progress: &dyn Progress,
     ) -> Result<LifelongStep> {
+        let top1_before = self.windows.compare(model)?.top1_unchanged;
+        self.add_at(model, patches, new, top1_before, progress)
+    }
+
+    /// [`Guarded::add`] on a model whose guard windows keep `top1_before` of their top-1 tokens (measured by the
+    /// caller: after a kept step it is that step's `top1_unchanged`, after a refused one what it was before).
+    fn add_at(
+        &self,
+        model: &Model,
+        patches: &mut PatchSet,
+        new: &[RepairCase],
+        top1_before: f64,
+        progress: &dyn Progress,
+    ) -> Result<LifelongStep> {
         let (preserved, guard, windows) = (self.preserved, self.guard, self.windows);
         if new.is_empty() {
             return Err(RepairError::Settings("no new cases to add".into()));
@@ -97,7 +111,6 @@ impl Guarded<'_> {
         let earlier: Vec<RepairCase> = patches.cases().cloned().collect();
         let all: Vec<RepairCase> = earlier.iter().chain(new).cloned().collect();
         let tokens: Vec<Tokens> = all.iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_>>()?;
-        let top1_before = windows.compare(model)?.top1_unchanged;
         let mut config = self.joint.clone();
         let mut last = None;
         for tries in 1..=2 {
@@ -166,13 +179,31 @@ impl Guarded<'_> {
         new: &[RepairCase],
         progress: &dyn Progress,
     ) -> Result<Vec<LifelongStep>> {
-        let step = self.add(model, patches, new, progress)?;
-        let split = self.guard.split_refused && new.len() > 1 && matches!(step.verdict, Verdict::Refused { .. });
+        let mut top1 = self.windows.compare(model)?.top1_unchanged;
+        self.add_in_parts_at(model, patches, new, &mut top1, progress)
+    }
+
+    /// [`Guarded::add_in_parts`] from the guard windows' share `top1` (see [`Guarded::add_at`]), which it keeps
+    /// up to date with the steps kept.
+    fn add_in_parts_at(
+        &self,
+        model: &Model,
+        patches: &mut PatchSet,
+        new: &[RepairCase],
+        top1: &mut f64,
+        progress: &dyn Progress,
+    ) -> Result<Vec<LifelongStep>> {
+        let step = self.add_at(model, patches, new, *top1, progress)?;
+        let refused = matches!(step.verdict, Verdict::Refused { .. });
+        if !refused {
+            *top1 = step.top1_unchanged;
+        }
+        let split = self.guard.split_refused && new.len() > 1 && refused;
         let mut steps = vec![step];
         if split {
             let (first, second) = new.split_at(new.len() / 2);
             for half in [first, second] {
-                steps.extend(self.add_in_parts(model, patches, half, progress)?);
+                steps.extend(self.add_in_parts_at(model, patches, half, top1, progress)?);
             }
         }
         Ok(steps)
@@ -189,9 +220,10 @@ impl Guarded<'_> {
     ) -> Result<Vec<LifelongStep>> {
         progress.begin("repair set steps", batches.len() as u64);
         let mut steps = Vec::new();
+        let mut top1 = self.windows.compare(model)?.top1_unchanged;
         for batch in batches {
             progress.check()?;
-            steps.extend(self.add_in_parts(model, patches, batch, &models::Silent)?);
+            steps.extend(self.add_in_parts_at(model, patches, batch, &mut top1, &models::Silent)?);
             progress.advance(1);
         }
         Ok(steps)

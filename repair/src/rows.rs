@@ -3,6 +3,8 @@
 //! residual stream moves the gap, to first order) and every MLP neuron's activation there (the keys that a
 //! change of a neuron's output vector is multiplied by).
 
+use std::borrow::Borrow;
+
 use models::tch::{Device, Kind, Tensor};
 use models::{HookPoint, Hooks, Model};
 
@@ -40,12 +42,14 @@ impl Row {
 const BATCH: usize = 8;
 
 /// The rows of every desired token of every case (case numbers are indices into `cases`), from one batched forward
-/// pass with a cache per [`BATCH`] cases and one backward pass through the final norm and unembedding.
-pub fn rows_of(model: &Model, cases: &[Tokens]) -> Result<Vec<Row>> {
+/// pass with a cache per [`BATCH`] cases and one backward pass through the final norm and unembedding. The cases
+/// may be given by value or by reference (a subset of another list, uncopied).
+pub fn rows_of<T: Borrow<Tokens>>(model: &Model, cases: &[T]) -> Result<Vec<Row>> {
     let n_layers = model.shape().n_layers;
     let last_layer = n_layers - 1;
     let mut rows = Vec::new();
     for (chunk_index, chunk) in cases.chunks(BATCH).enumerate() {
+        let chunk: Vec<&Tokens> = chunk.iter().map(Borrow::borrow).collect();
         let inputs: Vec<Vec<u32>> = chunk.iter().map(|t| t.ids[..t.ids.len() - 1].to_vec()).collect();
         let batch = model.batch(&inputs)?;
         let seq = batch.seq_len();

@@ -4,7 +4,7 @@
 //! lifelong repair refuses a patch built to break an earlier repair and leaves the model as it was, and a refused
 //! step is split; a solve that reuses held cases' rows reports the model's margins; the guard reads reference text
 //! the statistics did not; fine-tuning a set edits only what it claims; the small sequential study runs and
-//! resumes.
+//! resumes (lifelong repair from the patch set kept at its last N).
 
 use integration_tests::{default_model, matrix_from_json, relative_error, run_python};
 use models::Model;
@@ -319,4 +319,63 @@ fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
     experiments::runner::run(&run, &models::Silent).unwrap();
     assert_eq!(std::fs::read_to_string(step.join("rows.jsonl")).unwrap().lines().count(), lines);
     assert_eq!(std::fs::read_to_string(step.join("table.md")).unwrap(), table);
+
+    // Lifelong repair stopped between N = 5 and 10 goes on from the patch set kept at N = 5 (not from the
+    // unpatched model), and its N = 10 row equals the uninterrupted run's; only the latest checkpoint is kept, and
+    // one that cannot be read is an error naming it.
+    let checkpoint = |n: usize| step.join(format!("checkpoint-lifelong-{n}.patches.ron"));
+    assert!(checkpoint(10).is_file() && !checkpoint(5).exists() && !checkpoint(1).exists());
+    let journal = step.join("rows.jsonl");
+    let drop_lifelong = |sizes: &[usize]| {
+        let text = std::fs::read_to_string(&journal).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| {
+                !sizes.iter().any(|n| l.contains("\"method\":\"Lifelong\"") && l.contains(&format!("\"n\":{n},")))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(kept.lines().count() + sizes.len(), text.lines().count(), "rows to drop not found");
+        std::fs::write(&journal, kept).unwrap();
+    };
+    drop_lifelong(&[5, 10]);
+    std::fs::remove_file(step.join("done.json")).unwrap();
+    let stopped = experiments::runner::run(&run, &StopAt { journal: journal.clone(), row: "\"n\":5," });
+    assert!(stopped.is_err(), "the run was to stop before lifelong N = 10");
+    assert!(checkpoint(5).is_file() && !checkpoint(10).exists());
+
+    let good = std::fs::read(checkpoint(5)).unwrap();
+    std::fs::write(checkpoint(5), "(format: 1, tensors").unwrap();
+    let error = experiments::runner::run(&run, &models::Silent).unwrap_err().to_string();
+    assert!(error.contains("checkpoint-lifelong-5.patches.ron"), "{error}");
+    std::fs::write(checkpoint(5), good).unwrap();
+
+    experiments::runner::run(&run, &models::Silent).unwrap();
+    let resumed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(step.join("results.json")).unwrap()).unwrap();
+    let again = resumed["rows"].as_array().unwrap().iter().find(|r| r["method"] == "Lifelong" && r["n"] == 10);
+    let (first, again) = (row("Lifelong", 10), again.unwrap().clone());
+    for field in ["repaired", "generalization", "top1_unchanged", "mean_kl", "perplexity_ratio", "humaneval_full"] {
+        match (first[field].as_f64(), again[field].as_f64()) {
+            (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-9, "{field}: {a} uninterrupted, {b} resumed"),
+            _ => assert_eq!(first[field], again[field], "{field}"),
+        }
+    }
+    assert_eq!((&first["neurons_changed"], &first["refused"]), (&again["neurons_changed"], &again["refused"]));
+    assert!(checkpoint(10).is_file() && !checkpoint(5).exists());
+}
+
+/// Progress that asks to stop once the journal holds a lifelong row of the given size.
+struct StopAt {
+    journal: std::path::PathBuf,
+    row: &'static str,
+}
+
+impl models::Progress for StopAt {
+    fn begin(&self, _stage: &str, _total: u64) {}
+    fn advance(&self, _steps: u64) {}
+    fn is_cancelled(&self) -> bool {
+        let text = std::fs::read_to_string(&self.journal).unwrap_or_default();
+        text.lines().any(|l| l.contains("\"method\":\"Lifelong\"") && l.contains(self.row))
+    }
 }

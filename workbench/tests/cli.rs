@@ -356,6 +356,19 @@ fn repair_then_export_and_the_exported_model_is_repaired() {
     assert_eq!(results[0]["metrics"]["effective"], true, "{results}");
     assert!(results[0]["steps"][0]["top"].as_array().unwrap().len() >= 5);
 
+    // A gated repair has no per-token neuron steps: its desired token's margin is printed before and after.
+    let gated = dir.path().join("gated");
+    let repaired = workbench(&[&args[..], &["--method", "gated", "--out", gated.to_str().unwrap()]].concat());
+    assert!(repaired.status.success(), "{}", String::from_utf8_lossy(&repaired.stderr));
+    let stdout = String::from_utf8_lossy(&repaired.stdout);
+    let line = stdout.lines().find(|l| l.trim_start().starts_with("margins: token 0 ")).expect("no margins line");
+    let numbers: Vec<f32> = line
+        .split([' ', ','])
+        .filter(|w| w.starts_with('+') || w.starts_with('-') && w.len() > 2)
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert!(numbers.len() >= 2 && numbers[0] < 0.0 && numbers[1] >= 1.0, "wrong before, margin 1 after: {line}");
+
     let gguf = dir.path().join("patched.gguf");
     let patches = out.join("patches.ron");
     let exported = workbench(&["export", "--patches", patches.to_str().unwrap(), "--gguf", gguf.to_str().unwrap()]);

@@ -237,6 +237,17 @@ fn describe(model: &Model, case: &RepairCase, done: &repair::Repair, metrics: &R
             ));
         }
     }
+    if done.steps.is_empty() {
+        // Methods without per-token steps (gated units, set solves): each desired token's margin, before and after.
+        let margins: Vec<String> = done
+            .margins_before
+            .iter()
+            .zip(&done.margins_after)
+            .enumerate()
+            .map(|(k, (before, after))| format!("token {k} {before:+.2} -> {after:+.2}"))
+            .collect();
+        lines.push(format!("  margins: {}", margins.join(", ")));
+    }
     lines.push(format!(
         "  {}: fixed {}, variants fixed {}/{} (broken {}), unrelated top-1 unchanged {:.4}, mean KL {:.2e}, {} neurons, {:.2} s",
         done.method,

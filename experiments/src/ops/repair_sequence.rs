@@ -57,6 +57,55 @@ impl SequenceMethod {
     fn cumulative(self) -> bool {
         !matches!(self, SequenceMethod::Joint | SequenceMethod::Memit | SequenceMethod::FineTuneKl)
     }
+
+    /// Whether a stopped study goes on from the patch set kept at the method's last N journalled (see
+    /// [`Checkpoint`]) rather than from the unpatched model: lifelong repair only, whose whole state is its patch
+    /// set (AlphaEdit also keeps its keys' memory, MINT's repairer its first repair's basis).
+    fn resumable(self) -> bool {
+        self == SequenceMethod::Lifelong
+    }
+}
+
+/// The patch set of a resumable method after its first `n` cases, kept in the step folder as
+/// `checkpoint-<method>-<n>.patches.ron` (+ `.safetensors`) beside the journal row of that N, so that a study
+/// stopped on the way to a larger N goes on from there (hours at N = 200) instead of from the unpatched model.
+/// Only the method's latest checkpoint is kept.
+struct Checkpoint<'a> {
+    dir: &'a Path,
+    method: SequenceMethod,
+}
+
+impl Checkpoint<'_> {
+    fn path(&self, n: usize) -> std::path::PathBuf {
+        self.dir.join(format!("checkpoint-{}-{n}.patches.ron", self.method))
+    }
+
+    /// The patch set kept at N = `n`, none when there is no such file (an unreadable one is an error naming it).
+    fn load(&self, n: usize) -> Result<Option<PatchSet>> {
+        let path = self.path(n);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        PatchSet::load(&path).map(Some).map_err(|e| {
+            ExperimentError::Data(format!(
+                "the checkpoint {} cannot be read ({e}); remove it to run {} from the start",
+                path.display(),
+                self.method
+            ))
+        })
+    }
+
+    /// Keeps `patches` as the checkpoint at N = `n` and removes the one at N = `previous`.
+    fn save(&self, patches: &PatchSet, n: usize, previous: Option<usize>) -> Result<()> {
+        patches.save(&self.path(n))?;
+        if let Some(previous) = previous.filter(|&p| p != n) {
+            let old = self.path(previous);
+            for file in [PatchSet::tensors_path(&old), old] {
+                std::fs::remove_file(&file).map_err(models::files::at(&file))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for SequenceMethod {
@@ -281,6 +330,11 @@ impl Operation for RepairSequenceSettings {
         let (preserved, _) = preservation(model, &self.reference, context.progress)?;
         let prompts = unrelated_prompts(model, self.unrelated.prompts, self.unrelated.tokens)?;
         let suite = BenchmarkSuite::new(&self.benchmarks)?;
+        let (baseline, baseline_full_humaneval) = journal.once("baseline", || {
+            let full = &self.full_humaneval;
+            let more = if full.at.is_empty() { None } else { suite.humaneval(model, full.problems)? };
+            Ok((suite.measure(model, self.benchmarks.humaneval_problems)?, more))
+        })?;
         let measure = Measure {
             cases: &cases,
             variants_before: cases
@@ -288,15 +342,10 @@ impl Operation for RepairSequenceSettings {
                 .map(|c| repair::measure::variants_correct(model, c))
                 .collect::<Result<_, _>>()?,
             unrelated: Unrelated::new(model, prompts, self.unrelated.positions)?,
-            baseline: suite.measure(model, self.benchmarks.humaneval_problems)?,
+            baseline,
             suite,
             humaneval_problems: self.benchmarks.humaneval_problems,
             full_humaneval: &self.full_humaneval,
-        };
-        let baseline_full_humaneval = if self.full_humaneval.at.is_empty() {
-            None
-        } else {
-            measure.suite.humaneval(model, self.full_humaneval.problems)?
         };
         let identity = ModelIdentity::of(model)?;
         let silent = models::Silent;
@@ -324,6 +373,17 @@ impl Operation for RepairSequenceSettings {
                     SequenceMethod::FineTuneKl => Some(self.finetune_anchor(model)?),
                     _ => None,
                 };
+                let checkpoint = Checkpoint { dir: context.out, method };
+                let mut kept = None;
+                // A resumable method goes on from its checkpoint at the size before the first one missing.
+                if let Some(last) = sizes.iter().rev().find(|&&n| method.resumable() && n < missing[0]) {
+                    let row = journal.find(|r| r.method == method && r.n == *last);
+                    if let (Some(row), Some(saved)) = (row, checkpoint.load(*last)?) {
+                        saved.apply(model)?;
+                        patches = saved;
+                        (seconds, refused, applied, kept) = (row.seconds, row.refused, row.n, Some(row.n));
+                    }
+                }
                 let mut memory = EditMemory::default();
                 let batch = |cases: &[RepairCase], editor, memory: &mut EditMemory| -> Result<repair::SetRepair> {
                     let tokens: Vec<Tokens> =
@@ -390,6 +450,9 @@ impl Operation for RepairSequenceSettings {
                     seconds += start.elapsed().as_secs_f64();
                     let row = measure.row(model, method, n, &patches, refused, seconds)?;
                     journal.record(&row)?;
+                    if method.resumable() {
+                        checkpoint.save(&patches, n, kept.replace(n))?;
+                    }
                     context.progress.advance(1);
                 }
                 Ok(())
@@ -405,8 +468,6 @@ impl Operation for RepairSequenceSettings {
                 }
             }
         }
-        let baseline = measure.baseline;
-        drop(measure);
         Ok(SequenceReport { cases, baseline, baseline_full_humaneval, rows })
     }
 }

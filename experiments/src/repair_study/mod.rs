@@ -146,7 +146,7 @@ pub fn run_repair_study(
     let identity = ModelIdentity::of(model)?;
     let mut repairer = repairer(model, spec.config.clone(), spec.unrelated())?;
     let suite = BenchmarkSuite::new(&spec.benchmarks)?;
-    let baseline = suite.measure(model, spec.benchmarks.humaneval_problems)?;
+    let baseline = journal.once("baseline", || suite.measure(model, spec.benchmarks.humaneval_problems))?;
     progress.begin("repairing", (cases.len() * spec.methods.len()) as u64);
     let mut rows = Vec::new();
     for case in &cases {

@@ -173,12 +173,15 @@ impl BenchmarksView {
     }
 
     /// The screenshot tour's small job: line completion on three lines of each of two held-out files, without and
-    /// with the applied repairs.
+    /// with the applied repairs; and the committed N = 200 study's curves.
     pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
         if stage > 0 {
             return false;
         }
         (self.benchmark, self.files, self.lines) = (Benchmark::Lines, 2, 3);
+        // The journal of the N = 200 study, committed beside its curves.
+        self.study_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/repair-sequence-200").into();
+        self.show_study(shared);
         self.run(ctx, shared);
         self.job.is_some()
     }
@@ -214,16 +217,21 @@ impl BenchmarksView {
         self.study_curves(ui, shared);
     }
 
+    /// Reads the rows of the study in `study_dir` (an error in the view's panel when it has none).
+    fn show_study(&mut self, shared: &mut Shared) {
+        match study_rows(std::path::Path::new(self.study_dir.trim())) {
+            Ok(rows) => self.study = Some(rows),
+            Err(err) => shared.failure = Some((View::Benchmarks, format!("{err:#}"))),
+        }
+    }
+
     /// A sequential-repair study run's curves: the folder, the metric, the plot.
     fn study_curves(&mut self, ui: &mut egui::Ui, shared: &mut Shared) {
         ui.heading("Sequential-repair study");
         ui.horizontal(|ui| {
             labelled_field(ui, "Study run folder", &mut self.study_dir, 320.0);
             if ui.button("Show study").clicked() {
-                match study_rows(std::path::Path::new(self.study_dir.trim())) {
-                    Ok(rows) => self.study = Some(rows),
-                    Err(err) => shared.failure = Some((View::Benchmarks, format!("{err:#}"))),
-                }
+                self.show_study(shared);
             }
             self.study_metric = self.study_metric.min(METRICS.len() - 1);
             egui::ComboBox::from_label("Metric").selected_text(METRICS[self.study_metric].1).show_ui(ui, |ui| {
