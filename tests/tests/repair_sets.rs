@@ -338,7 +338,10 @@ fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
         assert_eq!(kept.lines().count() + sizes.len(), text.lines().count(), "rows to drop not found");
         std::fs::write(&journal, kept).unwrap();
     };
+    // As if the study had stopped before lifelong N = 5: neither those rows nor the N = 10 checkpoint exist.
     drop_lifelong(&[5, 10]);
+    std::fs::remove_file(PatchSet::tensors_path(&checkpoint(10))).unwrap();
+    std::fs::remove_file(checkpoint(10)).unwrap();
     std::fs::remove_file(step.join("done.json")).unwrap();
     let stopped = experiments::runner::run(&run, &StopAt { journal: journal.clone(), row: "\"n\":5," });
     assert!(stopped.is_err(), "the run was to stop before lifelong N = 10");

@@ -173,15 +173,12 @@ impl BenchmarksView {
     }
 
     /// The screenshot tour's small job: line completion on three lines of each of two held-out files, without and
-    /// with the applied repairs; and the committed N = 200 study's curves.
+    /// with the applied repairs.
     pub fn demo(&mut self, ctx: &egui::Context, shared: &mut Shared, stage: usize) -> bool {
         if stage > 0 {
             return false;
         }
         (self.benchmark, self.files, self.lines) = (Benchmark::Lines, 2, 3);
-        // The journal of the N = 200 study, committed beside its curves.
-        self.study_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/repair-sequence-200").into();
-        self.show_study(shared);
         self.run(ctx, shared);
         self.job.is_some()
     }
