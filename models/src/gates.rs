@@ -162,7 +162,6 @@ fn active_rows(table: &Tensor) -> Option<Tensor> {
     (active.numel() > 0).then(|| table.index_select(0, &active))
 }
 
-/// The keys of slot rows, scaled to unit length.
 /// The keys of gate rows `[m, 2d + 1]` at unit length, `[m, d]`.
 fn unit_keys(rows: &Tensor) -> Tensor {
     unit_length(&rows.narrow(1, 0, (rows.size()[1] - 1) / 2))

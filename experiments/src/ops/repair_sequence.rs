@@ -376,7 +376,8 @@ impl Operation for RepairSequenceSettings {
                 let checkpoint = Checkpoint { dir: context.out, method };
                 let mut kept = None;
                 // A resumable method goes on from its checkpoint at the size before the first one missing.
-                if let Some(last) = sizes.iter().rev().find(|&&n| method.resumable() && n < missing[0]) {
+                let before_missing = sizes.iter().rev().find(|&&n| n < missing[0]);
+                if let Some(last) = before_missing.filter(|_| method.resumable()) {
                     let row = journal.find(|r| r.method == method && r.n == *last);
                     if let (Some(row), Some(saved)) = (row, checkpoint.load(*last)?) {
                         saved.apply(model)?;
