@@ -14,6 +14,9 @@ pub struct RowJournal<R> {
     path: PathBuf,
     /// The settings the rows depend on (the first line).
     settings: serde_json::Value,
+    /// Settings as written by this version: a setting added since, with a default that keeps the old behaviour,
+    /// takes that default (none: not settings of this study).
+    current: fn(&serde_json::Value) -> Option<serde_json::Value>,
     done: Vec<R>,
     /// The file, open for appending rows.
     file: std::fs::File,
@@ -35,16 +38,18 @@ struct Measured<T> {
 impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
     /// Opens the journal at `path` of a study whose rows depend on `settings`, reading the rows it already holds
     /// (a missing file holds none; a last line cut off by an interruption is dropped). A journal written with
-    /// other settings is an error.
-    pub fn open(path: &std::path::Path, settings: &impl Serialize) -> Result<Self> {
+    /// other settings is an error; one written before a setting was added reads it as that setting's default.
+    pub fn open<S: Serialize + DeserializeOwned>(path: &std::path::Path, settings: &S) -> Result<Self> {
         let settings = serde_json::to_value(settings)?;
+        let current: fn(&serde_json::Value) -> Option<serde_json::Value> =
+            |written| serde_json::from_value::<S>(written.clone()).ok().and_then(|s| serde_json::to_value(s).ok());
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(models::files::at(path)(e).into()),
         };
         let (written_with, done) = Self::parse(path, &text)?;
-        if written_with.is_some_and(|written_with| written_with != settings) {
+        if written_with.is_some_and(|written_with| current(&written_with).as_ref() != Some(&settings)) {
             return Err(ExperimentError::Data(format!(
                 "{} holds the repairs of a study with other settings; remove it or run into another folder",
                 path.display()
@@ -52,7 +57,7 @@ impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
         }
         Self::rewrite(path, &settings, &done)?;
         let file = std::fs::OpenOptions::new().append(true).open(path).map_err(models::files::at(path))?;
-        Ok(RowJournal { path: path.to_path_buf(), settings, done, file })
+        Ok(RowJournal { path: path.to_path_buf(), settings, current, done, file })
     }
 
     /// The rows of the journal at `path`, whatever its settings, without changing it (to show a study's progress
@@ -98,7 +103,7 @@ impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
     pub fn once<T: Serialize + DeserializeOwned>(&self, name: &str, measure: impl FnOnce() -> Result<T>) -> Result<T> {
         let path = self.path.with_file_name(format!("{name}.json"));
         let kept = std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice::<Measured<T>>(&bytes).ok());
-        if let Some(kept) = kept.filter(|kept| kept.settings == self.settings) {
+        if let Some(kept) = kept.filter(|kept| (self.current)(&kept.settings).as_ref() == Some(&self.settings)) {
             return Ok(kept.value);
         }
         let value = measure()?;
@@ -176,6 +181,35 @@ mod tests {
         let error = open(&path, &other).err().expect("rows of other settings must not be taken");
         assert!(error.to_string().contains("other settings"), "{error}");
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), lines, "a refused journal is kept");
+    }
+
+    /// A journal (and a value measured once) written before a setting existed reads as that setting's default: its
+    /// rows are taken by a study at the default and refused by one that sets it otherwise.
+    #[test]
+    fn a_journal_from_before_a_setting_was_added_reads_it_as_its_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.jsonl");
+        let study = RepairStudySpec::default();
+        let mut journal = open(&path, &study).unwrap();
+        journal.once("baseline", || Ok(3.0)).unwrap();
+        journal.record(&row(&case("a"), Method::Mint, 1.5)).unwrap();
+        drop(journal);
+        let without = |text: String| {
+            let before = text.len();
+            let text = text.replacen(&format!("\"line_context\":{},", study.line_context), "", 1);
+            assert!(text.len() < before, "the setting to remove is not in {text}");
+            text
+        };
+        std::fs::write(&path, without(std::fs::read_to_string(&path).unwrap())).unwrap();
+        let baseline = dir.path().join("baseline.json");
+        let compact: serde_json::Value = serde_json::from_slice(&std::fs::read(&baseline).unwrap()).unwrap();
+        std::fs::write(&baseline, without(compact.to_string())).unwrap();
+
+        let other = RepairStudySpec { line_context: study.line_context + 1, ..study.clone() };
+        assert!(open(&path, &other).is_err(), "the old journal was taken for a non-default setting");
+        let reopened = open(&path, &study).unwrap();
+        assert_eq!(find(&reopened, &case("a"), Method::Mint).map(|r| r.metrics.seconds), Some(1.5));
+        assert_eq!(reopened.once("baseline", || Ok(99.0)).unwrap(), 3.0, "the value kept was measured again");
     }
 
     #[test]

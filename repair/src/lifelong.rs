@@ -3,7 +3,14 @@
 //! margins, and one that slipped is repaired again in the same solve), then a regression guard re-checks every
 //! earlier case and the guard's windows of reference code before the patch is kept. A patch that breaks an earlier
 //! repair, changes more than a set share of the windows' top-1 tokens in one step, or brings the whole set's share
-//! over its budget, is solved again with a stronger ridge, and refused with the reason when that fails too. Every step is one record of the patch set, revertible bit for bit.
+//! over its budget, is solved again with a stronger ridge, and refused with the reason when that fails too. Every step
+//! is one record of the patch set, revertible bit for bit.
+//!
+//! Steps stacked one on another spend more of the guard's budget per case than one solve of the same cases (each
+//! step's change is the smallest for its case given the earlier ones, not for all of them), so a lifelong run whose
+//! new case is refused may regroup (when [`GuardConfig::regroup_growth`] asks for it): the cases its kept steps added are solved again together from the model before
+//! the run, then the refused case on top; the regrouped set replaces the run's steps only when it holds every one
+//! of them and the new case, otherwise the set is put back as it was, bit for bit.
 
 use models::{Model, Progress};
 use serde::{Deserialize, Serialize};
@@ -27,11 +34,21 @@ pub struct GuardConfig {
     pub retry_ridge: f64,
     /// A refused step of several cases is tried again as two halves, each guarded (see [`Guarded::add_in_parts`]).
     pub split_refused: bool,
+    /// A lifelong run regroups (see the module documentation) when a case is refused and the set holds at least
+    /// this share more cases than at its last regrouping (the first time: whenever the run has kept a step);
+    /// negative (the default, until a study has measured what regrouping buys): never.
+    pub regroup_growth: f64,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        GuardConfig { max_top1_loss: 0.03, max_total_top1_loss: 0.03, retry_ridge: 10.0, split_refused: true }
+        GuardConfig {
+            max_top1_loss: 0.03,
+            max_total_top1_loss: 0.03,
+            retry_ridge: 10.0,
+            split_refused: true,
+            regroup_growth: -1.0,
+        }
     }
 }
 
@@ -64,6 +81,9 @@ pub struct LifelongStep {
     pub verdict: Verdict,
     /// Seconds for the step.
     pub seconds: f64,
+    /// A step of regrouping: solving the run's earlier cases again together, with a case that was refused.
+    #[serde(default)]
+    pub regrouped: bool,
 }
 
 /// What every guarded step of a set uses: the preservation statistics and anchors of the solve, its settings, the
@@ -152,6 +172,7 @@ impl Guarded<'_> {
                 tries,
                 verdict: Verdict::Kept,
                 seconds: start.elapsed().as_secs_f64(),
+                regrouped: false,
             };
             let Some(reason) = reason else {
                 patches.push_set(&set.repair, repaired);
@@ -210,7 +231,8 @@ impl Guarded<'_> {
     }
 
     /// Adds each batch of cases to the applied `patches` in one guarded step, or in parts when the guard refuses it
-    /// whole (see [`Guarded::add_in_parts`]); `progress` counts the batches.
+    /// whole (see [`Guarded::add_in_parts`]); with more than one batch (lifelong repair) a batch left out makes the
+    /// run regroup as `guard.regroup_growth` allows (see the module documentation). `progress` counts the batches.
     pub fn add_batches(
         &self,
         model: &Model,
@@ -220,12 +242,78 @@ impl Guarded<'_> {
     ) -> Result<Vec<LifelongStep>> {
         progress.begin("repair set steps", batches.len() as u64);
         let mut steps = Vec::new();
-        let mut top1 = self.windows.compare(model)?.top1_unchanged;
+        let before = RunStart { records: patches.patches.len(), top1: self.windows.compare(model)?.top1_unchanged };
+        let mut top1 = before.top1;
+        let mut regrouped_at: Option<usize> = None;
         for batch in batches {
             progress.check()?;
             steps.extend(self.add_in_parts_at(model, patches, batch, &mut top1, &models::Silent)?);
+            let left: Vec<RepairCase> = batch.iter().filter(|&c| !patches.cases().any(|h| h == c)).cloned().collect();
+            let held = patches.cases().count();
+            let grown = regrouped_at.is_none_or(|at| held as f64 >= at as f64 * (1.0 + self.guard.regroup_growth));
+            let regroup = batches.len() > 1 && self.guard.regroup_growth >= 0.0 && grown;
+            if regroup && !left.is_empty() && patches.patches.len() > before.records {
+                regrouped_at = Some(held);
+                steps.push(self.regroup(model, patches, &left, &before, &mut top1)?);
+            }
             progress.advance(1);
         }
         Ok(steps)
     }
+
+    /// Solves the cases added since `before` again together from the model as it was then, then `new` on top (each
+    /// guarded, in parts); keeps the result when it holds all of them and a new case, else restores the set.
+    /// Returns one step that says which (its outcomes are the new cases').
+    fn regroup(
+        &self,
+        model: &Model,
+        patches: &mut PatchSet,
+        new: &[RepairCase],
+        before: &RunStart,
+        top1: &mut f64,
+    ) -> Result<LifelongStep> {
+        let start = std::time::Instant::now();
+        let run = patches.split_off(model, before.records)?;
+        let again: Vec<RepairCase> = run.cases().cloned().collect();
+        let (earlier, mut share) = (patches.cases().count(), before.top1);
+        let mut tries = self.add_in_parts_at(model, patches, &again, &mut share, &models::Silent)?;
+        let kept_again = patches.cases().count() - earlier;
+        if kept_again == again.len() {
+            tries.extend(self.add_in_parts_at(model, patches, new, &mut share, &models::Silent)?);
+        }
+        let kept_new = patches.cases().count() - earlier - kept_again;
+        let outcomes = tries.last().map(|t| t.outcomes.clone()).unwrap_or_default();
+        let mut step = LifelongStep {
+            outcomes,
+            earlier_kept: kept_again,
+            earlier: again.len(),
+            top1_unchanged: share,
+            tries: tries.len(),
+            verdict: Verdict::Kept,
+            seconds: 0.0,
+            regrouped: true,
+        };
+        if kept_new > 0 {
+            *top1 = share;
+        } else {
+            drop(patches.split_off(model, before.records)?);
+            patches.append_applied(model, run)?;
+            step.top1_unchanged = *top1;
+            step.verdict = Verdict::Refused {
+                reason: format!(
+                    "solved again together, the {} cases of this run kept {kept_again} and then none of the {} new: the set is as it was",
+                    again.len(),
+                    new.len()
+                ),
+            };
+        }
+        step.seconds = start.elapsed().as_secs_f64();
+        Ok(step)
+    }
+}
+
+/// Where a run of steps began: the records the set held, and the guard windows' share of top-1 tokens then.
+struct RunStart {
+    records: usize,
+    top1: f64,
 }

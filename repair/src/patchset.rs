@@ -185,6 +185,26 @@ impl PatchSet {
         Ok(self.patches.pop())
     }
 
+    /// Reverts the repairs from the `at`-th on (the last first; they must be applied) and moves them, in order, into
+    /// a set of their own, which [`PatchSet::append_applied`] puts back.
+    pub fn split_off(&mut self, model: &Model, at: usize) -> Result<PatchSet> {
+        let at = at.min(self.patches.len());
+        revert_changes(model, self.changes[at..].iter().flatten().collect())?;
+        Ok(PatchSet {
+            model: self.model.clone(),
+            patches: self.patches.split_off(at),
+            changes: self.changes.split_off(at),
+        })
+    }
+
+    /// Applies `later` (made after this set's repairs; see [`PatchSet::apply`]) and adds its repairs after these.
+    pub fn append_applied(&mut self, model: &Model, later: PatchSet) -> Result<()> {
+        later.apply(model)?;
+        self.patches.extend(later.patches);
+        self.changes.extend(later.changes);
+        Ok(())
+    }
+
     /// The side file of a RON path: `<name>.safetensors` beside it.
     pub fn tensors_path(path: &Path) -> PathBuf {
         path.with_extension("safetensors")

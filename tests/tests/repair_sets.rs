@@ -181,6 +181,31 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
     assert!(reason.contains("in all"), "{reason}");
     assert_eq!(weights_sha256(&model).unwrap(), applied, "the refused step left changes behind");
     patches.revert(&model).unwrap();
+
+    // Lifelong steps (a batch per case) whose third case conflicts with the first: the run regroups (its two cases
+    // solved again together from the unpatched model, then the third), which cannot hold the conflicting case
+    // either, so the set is put back as the two steps left it, bit for bit.
+    let unpatched = weights_sha256(&model).unwrap();
+    let regrouping = GuardConfig { regroup_growth: 0.0, ..guard.clone() };
+    let regrouping = Guarded { guard: &regrouping, ..guarded };
+    let lifelong = |batches: &[&[RepairCase]]| {
+        let mut set = PatchSet::new(ModelIdentity::of(&model).unwrap());
+        let steps = regrouping.add_batches(&model, &mut set, batches, &models::Silent).unwrap();
+        (set, steps, weights_sha256(&model).unwrap())
+    };
+    let second = [good];
+    let (two, _, two_sha) = lifelong(&[&first, &second]);
+    two.revert(&model).unwrap();
+    let (three, steps, three_sha) = lifelong(&[&first, &second, &conflicting]);
+    let kinds: Vec<(bool, bool)> = steps.iter().map(|s| (matches!(s.verdict, Verdict::Kept), s.regrouped)).collect();
+    assert_eq!(kinds, [(true, false), (true, false), (false, false), (false, true)], "{steps:#?}");
+    let Verdict::Refused { reason } = &steps[3].verdict else { unreachable!() };
+    assert!(reason.contains("the set is as it was"), "{reason}");
+    assert_eq!((steps[3].earlier, steps[3].earlier_kept), (2, 2), "{:?}", steps[3]);
+    assert_eq!(three_sha, two_sha, "a failed regrouping did not restore the set bit for bit");
+    assert_eq!(three.patches.len(), two.patches.len());
+    three.revert(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), unpatched);
 }
 
 /// A joint solve with earlier cases held (their rows reused while they are right by the margin, as lifelong repair

@@ -17,7 +17,6 @@ use repair::joint::set_layers;
 use repair::patchset::{ModelIdentity, PatchSet};
 use repair::{
     check, GradientConfig, GuardConfig, Guarded, JointConfig, Method, RepairCase, RepairConfig, Tokens, Unrelated,
-    Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -225,7 +224,7 @@ pub struct SequenceRow {
     pub perplexity_ratio: f64,
     /// Distinct neurons whose weights changed.
     pub neurons_changed: usize,
-    /// Guarded steps refused (joint and lifelong).
+    /// Cases of the N that the guard left out of the set (joint and lifelong).
     pub refused: usize,
     /// Seconds spent repairing (measurements excluded).
     pub seconds: f64,
@@ -361,7 +360,7 @@ impl Operation for RepairSequenceSettings {
             }
             let mut patches = PatchSet::new(identity.clone());
             let outcome = (|| -> Result<()> {
-                let (mut seconds, mut refused, mut applied) = (0.0, 0, 0);
+                let (mut seconds, mut applied) = (0.0, 0);
                 let mut mint = match method {
                     SequenceMethod::MintInARow | SequenceMethod::PublishedInARow | SequenceMethod::GatedInARow => {
                         Some(repairer(model, self.mint.clone(), self.unrelated)?)
@@ -382,7 +381,7 @@ impl Operation for RepairSequenceSettings {
                     if let (Some(row), Some(saved)) = (row, checkpoint.load(*last)?) {
                         saved.apply(model)?;
                         patches = saved;
-                        (seconds, refused, applied, kept) = (row.seconds, row.refused, row.n, Some(row.n));
+                        (seconds, applied, kept) = (row.seconds, row.n, Some(row.n));
                     }
                 }
                 let mut memory = EditMemory::default();
@@ -397,7 +396,7 @@ impl Operation for RepairSequenceSettings {
                     if !method.cumulative() {
                         patches.revert(model)?;
                         patches = PatchSet::new(identity.clone());
-                        (seconds, refused) = (0.0, 0);
+                        seconds = 0.0;
                     }
                     match method {
                         SequenceMethod::Joint | SequenceMethod::Lifelong => {
@@ -406,8 +405,7 @@ impl Operation for RepairSequenceSettings {
                             } else {
                                 cases[applied..n].chunks(1).collect()
                             };
-                            let steps = guarded.add_batches(model, &mut patches, &batches, &silent)?;
-                            refused += steps.iter().filter(|s| matches!(s.verdict, Verdict::Refused { .. })).count();
+                            guarded.add_batches(model, &mut patches, &batches, &silent)?;
                         }
                         SequenceMethod::Memit => {
                             let set = batch(&cases[..n], BatchEditor::Memit, &mut EditMemory::default())?;
@@ -449,6 +447,10 @@ impl Operation for RepairSequenceSettings {
                     }
                     applied = n;
                     seconds += start.elapsed().as_secs_f64();
+                    let refused = match method {
+                        SequenceMethod::Joint | SequenceMethod::Lifelong => n - patches.cases().count(),
+                        _ => 0,
+                    };
                     let row = measure.row(model, method, n, &patches, refused, seconds)?;
                     journal.record(&row)?;
                     if method.resumable() {

@@ -326,8 +326,18 @@ impl Report for RepairSetReport {
             lines.push(format!("not repaired: {}", wrong.join(", ")));
         }
         for (k, step) in self.steps.iter().enumerate() {
-            if let Verdict::Refused { reason } = &step.verdict {
-                lines.push(format!("step {} refused after {} tries: {reason}", k + 1, step.tries));
+            match (&step.verdict, step.regrouped) {
+                (Verdict::Refused { reason }, false) => {
+                    lines.push(format!("step {} refused after {} tries: {reason}", k + 1, step.tries))
+                }
+                (Verdict::Refused { reason }, true) => lines.push(format!("step {} regrouped: {reason}", k + 1)),
+                (Verdict::Kept, true) => lines.push(format!(
+                    "step {} regrouped: the run's {} cases solved again together, then the refused one, kept (top-1 unchanged {:.4})",
+                    k + 1,
+                    step.earlier,
+                    step.top1_unchanged
+                )),
+                (Verdict::Kept, false) => {}
             }
         }
         lines.push(format!("preservation statistics {}", self.statistics));
