@@ -8,9 +8,10 @@
 //!
 //! Steps stacked one on another spend more of the guard's budget per case than one solve of the same cases (each
 //! step's change is the smallest for its case given the earlier ones, not for all of them), so a lifelong run whose
-//! new case is refused may regroup (when [`GuardConfig::regroup_growth`] asks for it): the cases its kept steps added are solved again together from the model before
-//! the run, then the refused case on top; the regrouped set replaces the run's steps only when it holds every one
-//! of them and the new case, otherwise the set is put back as it was, bit for bit.
+//! new case is refused may regroup (when [`GuardConfig::regroup_growth`] asks for it): the cases its kept steps
+//! added are solved again together from the model before the run, then the refused case on top; the regrouped set
+//! replaces the run's steps only when it holds every one of them and the new case, otherwise the set is put back as
+//! it was, bit for bit.
 
 use models::{Model, Progress};
 use serde::{Deserialize, Serialize};
@@ -248,13 +249,16 @@ impl Guarded<'_> {
         for batch in batches {
             progress.check()?;
             steps.extend(self.add_in_parts_at(model, patches, batch, &mut top1, &models::Silent)?);
-            let left: Vec<RepairCase> = batch.iter().filter(|&c| !patches.cases().any(|h| h == c)).cloned().collect();
             let held = patches.cases().count();
             let grown = regrouped_at.is_none_or(|at| held as f64 >= at as f64 * (1.0 + self.guard.regroup_growth));
-            let regroup = batches.len() > 1 && self.guard.regroup_growth >= 0.0 && grown;
-            if regroup && !left.is_empty() && patches.patches.len() > before.records {
-                regrouped_at = Some(held);
-                steps.push(self.regroup(model, patches, &left, &before, &mut top1)?);
+            let may_regroup = batches.len() > 1 && self.guard.regroup_growth >= 0.0 && grown;
+            if may_regroup && patches.patches.len() > before.records {
+                let left: Vec<RepairCase> =
+                    batch.iter().filter(|&c| !patches.cases().any(|h| h == c)).cloned().collect();
+                if !left.is_empty() {
+                    regrouped_at = Some(held);
+                    steps.push(self.regroup(model, patches, &left, &before, &mut top1)?);
+                }
             }
             progress.advance(1);
         }
@@ -263,7 +267,7 @@ impl Guarded<'_> {
 
     /// Solves the cases added since `before` again together from the model as it was then, then `new` on top (each
     /// guarded, in parts); keeps the result when it holds all of them and a new case, else restores the set.
-    /// Returns one step that says which (its outcomes are the new cases').
+    /// Returns one step that says which (its outcomes are the new cases', none when they were not tried).
     fn regroup(
         &self,
         model: &Model,
@@ -278,11 +282,13 @@ impl Guarded<'_> {
         let (earlier, mut share) = (patches.cases().count(), before.top1);
         let mut tries = self.add_in_parts_at(model, patches, &again, &mut share, &models::Silent)?;
         let kept_again = patches.cases().count() - earlier;
+        let mut outcomes = Vec::new();
         if kept_again == again.len() {
-            tries.extend(self.add_in_parts_at(model, patches, new, &mut share, &models::Silent)?);
+            let new_steps = self.add_in_parts_at(model, patches, new, &mut share, &models::Silent)?;
+            outcomes = new_steps.last().map(|t| t.outcomes.clone()).unwrap_or_default();
+            tries.extend(new_steps);
         }
         let kept_new = patches.cases().count() - earlier - kept_again;
-        let outcomes = tries.last().map(|t| t.outcomes.clone()).unwrap_or_default();
         let mut step = LifelongStep {
             outcomes,
             earlier_kept: kept_again,
