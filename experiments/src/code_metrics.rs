@@ -4,7 +4,7 @@
 
 use models::tch::{Kind, Tensor};
 use models::{GenerationConfig, Model, Progress};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
@@ -13,6 +13,14 @@ use crate::error::Result;
 pub fn held_out_files(count: usize) -> Result<Vec<String>> {
     let files = probes::corpus::stdlib_files(100 + count)?;
     files[100..].iter().map(|p| Ok(std::fs::read_to_string(p).map_err(models::files::at(p))?)).collect()
+}
+
+/// Document `index` of `documents`, or an error naming it when there is no such document.
+pub fn held_out(documents: &[String], index: usize) -> Result<&str> {
+    documents
+        .get(index)
+        .map(String::as_str)
+        .ok_or_else(|| crate::ExperimentError::Data(format!("held-out file {index} asked for, of {}", documents.len())))
 }
 
 /// Levenshtein distance between two strings, by characters.
@@ -42,7 +50,7 @@ pub fn edit_similarity(a: &str, b: &str) -> f64 {
 }
 
 /// One line to complete.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LineCase {
     /// File number in the held-out list.
     pub file: usize,
@@ -78,39 +86,55 @@ pub fn line_completion(
     let mut cases = Vec::new();
     for (file, text) in documents.iter().enumerate() {
         progress.check()?;
-        let (ids, spans) = model.tokenizer.encode_with_offsets(text)?;
-        // Token positions that begin a non-blank line, after enough context.
-        let starts: Vec<usize> = (context..ids.len())
-            .filter(|&i| {
-                spans[i].0 > 0
-                    && text.as_bytes()[spans[i].0 - 1] == b'\n'
-                    && text[spans[i].0..].lines().next().is_some_and(|l| !l.trim().is_empty())
-            })
-            .collect();
-        let chosen: Vec<usize> = (0..per_file.min(starts.len()))
-            .map(|k| starts[k * starts.len() / per_file.min(starts.len()).max(1)])
-            .collect();
-        let prompts: Vec<Vec<u32>> = chosen.iter().map(|&i| ids[i - context..i].to_vec()).collect();
-        if prompts.is_empty() {
-            progress.advance(1);
-            continue;
-        }
-        let config =
-            GenerationConfig { stop_sequences: vec!["\n".into()], stop_at_eos: true, ..GenerationConfig::greedy(48) };
-        let generated = model.generate(&prompts, &config, &mut models::Hooks::default())?;
-        for (&i, g) in chosen.iter().zip(generated) {
-            let expected = text[spans[i].0..].lines().next().unwrap_or_default().to_string();
-            cases.push(LineCase { file, expected, predicted: g.text });
-        }
+        cases.extend(file_lines(model, file, text, context, per_file)?);
         progress.advance(1);
     }
-    let n = cases.len().max(1) as f64;
-    Ok(LineReport {
-        context_tokens: context,
-        exact_match: cases.iter().filter(|c| c.expected.trim() == c.predicted.trim()).count() as f64 / n,
-        edit_similarity: cases.iter().map(|c| edit_similarity(c.expected.trim(), c.predicted.trim())).sum::<f64>() / n,
-        cases,
-    })
+    Ok(LineReport::of(context, cases))
+}
+
+/// The line cases of one document (number `file` of the held-out list), as [`line_completion`] picks them.
+pub fn file_lines(model: &Model, file: usize, text: &str, context: usize, per_file: usize) -> Result<Vec<LineCase>> {
+    let (ids, spans) = model.tokenizer.encode_with_offsets(text)?;
+    // Token positions that begin a non-blank line, after enough context.
+    let starts: Vec<usize> = (context..ids.len())
+        .filter(|&i| {
+            spans[i].0 > 0
+                && text.as_bytes()[spans[i].0 - 1] == b'\n'
+                && text[spans[i].0..].lines().next().is_some_and(|l| !l.trim().is_empty())
+        })
+        .collect();
+    let chosen: Vec<usize> =
+        (0..per_file.min(starts.len())).map(|k| starts[k * starts.len() / per_file.min(starts.len()).max(1)]).collect();
+    let prompts: Vec<Vec<u32>> = chosen.iter().map(|&i| ids[i - context..i].to_vec()).collect();
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config =
+        GenerationConfig { stop_sequences: vec!["\n".into()], stop_at_eos: true, ..GenerationConfig::greedy(48) };
+    let generated = model.generate(&prompts, &config, &mut models::Hooks::default())?;
+    Ok(chosen
+        .iter()
+        .zip(generated)
+        .map(|(&i, g)| LineCase {
+            file,
+            expected: text[spans[i].0..].lines().next().unwrap_or_default().to_string(),
+            predicted: g.text,
+        })
+        .collect())
+}
+
+impl LineReport {
+    /// The scores of `cases`, completed after `context` tokens.
+    pub fn of(context: usize, cases: Vec<LineCase>) -> LineReport {
+        let n = cases.len().max(1) as f64;
+        LineReport {
+            context_tokens: context,
+            exact_match: cases.iter().filter(|c| c.expected.trim() == c.predicted.trim()).count() as f64 / n,
+            edit_similarity: cases.iter().map(|c| edit_similarity(c.expected.trim(), c.predicted.trim())).sum::<f64>()
+                / n,
+            cases,
+        }
+    }
 }
 
 /// Perplexity and next-token accuracy.
@@ -132,29 +156,58 @@ pub fn perplexity(
     progress: &dyn Progress,
 ) -> Result<PerplexityReport> {
     progress.begin("perplexity", documents.len() as u64);
-    let (mut nll, mut hits, mut tokens) = (0.0, 0i64, 0usize);
+    let mut files = Vec::with_capacity(documents.len());
     for text in documents {
         progress.check()?;
-        let ids = model.encode_prefix(text, max_tokens)?;
-        if ids.len() < 2 {
-            progress.advance(1);
-            continue;
-        }
-        let logits = model.logits(&ids)?;
-        let _guard = models::tch::no_grad_guard();
-        let n = ids.len() as i64 - 1;
-        let next =
-            Tensor::from_slice(&ids[1..].iter().map(|&t| i64::from(t)).collect::<Vec<_>>()).to_device(logits.device());
-        let log_p = logits.narrow(0, 0, n).log_softmax(-1, Kind::Float);
-        nll -= f64::try_from(log_p.gather(1, &next.unsqueeze(1), false).sum(Kind::Double))
-            .map_err(models::ModelError::from)?;
-        hits += i64::try_from(log_p.argmax(-1, false).eq_tensor(&next).sum(Kind::Int64))
-            .map_err(models::ModelError::from)?;
-        tokens += n as usize;
+        files.push(file_likelihood(model, text, max_tokens)?);
         progress.advance(1);
     }
-    let n = tokens.max(1) as f64;
-    Ok(PerplexityReport { tokens, perplexity: (nll / n).exp(), next_token_accuracy: hits as f64 / n })
+    Ok(PerplexityReport::of(&files))
+}
+
+/// What one document adds to a perplexity: its tokens' summed negative log-likelihood, how many of them are the
+/// model's top-1, and how many were predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FileLikelihood {
+    /// Summed negative log-likelihood of the predicted tokens.
+    pub nll: f64,
+    /// Predicted tokens that are the model's top-1.
+    pub hits: i64,
+    /// Tokens predicted.
+    pub tokens: usize,
+}
+
+/// The likelihood of the first `max_tokens` tokens of `text` (nothing predicted when it has fewer than 2).
+pub fn file_likelihood(model: &Model, text: &str, max_tokens: usize) -> Result<FileLikelihood> {
+    let ids = model.encode_prefix(text, max_tokens)?;
+    if ids.len() < 2 {
+        return Ok(FileLikelihood { nll: 0.0, hits: 0, tokens: 0 });
+    }
+    let logits = model.logits(&ids)?;
+    let _guard = models::tch::no_grad_guard();
+    let n = ids.len() as i64 - 1;
+    let next =
+        Tensor::from_slice(&ids[1..].iter().map(|&t| i64::from(t)).collect::<Vec<_>>()).to_device(logits.device());
+    let log_p = logits.narrow(0, 0, n).log_softmax(-1, Kind::Float);
+    let nll = -f64::try_from(log_p.gather(1, &next.unsqueeze(1), false).sum(Kind::Double))
+        .map_err(models::ModelError::from)?;
+    let hits =
+        i64::try_from(log_p.argmax(-1, false).eq_tensor(&next).sum(Kind::Int64)).map_err(models::ModelError::from)?;
+    Ok(FileLikelihood { nll, hits, tokens: n as usize })
+}
+
+impl PerplexityReport {
+    /// The perplexity over `files`, in order.
+    pub fn of(files: &[FileLikelihood]) -> PerplexityReport {
+        let (mut nll, mut hits, mut tokens) = (0.0, 0i64, 0usize);
+        for file in files {
+            nll += file.nll;
+            hits += file.hits;
+            tokens += file.tokens;
+        }
+        let n = tokens.max(1) as f64;
+        PerplexityReport { tokens, perplexity: (nll / n).exp(), next_token_accuracy: hits as f64 / n }
+    }
 }
 
 #[cfg(test)]

@@ -258,6 +258,27 @@ pub fn evaluate_samples(
     sandbox: &crate::sandbox::Sandbox,
     workers: usize,
 ) -> Result<HumanEvalReport> {
+    Ok(HumanEvalReport::of(&execute_samples(problems, samples, sandbox, workers)?))
+}
+
+/// Whether one sample passed its problem's tests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleResult {
+    /// The problem.
+    pub task_id: String,
+    /// It passed.
+    pub passed: bool,
+    /// It ran in its own network namespace.
+    pub network_isolated: bool,
+}
+
+/// Runs every sample's check program in the sandbox, in the samples' order.
+pub fn execute_samples(
+    problems: &[Problem],
+    samples: &[Sample],
+    sandbox: &crate::sandbox::Sandbox,
+    workers: usize,
+) -> Result<Vec<SampleResult>> {
     let programs: Vec<String> = samples
         .iter()
         .map(|s| {
@@ -269,31 +290,46 @@ pub fn evaluate_samples(
         })
         .collect::<Result<_>>()?;
     let results = sandbox.run_all(&programs, workers);
-    let mut counts: std::collections::BTreeMap<String, (usize, usize)> = std::collections::BTreeMap::new();
-    let mut isolated = true;
-    for (sample, result) in samples.iter().zip(results) {
-        let execution = result?;
-        isolated &= execution.network_isolated;
-        let entry = counts.entry(sample.task_id.clone()).or_default();
-        entry.0 += 1;
-        entry.1 += usize::from(execution.outcome == crate::sandbox::Outcome::Passed);
-    }
-    let n = counts.values().map(|c| c.0).min().unwrap_or(0);
-    let pass_at = [1, 10, 100]
-        .into_iter()
-        .filter(|&k| k <= n)
-        .map(|k| {
-            (
-                format!("pass@{k}"),
-                counts.values().map(|&(n, c)| pass_at_k(n, c, k)).sum::<f64>() / counts.len().max(1) as f64,
-            )
+    samples
+        .iter()
+        .zip(results)
+        .map(|(sample, result)| {
+            let execution = result?;
+            Ok(SampleResult {
+                task_id: sample.task_id.clone(),
+                passed: execution.outcome == crate::sandbox::Outcome::Passed,
+                network_isolated: execution.network_isolated,
+            })
         })
-        .collect();
-    Ok(HumanEvalReport {
-        problems: counts.len(),
-        samples_per_problem: n,
-        pass_at,
-        passed: counts.into_iter().map(|(t, (_, c))| (t, c)).collect(),
-        network_isolated: isolated,
-    })
+        .collect()
+}
+
+impl HumanEvalReport {
+    /// pass@k and passes per problem of `results`.
+    pub fn of(results: &[SampleResult]) -> HumanEvalReport {
+        let mut counts: std::collections::BTreeMap<String, (usize, usize)> = std::collections::BTreeMap::new();
+        for result in results {
+            let entry = counts.entry(result.task_id.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(result.passed);
+        }
+        let n = counts.values().map(|c| c.0).min().unwrap_or(0);
+        let pass_at = [1, 10, 100]
+            .into_iter()
+            .filter(|&k| k <= n)
+            .map(|k| {
+                (
+                    format!("pass@{k}"),
+                    counts.values().map(|&(n, c)| pass_at_k(n, c, k)).sum::<f64>() / counts.len().max(1) as f64,
+                )
+            })
+            .collect();
+        HumanEvalReport {
+            problems: counts.len(),
+            samples_per_problem: n,
+            pass_at,
+            passed: counts.into_iter().map(|(t, (_, c))| (t, c)).collect(),
+            network_isolated: results.iter().all(|e| e.network_isolated),
+        }
+    }
 }

@@ -13,5 +13,6 @@ pub mod runner;
 pub mod runs;
 pub mod sandbox;
 pub mod spec;
+pub mod units;
 
 pub use error::{ExperimentError, Result};

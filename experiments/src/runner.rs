@@ -1,6 +1,7 @@
 //! The experiment runner: a spec becomes `runs/<timestamp>-<name>/` with the spec, one folder per step
 //! (results.json, CSV tables, PNG and SVG plots), a top-level `results.json` and a `report.md` that shows them.
-//! A step is done when its `done.json` exists (written last), so an interrupted run resumes where it stopped.
+//! A step is done when its `done.json` exists (written last), so an interrupted run resumes where it stopped; a
+//! step with units (see [`crate::units`]) also journals each unit, and can run as shards that are merged after.
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ExperimentError, Result};
 use crate::ops::export::ExportSettings;
-use crate::ops::{self, Context, Outcome};
+use crate::ops::{self, Context, Operation, Outcome, Report};
 use crate::spec::{Spec, Step};
+use crate::units::{Shard, Split};
 
 /// What one finished step reports.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,28 +39,125 @@ pub fn create_run(spec_path: &Path, runs: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Runs (or resumes) the run in `dir`: every step without a `done.json`, then the report.
+/// Runs (or resumes) the run in `dir`: every step without a `done.json` (all its units as one shard, then the
+/// merge), then the report.
 pub fn run(dir: &Path, progress: &dyn Progress) -> Result<Vec<StepSummary>> {
-    let spec = Spec::load(&dir.join("spec.ron"))?;
-    let options = LoadOptions { device: parse_device(&spec.device)?, kind: parse_kind(&spec.dtype)? };
-    let mut model: Option<Model> = None;
-    let mut summaries = Vec::with_capacity(spec.steps.len());
-    for (index, step) in spec.steps.iter().enumerate() {
-        let folder = format!("step-{index:02}-{}", step.kind());
-        let step_dir = dir.join(&folder);
-        let done = step_dir.join("done.json");
-        if let Ok(text) = std::fs::read_to_string(&done) {
-            if let Ok(summary) = serde_json::from_str::<StepSummary>(&text) {
-                summaries.push(summary);
-                continue;
-            }
+    let mut run = Run::open(dir)?;
+    for index in 0..run.spec.steps.len() {
+        if run.done(index).is_none() {
+            let started = std::time::Instant::now();
+            run.phase(index, Phase::Shard(Shard::WHOLE), started, progress)?;
+            run.phase(index, Phase::Merge, started, progress)?;
         }
-        if model.is_none() {
-            model = Some(Model::load_with_progress(&spec.model, options, progress)?);
+    }
+    write_report(dir)
+}
+
+/// Runs the units of `shard` of step `step` of the run in `dir` that are not done yet (a step without units is
+/// run whole by shard 0); the steps before it must be done. Returns the step's summary when this finished it.
+pub fn run_shard(dir: &Path, step: usize, shard: Shard, progress: &dyn Progress) -> Result<Option<StepSummary>> {
+    let mut run = Run::open(dir)?;
+    run.check_step(step)?;
+    if let Some(waiting) = (0..step).find(|&i| run.done(i).is_none()) {
+        return Err(ExperimentError::Data(format!("step {waiting} of {} is not done yet", dir.display())));
+    }
+    run.phase(step, Phase::Shard(shard), std::time::Instant::now(), progress)
+}
+
+/// Finishes step `step` of the run in `dir` from its units (all must be done), and writes the report when every
+/// step is done. Returns the step's summary.
+pub fn merge_step(dir: &Path, step: usize, progress: &dyn Progress) -> Result<StepSummary> {
+    let mut run = Run::open(dir)?;
+    run.check_step(step)?;
+    let summary = run.phase(step, Phase::Merge, std::time::Instant::now(), progress)?.ok_or_else(|| {
+        ExperimentError::Data(format!("step {step} of {} has no units and did not run", dir.display()))
+    })?;
+    if (0..run.spec.steps.len()).all(|i| run.done(i).is_some()) {
+        write_report(dir)?;
+    }
+    Ok(summary)
+}
+
+/// Writes the run's `results.json` and `report.md` from its steps' `done.json`; every step must be done.
+pub fn write_report(dir: &Path) -> Result<Vec<StepSummary>> {
+    let run = Run::open(dir)?;
+    let summaries = (0..run.spec.steps.len())
+        .map(|i| run.done(i).ok_or_else(|| ExperimentError::Data(format!("step {i} of {} is not done", dir.display()))))
+        .collect::<Result<Vec<_>>>()?;
+    ops::write_json(dir, "results.json", &serde_json::json!({"spec": run.spec, "steps": summaries}))?;
+    ops::write_file(dir, "report.md", report(&run.spec, &summaries).as_bytes())?;
+    Ok(summaries)
+}
+
+/// What a call does to a step: run a shard of its units, or build its report from them.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Shard(Shard),
+    Merge,
+}
+
+impl Phase {
+    /// Whether a step without units runs in this phase (the shard that holds unit 0 runs it).
+    fn runs_whole(self) -> bool {
+        matches!(self, Phase::Shard(shard) if shard.holds(0))
+    }
+}
+
+/// A run folder with its spec, and the model once a step needed it.
+struct Run {
+    dir: PathBuf,
+    spec: Spec,
+    model: Option<Model>,
+}
+
+impl Run {
+    fn open(dir: &Path) -> Result<Run> {
+        Ok(Run { dir: dir.to_path_buf(), spec: Spec::load(&dir.join("spec.ron"))?, model: None })
+    }
+
+    fn check_step(&self, step: usize) -> Result<()> {
+        if step >= self.spec.steps.len() {
+            return Err(ExperimentError::Spec(format!(
+                "step {step} asked for, but the spec of {} has {} steps",
+                self.dir.display(),
+                self.spec.steps.len()
+            )));
         }
-        let model = model.as_ref().ok_or_else(|| ExperimentError::Data("the model did not load".into()))?;
-        let started = std::time::Instant::now();
-        let (lines, files) = run_step(model, &spec, step, &step_dir, progress)?;
+        Ok(())
+    }
+
+    /// The folder name of step `index`.
+    fn folder(&self, index: usize) -> String {
+        format!("step-{index:02}-{}", self.spec.steps[index].kind())
+    }
+
+    /// Step `index`'s summary when it is done.
+    fn done(&self, index: usize) -> Option<StepSummary> {
+        let text = std::fs::read_to_string(self.dir.join(self.folder(index)).join("done.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Runs `phase` of step `index` unless the step is done; when the step finishes, writes its `done.json` (its
+    /// time counted from `started`) and returns its summary.
+    fn phase(
+        &mut self,
+        index: usize,
+        phase: Phase,
+        started: std::time::Instant,
+        progress: &dyn Progress,
+    ) -> Result<Option<StepSummary>> {
+        if let Some(summary) = self.done(index) {
+            return Ok(Some(summary));
+        }
+        if self.model.is_none() {
+            let options = LoadOptions { device: parse_device(&self.spec.device)?, kind: parse_kind(&self.spec.dtype)? };
+            self.model = Some(Model::load_with_progress(&self.spec.model, options, progress)?);
+        }
+        let model = self.model.as_ref().ok_or_else(|| ExperimentError::Data("the model did not load".into()))?;
+        let (folder, step) = (self.folder(index), &self.spec.steps[index]);
+        let step_dir = self.dir.join(&folder);
+        let context = Context { seed: self.spec.seed, progress, out: &step_dir };
+        let Some((lines, files)) = run_phase(model, step, &context, phase)? else { return Ok(None) };
         let summary = StepSummary {
             index,
             kind: step.kind().into(),
@@ -67,11 +166,8 @@ pub fn run(dir: &Path, progress: &dyn Progress) -> Result<Vec<StepSummary>> {
             seconds: started.elapsed().as_secs_f64(),
         };
         ops::write_json(&step_dir, "done.json", &summary)?;
-        summaries.push(summary);
+        Ok(Some(summary))
     }
-    ops::write_json(dir, "results.json", &serde_json::json!({"spec": spec, "steps": summaries}))?;
-    ops::write_file(dir, "report.md", report(&spec, &summaries).as_bytes())?;
-    Ok(summaries)
 }
 
 /// The report: the spec, then each step's headline numbers, plots and tables.
@@ -101,24 +197,49 @@ fn report(spec: &Spec, steps: &[StepSummary]) -> String {
     out
 }
 
-/// Runs one step: its operation into `dir`; an Export without a patch set takes the last earlier step's.
-fn run_step(model: &Model, spec: &Spec, step: &Step, dir: &Path, progress: &dyn Progress) -> Result<Outcome> {
-    let context = Context { seed: spec.seed, progress, out: dir };
+/// Runs `phase` of `step` into `context.out`: a step with units (see [`crate::units`]) runs a shard of them, or
+/// merges them into its report; a step without runs whole in the shard that holds unit 0. Returns the step's
+/// summary lines and files when the phase finished it. An Export without a patch set takes the last earlier step's.
+fn run_phase(model: &Model, step: &Step, context: &Context, phase: Phase) -> Result<Option<Outcome>> {
     match step {
-        Step::Probe(settings) => ops::run(settings, model, &context),
-        Step::Lens(settings) => ops::run(settings, model, &context),
-        Step::Interpret(settings) => ops::run(settings, model, &context),
-        Step::HumanEval(settings) => ops::run(settings, model, &context),
-        Step::Lines(settings) => ops::run(settings, model, &context),
-        Step::Perplexity(settings) => ops::run(settings, model, &context),
-        Step::Repair(settings) => ops::run(settings.as_ref(), model, &context),
-        Step::RepairCases(settings) => ops::run(settings.as_ref(), model, &context),
-        Step::RepairSet(settings) => ops::run(settings.as_ref(), model, &context),
-        Step::RepairSequence(settings) => ops::run(settings.as_ref(), model, &context),
-        Step::Export(settings) if settings.patches.is_some() => ops::run(settings, model, &context),
-        Step::Export(settings) => {
-            let patches = Some(last_patch_set(dir)?);
-            ops::run(&ExportSettings { patches, ..settings.clone() }, model, &context)
+        Step::HumanEval(settings) => split(settings, model, context, phase),
+        Step::Lines(settings) => split(settings, model, context, phase),
+        Step::Perplexity(settings) => split(settings, model, context, phase),
+        Step::Probe(settings) => whole(settings, model, context, phase),
+        Step::Lens(settings) => whole(settings, model, context, phase),
+        Step::Interpret(settings) => whole(settings, model, context, phase),
+        Step::Repair(settings) => whole(settings.as_ref(), model, context, phase),
+        Step::RepairCases(settings) => whole(settings.as_ref(), model, context, phase),
+        Step::RepairSet(settings) => whole(settings.as_ref(), model, context, phase),
+        Step::RepairSequence(settings) => whole(settings.as_ref(), model, context, phase),
+        Step::Export(settings) if settings.patches.is_none() && phase.runs_whole() => {
+            let patches = Some(last_patch_set(context.out)?);
+            whole(&ExportSettings { patches, ..settings.clone() }, model, context, phase)
+        }
+        Step::Export(settings) => whole(settings, model, context, phase),
+    }
+}
+
+/// [`run_phase`] of an operation without units.
+fn whole<O: Operation>(operation: &O, model: &Model, context: &Context, phase: Phase) -> Result<Option<Outcome>> {
+    if !phase.runs_whole() {
+        return Ok(None);
+    }
+    ops::run(operation, model, context).map(Some)
+}
+
+/// [`run_phase`] of an operation with units, journalled in the step folder's `units/`.
+fn split<O: Split>(operation: &O, model: &Model, context: &Context, phase: Phase) -> Result<Option<Outcome>> {
+    let units = context.out.join("units");
+    match phase {
+        Phase::Shard(shard) => {
+            crate::units::run_shard(operation, model, context, &units, shard)?;
+            Ok(None)
+        }
+        Phase::Merge => {
+            let report = crate::units::merge(operation, model, context, &units)?;
+            let files = report.write(context.out)?;
+            Ok(Some((report.summary(), files)))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One operation, three front-ends: each operation run through the command line and through a one-step spec
 //! with the same settings writes the same results.json (timings aside), so the CLI and the spec runner share
-//! their numbers as well as their code.
+//! their numbers as well as their code; a spec run in shards (units journalled, then merged) writes what the
+//! same spec run at once writes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -235,4 +236,59 @@ fn a_file_of_cases_is_a_set_unless_one_by_one() {
     let alone = through_cli(&dir.path().join("alone"), &["repair", "--cases", cases, "--one-by-one"]);
     let together: Value = serde_json::from_str(&std::fs::read_to_string(alone.join("together.json")).unwrap()).unwrap();
     assert!(together["applied"].as_u64().unwrap() <= 2 && together["still_right"].is_u64(), "{together}");
+}
+
+/// A spec run as shards (`--step S --shard K/N`, in any order, then `--merge`) writes the same results as the same
+/// spec run at once: steps with units (HumanEval batches, held-out files) journal each unit, a rerun shard skips
+/// what is done, a merge before every unit is done names the missing ones, a step waits for the steps before it,
+/// and a step without units runs whole in shard 0.
+#[test]
+fn a_run_in_shards_equals_the_run_at_once() {
+    let _turn = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "Perplexity(files: 3, tokens: 48), \
+        HumanEval(protocol: Completion, limit: 5, max_tokens: 32, batch: 2), \
+        Lens(files: 1, max_tokens: 24)";
+    let spec = dir.path().join("sharded.ron");
+    std::fs::write(&spec, format!("(name: \"sharded\", model: \"{MODEL}\", device: \"cpu\", steps: [{steps}])"))
+        .unwrap();
+    let runs = dir.path().join("runs");
+    succeed(workbench(&["run", spec.to_str().unwrap(), "--runs", runs.to_str().unwrap()]));
+    let at_once = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+
+    let sharded = dir.path().join("sharded");
+    std::fs::create_dir(&sharded).unwrap();
+    std::fs::copy(&spec, sharded.join("spec.ron")).unwrap();
+    let run = sharded.to_str().unwrap();
+    let part = |step: &str, what: &[&str]| workbench(&[&["run", "--resume", run, "--step", step], what].concat());
+
+    let early = part("1", &["--shard", "0/2"]);
+    assert!(!early.status.success(), "step 1 ran before step 0 was done");
+    assert!(String::from_utf8_lossy(&early.stderr).contains("step 0"), "{}", String::from_utf8_lossy(&early.stderr));
+    for (step, kind) in [("0", "perplexity"), ("1", "humaneval")] {
+        succeed(part(step, &["--shard", "1/2"]));
+        let merge = part(step, &["--merge"]);
+        assert!(!merge.status.success(), "step {step} merged with a shard missing");
+        let message = String::from_utf8_lossy(&merge.stderr);
+        assert!(message.contains("not done") && message.contains("units 0, 2"), "{message}");
+        succeed(part(step, &["--shard", "0/2"]));
+        let units = sharded.join(format!("step-0{step}-{kind}/units"));
+        let written = std::fs::metadata(units.join("unit-00000.json")).unwrap().modified().unwrap();
+        succeed(part(step, &["--shard", "0/2"]));
+        let again = std::fs::metadata(units.join("unit-00000.json")).unwrap().modified().unwrap();
+        assert_eq!(written, again, "a rerun shard ran a unit that was done");
+        succeed(part(step, &["--merge"]));
+    }
+    assert_eq!(std::fs::read_dir(sharded.join("step-01-humaneval/units")).unwrap().count(), 3, "5 problems, 2 a batch");
+    succeed(part("2", &["--shard", "1/2"]));
+    assert!(!sharded.join("step-02-lens/done.json").exists(), "shard 1 ran a step without units");
+    succeed(part("2", &["--shard", "0/2"]));
+    succeed(part("2", &["--merge"]));
+
+    for step in ["step-00-perplexity", "step-01-humaneval", "step-02-lens"] {
+        assert_eq!(results(&at_once.join(step)), results(&sharded.join(step)), "{step} differs when sharded");
+    }
+    assert_eq!(results(&at_once)["steps"], results(&sharded)["steps"], "the runs' results differ");
+    let samples = |run: &Path| std::fs::read_to_string(run.join("step-01-humaneval/samples.jsonl")).unwrap();
+    assert_eq!(samples(&at_once), samples(&sharded));
 }

@@ -7,9 +7,13 @@ use models::Model;
 use serde::{Deserialize, Serialize};
 
 use super::{names, write_file, write_json, Context, Operation, Report};
-use crate::error::Result;
-use crate::humaneval::{default_problems, run_humaneval, write_samples, GenerationSettings, HumanEvalReport, Protocol};
+use crate::error::{ExperimentError, Result};
+use crate::humaneval::{
+    default_problems, execute_samples, execution_workers, generate_samples, write_samples, GenerationSettings,
+    HumanEvalReport, Problem, Protocol, Sample, SampleResult,
+};
 use crate::sandbox::Sandbox;
+use crate::units::Split;
 
 /// Which problems, how the model is asked and how it samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,15 +89,63 @@ pub struct HumanEvalRun {
     pub samples: Vec<crate::humaneval::Sample>,
 }
 
+impl HumanEvalSettings {
+    /// The problems of the run: the first `limit` of HumanEval.
+    fn problems(&self) -> Result<Vec<Problem>> {
+        let mut problems = default_problems()?;
+        problems.truncate(self.limit.unwrap_or(problems.len()));
+        Ok(problems)
+    }
+
+    /// Problems generated together, at least one.
+    fn batch(&self) -> usize {
+        self.batch.max(1)
+    }
+}
+
 impl Operation for HumanEvalSettings {
     type Report = HumanEvalRun;
 
     fn run(&self, model: &Model, context: &Context) -> Result<HumanEvalRun> {
-        let mut problems = default_problems()?;
-        problems.truncate(self.limit.unwrap_or(problems.len()));
-        let settings = self.generation(context.seed);
-        let (samples, report) = run_humaneval(model, &problems, &settings, &Sandbox::standard()?, context.progress)?;
-        Ok(HumanEvalRun { settings, report, samples })
+        crate::units::run_all(self, model, context)
+    }
+}
+
+/// The samples of one batch of problems and whether each passed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HumanEvalUnit {
+    /// The samples, in the order generated.
+    pub samples: Vec<Sample>,
+    /// Whether each passed.
+    pub results: Vec<SampleResult>,
+}
+
+/// One unit is one batch of problems, generated together as a whole run generates them.
+impl Split for HumanEvalSettings {
+    type Unit = HumanEvalUnit;
+
+    fn units(&self, _model: &Model) -> Result<usize> {
+        Ok(self.problems()?.len().div_ceil(self.batch()))
+    }
+
+    fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<HumanEvalUnit> {
+        let problems = self.problems()?;
+        let batch = problems.chunks(self.batch()).nth(index).ok_or_else(|| {
+            ExperimentError::Data(format!("HumanEval has no batch {index} of {} problems", problems.len()))
+        })?;
+        let samples = generate_samples(model, batch, &self.generation(context.seed), context.progress)?;
+        let results = execute_samples(batch, &samples, &Sandbox::standard()?, execution_workers())?;
+        Ok(HumanEvalUnit { samples, results })
+    }
+
+    fn merge(&self, units: Vec<HumanEvalUnit>, _model: &Model, context: &Context) -> Result<HumanEvalRun> {
+        let (mut samples, mut results) = (Vec::new(), Vec::new());
+        for unit in units {
+            samples.extend(unit.samples);
+            results.extend(unit.results);
+        }
+        let report = HumanEvalReport::of(&results);
+        Ok(HumanEvalRun { settings: self.generation(context.seed), report, samples })
     }
 }
 

@@ -6,8 +6,9 @@ use models::Model;
 use serde::{Deserialize, Serialize};
 
 use super::{names, write_json, Context, Operation, Report};
-use crate::code_metrics::{held_out_files, LineReport};
+use crate::code_metrics::{file_lines, held_out, held_out_files, LineCase, LineReport};
 use crate::error::Result;
+use crate::units::Split;
 
 /// Which lines, after how much context.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,8 +32,25 @@ impl Operation for LinesSettings {
     type Report = LineReport;
 
     fn run(&self, model: &Model, context: &Context) -> Result<LineReport> {
+        crate::units::run_all(self, model, context)
+    }
+}
+
+/// One unit is one held-out file's lines.
+impl Split for LinesSettings {
+    type Unit = Vec<LineCase>;
+
+    fn units(&self, _model: &Model) -> Result<usize> {
+        Ok(held_out_files(self.files)?.len())
+    }
+
+    fn run_unit(&self, index: usize, model: &Model, _context: &Context) -> Result<Vec<LineCase>> {
         let documents = held_out_files(self.files)?;
-        crate::code_metrics::line_completion(model, &documents, self.context, self.lines, context.progress)
+        file_lines(model, index, held_out(&documents, index)?, self.context, self.lines)
+    }
+
+    fn merge(&self, units: Vec<Vec<LineCase>>, _model: &Model, _context: &Context) -> Result<LineReport> {
+        Ok(LineReport::of(self.context, units.into_iter().flatten().collect()))
     }
 }
 

@@ -6,8 +6,9 @@ use models::Model;
 use serde::{Deserialize, Serialize};
 
 use super::{names, write_json, Context, Operation, Report};
-use crate::code_metrics::{held_out_files, PerplexityReport};
+use crate::code_metrics::{file_likelihood, held_out, held_out_files, FileLikelihood, PerplexityReport};
 use crate::error::Result;
+use crate::units::Split;
 
 /// How much held-out code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,8 +30,25 @@ impl Operation for PerplexitySettings {
     type Report = PerplexityReport;
 
     fn run(&self, model: &Model, context: &Context) -> Result<PerplexityReport> {
+        crate::units::run_all(self, model, context)
+    }
+}
+
+/// One unit is one held-out file.
+impl Split for PerplexitySettings {
+    type Unit = FileLikelihood;
+
+    fn units(&self, _model: &Model) -> Result<usize> {
+        Ok(held_out_files(self.files)?.len())
+    }
+
+    fn run_unit(&self, index: usize, model: &Model, _context: &Context) -> Result<FileLikelihood> {
         let documents = held_out_files(self.files)?;
-        crate::code_metrics::perplexity(model, &documents, self.tokens, context.progress)
+        file_likelihood(model, held_out(&documents, index)?, self.tokens)
+    }
+
+    fn merge(&self, units: Vec<FileLikelihood>, _model: &Model, _context: &Context) -> Result<PerplexityReport> {
+        Ok(PerplexityReport::of(&units))
     }
 }
 
