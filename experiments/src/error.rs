@@ -27,6 +27,9 @@ pub enum ExperimentError {
     /// An interpretation step failed.
     #[error(transparent)]
     Find(#[from] find::FindError),
+    /// The cluster scheduler refused or failed (the message says what to do).
+    #[error("Slurm: {0}")]
+    Cluster(String),
     /// A repair failed.
     #[error(transparent)]
     Repair(#[from] repair::RepairError),

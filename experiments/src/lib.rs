@@ -1,6 +1,6 @@
 //! Benchmarks and experiments: the sandboxed executor for model-written code, HumanEval with pass@k, line
 //! completion and perplexity on held-out code, repair cases mined from the model's failures and the repair study,
-//! every operation's one home (`ops`), experiment specs in RON, and the runner that writes reports.
+//! every operation's one home (`ops`), experiment specs in RON, and the runner that writes reports, locally or as Slurm array jobs.
 
 pub mod code_metrics;
 pub mod error;
@@ -12,6 +12,7 @@ pub mod repair_study;
 pub mod runner;
 pub mod runs;
 pub mod sandbox;
+pub mod slurm;
 pub mod spec;
 pub mod units;
 

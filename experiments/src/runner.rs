@@ -29,6 +29,46 @@ pub struct StepSummary {
     pub seconds: f64,
 }
 
+/// How a step of a run splits, and how far it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepPlan {
+    /// Position in the spec.
+    pub index: usize,
+    /// Its folder in the run folder (`step-01-humaneval`).
+    pub folder: String,
+    /// Its units, when it has any; a step without units runs whole as one shard.
+    pub units: Option<usize>,
+    /// Per unit (one entry for a step without units), whether it is done.
+    pub done_units: Vec<bool>,
+    /// Whether the step is finished (merged, its `done.json` written).
+    pub done: bool,
+}
+
+impl StepPlan {
+    /// Whether every unit of `shard` is done (for a step without units: whether the step is).
+    pub fn shard_done(&self, shard: Shard) -> bool {
+        self.done || self.done_units.iter().enumerate().all(|(u, &done)| done || !shard.holds(u))
+    }
+}
+
+/// Every step of the run in `dir` with its units and how many are done; reads the spec and the folders only (no
+/// model is loaded), so a scheduler can size its jobs from it.
+pub fn plan(dir: &Path) -> Result<Vec<StepPlan>> {
+    let run = Run::open(dir)?;
+    (0..run.spec.steps.len())
+        .map(|index| {
+            let folder = run.folder(index);
+            let done = run.done(index).is_some();
+            let units = unit_count(&run.spec.steps[index])?;
+            let done_units = match units {
+                Some(count) => crate::units::done_units(&dir.join(&folder).join("units"), count),
+                None => vec![done],
+            };
+            Ok(StepPlan { index, folder, units, done_units, done })
+        })
+        .collect()
+}
+
 /// Creates the run folder for `spec_path` under `runs` (`runs/2026-11-30T21-14-07-<name>`) and copies the spec
 /// there.
 pub fn create_run(spec_path: &Path, runs: &Path) -> Result<PathBuf> {
@@ -217,6 +257,16 @@ fn run_phase(model: &Model, step: &Step, context: &Context, phase: Phase) -> Res
             whole(&ExportSettings { patches, ..settings.clone() }, model, context, phase)
         }
         Step::Export(settings) => whole(settings, model, context, phase),
+    }
+}
+
+/// How many units `step` has, when it has units.
+fn unit_count(step: &Step) -> Result<Option<usize>> {
+    match step {
+        Step::HumanEval(settings) => settings.units().map(Some),
+        Step::Lines(settings) => settings.units().map(Some),
+        Step::Perplexity(settings) => settings.units().map(Some),
+        _ => Ok(None),
     }
 }
 

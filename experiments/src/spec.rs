@@ -87,6 +87,9 @@ pub struct Spec {
     pub seed: u64,
     /// The steps, in order.
     pub steps: Vec<Step>,
+    /// How `workbench run --slurm` submits it (the command line's flags override these).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::slurm::SlurmSettings>,
 }
 
 /// RON as specs are written: newtype steps without a second pair of parentheses, options without `Some`.

@@ -19,8 +19,9 @@ use crate::ops::{Context, Operation};
 pub trait Split: Operation {
     /// What one unit finds.
     type Unit: Serialize + DeserializeOwned;
-    /// How many units the operation has on `model`.
-    fn units(&self, model: &Model) -> Result<usize>;
+    /// How many units the operation has (known from its settings alone, so a cluster job can be sized without
+    /// loading the model).
+    fn units(&self) -> Result<usize>;
     /// Runs unit `index` (below [`Split::units`]).
     fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<Self::Unit>;
     /// The report from every unit's result, in unit order.
@@ -59,7 +60,7 @@ impl Shard {
 
 /// Runs `operation`'s units in memory, then merges them: what [`Operation::run`] does for an operation with units.
 pub fn run_all<O: Split>(operation: &O, model: &Model, context: &Context) -> Result<O::Report> {
-    let count = operation.units(model)?;
+    let count = operation.units()?;
     context.progress.begin("units", count as u64);
     let cancel = CancelOnly(context.progress);
     let unit_context = Context { progress: &cancel, ..*context };
@@ -81,7 +82,7 @@ pub fn run_shard<O: Split>(
     folder: &Path,
     shard: Shard,
 ) -> Result<usize> {
-    let count = operation.units(model)?;
+    let count = operation.units()?;
     let todo: Vec<usize> = (0..count).filter(|&u| shard.holds(u) && !unit_path(folder, u).exists()).collect();
     context.progress.begin("units", todo.len() as u64);
     let cancel = CancelOnly(context.progress);
@@ -97,7 +98,7 @@ pub fn run_shard<O: Split>(
 
 /// The report from the units in `folder`; an error naming the units not done when any is missing.
 pub fn merge<O: Split>(operation: &O, model: &Model, context: &Context, folder: &Path) -> Result<O::Report> {
-    let count = operation.units(model)?;
+    let count = operation.units()?;
     let missing: Vec<usize> = (0..count).filter(|&u| !unit_path(folder, u).exists()).collect();
     if !missing.is_empty() {
         let shown: Vec<String> = missing.iter().take(10).map(|u| u.to_string()).collect();
@@ -117,6 +118,11 @@ pub fn merge<O: Split>(operation: &O, model: &Model, context: &Context, folder: 
         })
         .collect::<Result<Vec<O::Unit>>>()?;
     operation.merge(units, model, context)
+}
+
+/// Which of `count` units `folder` (a step's `units/`) holds, by index.
+pub fn done_units(folder: &Path, count: usize) -> Vec<bool> {
+    (0..count).map(|u| unit_path(folder, u).exists()).collect()
 }
 
 /// The file of unit `index`.

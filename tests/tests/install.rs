@@ -37,10 +37,15 @@ impl StandIns {
 
     /// Runs `setup_apt` from the real `x` as user `uid` with `missing` packages not installed.
     fn setup_apt(&self, uid: u32, missing: &str) -> (Output, Vec<String>) {
+        self.run_x("setup_apt", uid, missing)
+    }
+
+    /// Runs `script` after `source x` as user `uid` with `missing` packages not installed.
+    fn run_x(&self, script: &str, uid: u32, missing: &str) -> (Output, Vec<String>) {
         let x = Path::new(env!("CARGO_MANIFEST_DIR")).join("../x");
         let output = Command::new(which("bash"))
             .arg("-c")
-            .arg("source \"$1\" && setup_apt")
+            .arg(format!("source \"$1\" && {script}"))
             .arg("bash")
             .arg(&x)
             .env_clear()
@@ -119,4 +124,17 @@ fn nothing_runs_when_every_package_is_there() {
     let (output, log) = stand_ins.setup_apt(0, "");
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(log.is_empty(), "{log:?}");
+}
+
+#[test]
+fn the_test_set_up_installs_slurm_and_munge_and_the_run_set_up_does_not() {
+    let stand_ins = StandIns::new(false);
+    let missing = "slurmctld slurm-client munge";
+    let (output, log) = stand_ins.run_x("with_cluster_packages && setup_apt", 0, missing);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(log[1], "apt-get install -y -qq slurmctld slurm-client munge [DEBIAN_FRONTEND=noninteractive]");
+    let stand_ins = StandIns::new(false);
+    let (output, log) = stand_ins.setup_apt(0, missing);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(log.is_empty(), "./x run installs no scheduler: {log:?}");
 }

@@ -124,7 +124,7 @@ pub struct HumanEvalUnit {
 impl Split for HumanEvalSettings {
     type Unit = HumanEvalUnit;
 
-    fn units(&self, _model: &Model) -> Result<usize> {
+    fn units(&self) -> Result<usize> {
         Ok(self.problems()?.len().div_ceil(self.batch()))
     }
 

@@ -40,7 +40,7 @@ impl Operation for LinesSettings {
 impl Split for LinesSettings {
     type Unit = Vec<LineCase>;
 
-    fn units(&self, _model: &Model) -> Result<usize> {
+    fn units(&self) -> Result<usize> {
         Ok(held_out_files(self.files)?.len())
     }
 

@@ -38,7 +38,7 @@ impl Operation for PerplexitySettings {
 impl Split for PerplexitySettings {
     type Unit = FileLikelihood;
 
-    fn units(&self, _model: &Model) -> Result<usize> {
+    fn units(&self) -> Result<usize> {
         Ok(held_out_files(self.files)?.len())
     }
 

@@ -2,6 +2,7 @@
 //! operation's settings from its arguments (`experiments::ops`) and prints the report.
 
 mod args;
+mod cluster;
 mod eval;
 mod generate;
 mod info;
@@ -46,6 +47,9 @@ enum Command {
     Export(repair::ExportArgs),
     /// Run an experiment spec (RON) into runs/<time>-<name>/, or resume an interrupted run.
     Run(run::RunArgs),
+    /// Where a run submitted with `run --slurm` stands: per step, shards done, waiting, running, failed (with the
+    /// last lines of their logs).
+    Status(cluster::StatusArgs),
     /// Open the desktop app.
     Gui(run::GuiArgs),
 }
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Repair(args) => repair::repair(&args),
         Command::Export(args) => repair::export(&args),
         Command::Run(args) => run::run_spec(&args),
+        Command::Status(args) => cluster::status(&args),
         Command::Gui(args) => run::gui(args),
     }
 }

@@ -28,6 +28,9 @@ pub struct RunArgs {
     /// Build the step's report from its units once every shard is done.
     #[arg(long, requires = "step", conflicts_with = "shard")]
     merge: bool,
+    /// Submit to Slurm instead of running here.
+    #[command(flatten)]
+    cluster: super::cluster::SlurmArgs,
 }
 
 /// Reads `K/N` as shard K of N.
@@ -44,6 +47,10 @@ pub fn run_spec(args: &RunArgs) -> Result<()> {
         (None, None) => anyhow::bail!("give a spec file, or --resume DIR"),
     };
     println!("run folder: {}", dir.display());
+    if args.cluster.slurm {
+        anyhow::ensure!(args.step.is_none(), "--slurm submits every step not done; it takes no --step");
+        return super::cluster::submit(&dir, &args.cluster);
+    }
     if let Some(step) = args.step {
         return run_part(&dir, step, args);
     }
