@@ -10,55 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const MODEL: &str = "smollm2-135m-instruct";
-
-/// One cluster at a time (each is the whole machine), and no other test's workbench beside it.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A running single-node cluster; stopped when dropped.
-struct Cluster {
-    dir: tempfile::TempDir,
-    conf: PathBuf,
-    _turn: std::sync::MutexGuard<'static, ()>,
-}
-
-fn cluster_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/slurm/cluster.sh")
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let dir = tempfile::tempdir().unwrap();
-        let output = Command::new(cluster_script()).arg("start").arg(dir.path()).output().expect("cluster.sh runs");
-        assert!(output.status.success(), "the test cluster did not start: {}", String::from_utf8_lossy(&output.stderr));
-        let conf = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-        Cluster { dir, conf, _turn: turn }
-    }
-
-    /// A command with this cluster's `SLURM_CONF`.
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
-        command.env("SLURM_CONF", &self.conf);
-        command
-    }
-
-    fn workbench(&self, args: &[&str]) -> Output {
-        self.command(env!("CARGO_BIN_EXE_workbench")).args(args).output().expect("workbench runs")
-    }
-
-    /// `squeue`'s jobs of this cluster, one line each (`id state`).
-    fn queue(&self) -> Vec<String> {
-        let output = self.command("squeue").args(["-h", "-t", "all", "-o", "%i %T"]).output().unwrap();
-        String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(cluster_script()).arg("stop").arg(self.dir.path()).output();
-    }
-}
+mod cluster;
+use cluster::{small_spec_steps, write_spec as spec, Cluster};
 
 fn succeed(output: Output) -> String {
     assert!(
@@ -68,17 +21,6 @@ fn succeed(output: Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Writes a spec of `steps` into `dir` and returns its path.
-fn spec(dir: &Path, steps: &str) -> PathBuf {
-    let path = dir.join("spec.ron");
-    std::fs::write(
-        &path,
-        format!("(name: \"cluster\", model: \"{MODEL}\", device: \"cpu\", seed: 0, steps: [{steps}])"),
-    )
-    .unwrap();
-    path
 }
 
 /// The one run folder under `runs`.
@@ -184,29 +126,7 @@ fn wrapper(dir: &Path, shard: usize, before: &str) -> PathBuf {
 fn a_small_spec_on_slurm_gives_the_results_of_the_local_run() {
     let cluster = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<String> = [
-        ("import os\\nhome = os.path.", "expanduser"),
-        ("import os\\npath = os.path.", "join"),
-        ("import sys\\nargs = sys.", "argv"),
-        ("import json\\ndata = json.", "loads"),
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, (prompt, desired))| {
-        format!(
-            "(family: \"user\", id: \"c{i}\", example: (prompt: \"{prompt}\", desired: \"{desired}\"), variants: [])"
-        )
-    })
-    .collect();
-    let spec = spec(
-        dir.path(),
-        &format!(
-            "Probe(task: Syntax, layers: [1, 3, 5, 7], files: 6, max_tokens: 64, seeds: 1), \
-             HumanEval(protocol: Completion, limit: 8, max_tokens: 32, batch: 2), \
-             RepairCases(cases: [{}], unrelated: (prompts: 4, tokens: 24, positions: 4))",
-            cases.join(", ")
-        ),
-    );
+    let spec = spec(dir.path(), &small_spec_steps());
     let local = run_locally(&cluster, &spec, &dir.path().join("local"));
     // Two CPUs per shard: the threads of the local run, so the numbers can be compared bit for bit.
     let run = submit(&cluster, &spec, &dir.path().join("cluster"), &["--array-max", "4", "--cpus", "2"]);
