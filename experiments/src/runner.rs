@@ -247,7 +247,7 @@ fn run_phase(model: &Model, step: &Step, context: &Context, phase: Phase) -> Res
         Step::Perplexity(settings) => split(settings, model, context, phase),
         Step::Probe(settings) => whole(settings, model, context, phase),
         Step::Lens(settings) => whole(settings, model, context, phase),
-        Step::Interpret(settings) => whole(settings, model, context, phase),
+        Step::Interpret(settings) => split(settings, model, context, phase),
         Step::Repair(settings) => whole(settings.as_ref(), model, context, phase),
         Step::RepairCases(settings) => whole(settings.as_ref(), model, context, phase),
         Step::RepairSet(settings) => whole(settings.as_ref(), model, context, phase),
@@ -266,6 +266,7 @@ fn unit_count(step: &Step) -> Result<Option<usize>> {
         Step::HumanEval(settings) => settings.units().map(Some),
         Step::Lines(settings) => settings.units().map(Some),
         Step::Perplexity(settings) => settings.units().map(Some),
+        Step::Interpret(settings) => settings.units().map(Some),
         _ => Ok(None),
     }
 }

@@ -22,6 +22,11 @@ pub trait Split: Operation {
     /// How many units the operation has (known from its settings alone, so a cluster job can be sized without
     /// loading the model).
     fn units(&self) -> Result<usize>;
+    /// Whether a unit's own progress (its stages and steps) is shown rather than a count of units: for operations
+    /// of a few long units.
+    fn shows_unit_progress(&self) -> bool {
+        false
+    }
     /// Runs unit `index` (below [`Split::units`]).
     fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<Self::Unit>;
     /// The report from every unit's result, in unit order.
@@ -61,14 +66,13 @@ impl Shard {
 /// Runs `operation`'s units in memory, then merges them: what [`Operation::run`] does for an operation with units.
 pub fn run_all<O: Split>(operation: &O, model: &Model, context: &Context) -> Result<O::Report> {
     let count = operation.units()?;
-    context.progress.begin("units", count as u64);
-    let cancel = CancelOnly(context.progress);
-    let unit_context = Context { progress: &cancel, ..*context };
+    let counted = UnitProgress::begin(operation, context, count);
+    let unit_context = Context { progress: counted.for_units(), ..*context };
     let mut units = Vec::with_capacity(count);
     for index in 0..count {
         context.progress.check()?;
         units.push(operation.run_unit(index, model, &unit_context)?);
-        context.progress.advance(1);
+        counted.advance();
     }
     operation.merge(units, model, context)
 }
@@ -84,14 +88,13 @@ pub fn run_shard<O: Split>(
 ) -> Result<usize> {
     let count = operation.units()?;
     let todo: Vec<usize> = (0..count).filter(|&u| shard.holds(u) && !unit_path(folder, u).exists()).collect();
-    context.progress.begin("units", todo.len() as u64);
-    let cancel = CancelOnly(context.progress);
-    let unit_context = Context { progress: &cancel, ..*context };
+    let counted = UnitProgress::begin(operation, context, todo.len());
+    let unit_context = Context { progress: counted.for_units(), ..*context };
     for &index in &todo {
         context.progress.check()?;
         let unit = operation.run_unit(index, model, &unit_context)?;
         crate::ops::write_json(folder, &unit_name(index), &unit)?;
-        context.progress.advance(1);
+        counted.advance();
     }
     Ok(todo.len())
 }
@@ -133,6 +136,38 @@ fn unit_name(index: usize) -> String {
 /// Where unit `index` is journalled in `folder`.
 fn unit_path(folder: &Path, index: usize) -> PathBuf {
     folder.join(unit_name(index))
+}
+
+/// What the caller's progress shows while units run: the units counted (each unit's own progress hidden, though it
+/// still stops when the caller's does), or each unit's own progress.
+enum UnitProgress<'a> {
+    Counted(&'a dyn Progress, CancelOnly<'a>),
+    Shown(&'a dyn Progress),
+}
+
+impl<'a> UnitProgress<'a> {
+    fn begin<O: Split>(operation: &O, context: &Context<'a>, count: usize) -> UnitProgress<'a> {
+        if operation.shows_unit_progress() {
+            return UnitProgress::Shown(context.progress);
+        }
+        context.progress.begin("units", count as u64);
+        UnitProgress::Counted(context.progress, CancelOnly(context.progress))
+    }
+
+    /// The progress the units report to.
+    fn for_units(&self) -> &dyn Progress {
+        match self {
+            UnitProgress::Counted(_, cancel) => cancel,
+            UnitProgress::Shown(progress) => *progress,
+        }
+    }
+
+    /// One more unit done.
+    fn advance(&self) {
+        if let UnitProgress::Counted(progress, _) = self {
+            progress.advance(1);
+        }
+    }
 }
 
 /// The progress a unit reports to: nothing (the units are counted), but it stops when its caller's does.

@@ -4,7 +4,7 @@ use models::Progress;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::score::{score, table, Score, TableRow};
 use super::session::{Answer, Budget, Interpreter, Round, Session, SuiteFunction};
@@ -42,7 +42,7 @@ impl Interpreter for RandomGuess {
 }
 
 /// One function's interpretation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
     /// The function.
     pub id: usize,
@@ -55,7 +55,7 @@ pub struct Outcome {
 }
 
 /// An interpreter's results on a suite.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evaluation {
     /// The interpreter.
     pub interpreter: String,

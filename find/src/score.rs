@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::expr::Expr;
 use super::session::Answer;
 use super::suite::{Category, FunctionSpec};
 
 /// How one answer scored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Score {
     /// 1 or 0 for numeric functions (NMSE < 0.1), the fraction of exact matches for strings.
     pub value: f64,
@@ -76,7 +76,7 @@ pub fn score(spec: &FunctionSpec, answer: &Answer) -> Score {
 }
 
 /// One row of the results table: an interpreter on one category.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableRow {
     /// The category.
     pub category: Category,

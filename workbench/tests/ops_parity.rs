@@ -241,14 +241,15 @@ fn a_file_of_cases_is_a_set_unless_one_by_one() {
 /// A spec run as shards (`--step S --shard K/N`, in any order, then `--merge`) writes the same results as the same
 /// spec run at once: steps with units (HumanEval batches, held-out files) journal each unit, a rerun shard skips
 /// what is done, a merge before every unit is done names the missing ones, a step waits for the steps before it,
-/// and a step without units runs whole in shard 0.
+/// a step without units runs whole in shard 0, and the FIND suite splits by interpreter.
 #[test]
 fn a_run_in_shards_equals_the_run_at_once() {
     let _turn = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let steps = "Perplexity(files: 3, tokens: 48), \
         HumanEval(protocol: Completion, limit: 5, max_tokens: 32, batch: 2), \
-        Lens(files: 1, max_tokens: 24)";
+        Lens(files: 1, max_tokens: 24), \
+        Interpret(numeric: 6, strings: 4, interpreters: [Random, Scientist], rounds: 3)";
     let spec = dir.path().join("sharded.ron");
     std::fs::write(&spec, format!("(name: \"sharded\", model: \"{MODEL}\", device: \"cpu\", steps: [{steps}])"))
         .unwrap();
@@ -284,8 +285,13 @@ fn a_run_in_shards_equals_the_run_at_once() {
     assert!(!sharded.join("step-02-lens/done.json").exists(), "shard 1 ran a step without units");
     succeed(part("2", &["--shard", "0/2"]));
     succeed(part("2", &["--merge"]));
+    // One unit per interpreter: the second shard's (Scientist) first.
+    succeed(part("3", &["--shard", "1/2"]));
+    succeed(part("3", &["--shard", "0/2"]));
+    succeed(part("3", &["--merge"]));
+    assert_eq!(std::fs::read_dir(sharded.join("step-03-interpret/units")).unwrap().count(), 2);
 
-    for step in ["step-00-perplexity", "step-01-humaneval", "step-02-lens"] {
+    for step in ["step-00-perplexity", "step-01-humaneval", "step-02-lens", "step-03-interpret"] {
         assert_eq!(results(&at_once.join(step)), results(&sharded.join(step)), "{step} differs when sharded");
     }
     assert_eq!(results(&at_once)["steps"], results(&sharded)["steps"], "the runs' results differ");

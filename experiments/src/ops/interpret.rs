@@ -10,7 +10,8 @@ use models::Model;
 use serde::{Deserialize, Serialize};
 
 use super::{names, write_file, write_json, Context, Operation, Report};
-use crate::error::Result;
+use crate::error::{ExperimentError, Result};
+use crate::units::Split;
 
 /// Which suite, which interpreters, what budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,18 +69,46 @@ impl Operation for InterpretSettings {
     type Report = InterpretReport;
 
     fn run(&self, model: &Model, context: &Context) -> Result<InterpretReport> {
-        let suite = match &self.suite {
+        crate::units::run_all(self, model, context)
+    }
+}
+
+impl InterpretSettings {
+    /// The suite: the file given, or the one the run's seed generates.
+    fn suite(&self, seed: u64) -> Result<Suite> {
+        Ok(match &self.suite {
             Some(path) => Suite::load(path)?,
-            None => Suite::generate(context.seed, self.numeric, self.strings)?,
-        };
+            None => Suite::generate(seed, self.numeric, self.strings)?,
+        })
+    }
+}
+
+/// One unit per interpreter: each is built afresh and scores the whole suite, so the units are independent and give
+/// what one run of every interpreter gives.
+impl Split for InterpretSettings {
+    type Unit = Evaluation;
+
+    fn units(&self) -> Result<usize> {
+        Ok(self.interpreters.len())
+    }
+
+    fn shows_unit_progress(&self) -> bool {
+        true
+    }
+
+    fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<Evaluation> {
+        let kind = self.interpreters.get(index).ok_or_else(|| {
+            ExperimentError::Data(format!("interpreter {index} asked for, of {}", self.interpreters.len()))
+        })?;
+        let suite = self.suite(context.seed)?;
         let budget = Budget { rounds: self.rounds, ..Budget::default() };
         let every = self.every.max(1);
-        let mut evaluations = Vec::new();
-        for kind in &self.interpreters {
-            let mut interpreter = kind.build(model, context.seed)?;
-            evaluations.push(evaluate(&suite, interpreter.as_mut(), budget, |f| f.id % every == 0, context.progress)?);
-        }
-        Ok(InterpretReport { suite, evaluations })
+        let mut interpreter = kind.build(model, context.seed)?;
+        Ok(evaluate(&suite, interpreter.as_mut(), budget, |f| f.id % every == 0, context.progress)?)
+    }
+
+    fn merge(&self, evaluations: Vec<Evaluation>, _model: &Model, context: &Context) -> Result<InterpretReport> {
+        Ok(InterpretReport { suite: self.suite(context.seed)?, evaluations })
     }
 }
 
