@@ -8,6 +8,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod results;
+use results::results;
+
 const MODEL: &str = "smollm2-135m-instruct";
 
 /// One workbench process at a time: two libtorch processes on these two cores spin against each other and take
@@ -45,25 +48,6 @@ fn through_spec(dir: &Path, step: &str) -> PathBuf {
     let step_dir = std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
     assert!(step_dir.join("done.json").exists(), "{}", step_dir.display());
     step_dir
-}
-
-fn results(dir: &Path) -> Value {
-    let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
-    let mut value: Value = serde_json::from_str(&text).unwrap();
-    drop_timings(&mut value);
-    value
-}
-
-/// Removes the wall-clock fields (`seconds`, `*_seconds`), which differ between any two runs.
-fn drop_timings(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|key, _| key != "seconds" && !key.ends_with("_seconds"));
-            map.values_mut().for_each(drop_timings);
-        }
-        Value::Array(items) => items.iter_mut().for_each(drop_timings),
-        _ => {}
-    }
 }
 
 /// Runs the operation both ways and compares the results.

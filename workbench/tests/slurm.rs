@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod cluster;
+mod results;
 use cluster::{small_spec_steps, write_spec as spec, Cluster};
+use results::results;
 
 fn succeed(output: Output) -> String {
     assert!(
@@ -64,44 +66,17 @@ fn wait_for(cluster: &Cluster, run: &Path, ready: impl Fn(&str) -> bool) -> Stri
     }
 }
 
-/// `file` as JSON without the wall-clock fields.
-fn results(file: &Path) -> Value {
-    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let mut value: Value = serde_json::from_str(&text).unwrap();
-    drop_timings(&mut value);
-    value
-}
-
-fn drop_timings(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|key, _| key != "seconds" && !key.ends_with("_seconds"));
-            map.values_mut().for_each(drop_timings);
-        }
-        Value::Array(items) => items.iter_mut().for_each(drop_timings),
-        // Summary lines end a repair's with its time: ", 0.59 s".
-        Value::String(text) => {
-            let kept: Vec<&str> = text
-                .split(", ")
-                .filter(|part| part.strip_suffix(" s").is_none_or(|n| n.parse::<f64>().is_err()))
-                .collect();
-            *text = kept.join(", ");
-        }
-        _ => {}
-    }
-}
-
-/// Every results.json of a run (top level and steps) by path relative to the run, timings dropped.
+/// Every results.json of a run (top level and steps) by folder relative to the run, timings dropped.
 fn all_results(run: &Path) -> Vec<(String, Value)> {
-    let mut files = vec![run.join("results.json")];
+    let mut folders = vec![run.to_path_buf()];
     for entry in std::fs::read_dir(run).unwrap() {
-        let step = entry.unwrap().path().join("results.json");
-        if step.exists() {
-            files.push(step);
+        let step = entry.unwrap().path();
+        if step.join("results.json").exists() {
+            folders.push(step);
         }
     }
-    files.sort();
-    files.iter().map(|f| (f.strip_prefix(run).unwrap().display().to_string(), results(f))).collect()
+    folders.sort();
+    folders.iter().map(|f| (f.strip_prefix(run).unwrap().display().to_string(), results(f))).collect()
 }
 
 /// The jobs the backend recorded for `run`.
@@ -188,10 +163,10 @@ fn a_cancelled_shard_is_the_only_one_a_resume_submits_again() {
 }
 
 #[test]
-fn a_failed_shard_is_named_with_its_log_and_the_merge_does_not_run() {
+fn a_failed_shard_is_named_with_its_log_and_the_merge_does_not_run_until_a_resume() {
     let cluster = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
-    let spec = spec(dir.path(), "Perplexity(files: 4, tokens: 48)");
+    let spec = spec(dir.path(), "Perplexity(files: 4, tokens: 48), Lines(files: 2, context: 64, lines: 2)");
     let runs = dir.path().join("cluster");
     // Shard 2 leaves a half-written unit (as a shard killed while writing would) and exits with status 3; the
     // wrapper's $3 is the run folder (`run --resume DIR ...`).
@@ -214,8 +189,19 @@ fn a_failed_shard_is_named_with_its_log_and_the_merge_does_not_run() {
     assert!(!step.join("done.json").exists() && !run.join("results.json").exists(), "the merge did not run");
     let merge_log = step.join(format!("slurm/merge-job-{}.log", jobs(&run)[0]["merge_job"]));
     assert!(!merge_log.exists(), "{}", merge_log.display());
+    assert!(text.contains("step 1 (step-01-lines): 0/2 units; shards: 0 done, 2 waiting"), "{text}");
     let (ok, again) = status(&cluster, &run, false);
     assert!(!ok && again.contains("1 job(s) failed"), "{again}");
+
+    // A resume cancels the jobs left waiting on the failed shard and submits what is not done, with this binary.
+    succeed(cluster.workbench(&["run", "--resume", run.to_str().unwrap(), "--slurm"]));
+    assert_eq!(jobs(&run).as_array().unwrap()[2]["submitted"], serde_json::json!([2]), "{}", jobs(&run));
+    let (finished, text) = status(&cluster, &run, true);
+    assert!(finished, "{text}");
+    let local = run_locally(&cluster, &spec, &dir.path().join("local"));
+    assert_eq!(all_results(&local), all_results(&run));
+    let cancelled = cluster.queue();
+    assert!(cancelled.iter().filter(|line| line.ends_with("CANCELLED")).count() >= 3, "{cancelled:?}");
 }
 
 #[test]

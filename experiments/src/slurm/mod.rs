@@ -191,27 +191,32 @@ fn check_writable_here(dir: &Path) -> Result<()> {
     })
 }
 
-/// Earlier submissions' jobs: merges left waiting on a dependency that can no longer be met (a shard failed) are
-/// cancelled; shards still waiting or running are an error (submitting them again would run them twice).
+/// Earlier submissions' jobs: those still waiting on a dependency (a merge after a failed shard, the later steps'
+/// jobs after it) are cancelled, since what is not done is submitted again; a job still running, or waiting for
+/// anything else, is an error (submitting its shard again would run it twice).
 fn clear_earlier_jobs(earlier: &[StepJobs]) -> Result<()> {
     let ids: Vec<JobId> = earlier.iter().flat_map(|jobs| jobs.array_job.into_iter().chain([jobs.merge_job])).collect();
     if ids.is_empty() {
         return Ok(());
     }
     let states = scheduler::states(&ids)?;
-    let merges: Vec<JobId> = earlier.iter().map(|jobs| jobs.merge_job).collect();
-    let (stale, active): (Vec<_>, Vec<_>) =
-        states.iter().filter(|s| s.is_active()).partition(|s| merges.contains(&s.job) && s.state == "PENDING");
-    if let Some(busy) = active.first() {
+    let (waiting, busy): (Vec<_>, Vec<_>) = states
+        .iter()
+        .filter(|s| s.is_active())
+        .partition(|s| s.state == "PENDING" && s.reason.starts_with("Dependency"));
+    if let Some(job) = busy.first() {
         return Err(ExperimentError::Cluster(format!(
-            "{} job(s) of this run are still queued or running (job {}{}: {}); wait for them or scancel them first",
-            active.len(),
-            busy.job,
-            busy.task.map(|t| format!("_{t}")).unwrap_or_default(),
-            busy.state
+            "{} job(s) of this run are still queued or running (job {}{}: {}, {}); wait for them or scancel them first",
+            busy.len(),
+            job.job,
+            job.task.map(|t| format!("_{t}")).unwrap_or_default(),
+            job.state,
+            job.reason
         )));
     }
-    scheduler::scancel(&stale.iter().map(|s| s.job).collect::<Vec<_>>())
+    let mut stale: Vec<JobId> = waiting.iter().map(|s| s.job).collect();
+    stale.dedup();
+    scheduler::scancel(&stale)
 }
 
 /// Submits a tiny job that writes a file into the run folder and waits (up to a minute) for it to appear here: a
