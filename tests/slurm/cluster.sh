@@ -7,6 +7,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The daemons live in sbin, which a user's PATH may leave out.
+export PATH=$PATH:/usr/sbin:/sbin
 
 # Prints a TCP port no one listens on, from a range Slurm's defaults (6817/6818) stay out of.
 free_port() {
