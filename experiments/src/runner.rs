@@ -245,6 +245,7 @@ fn run_phase(model: &Model, step: &Step, context: &Context, phase: Phase) -> Res
         Step::HumanEval(settings) => split(settings, model, context, phase),
         Step::Lines(settings) => split(settings, model, context, phase),
         Step::Perplexity(settings) => split(settings, model, context, phase),
+        Step::Probe(settings) if settings.layers_per_unit.is_some() => split(settings, model, context, phase),
         Step::Probe(settings) => whole(settings, model, context, phase),
         Step::Lens(settings) => whole(settings, model, context, phase),
         Step::Interpret(settings) => split(settings, model, context, phase),
@@ -267,6 +268,7 @@ fn unit_count(step: &Step) -> Result<Option<usize>> {
         Step::Lines(settings) => settings.units().map(Some),
         Step::Perplexity(settings) => settings.units().map(Some),
         Step::Interpret(settings) => settings.units().map(Some),
+        Step::Probe(settings) if settings.layers_per_unit.is_some() => settings.units().map(Some),
         _ => Ok(None),
     }
 }

@@ -77,7 +77,7 @@ impl SweepConfig {
 }
 
 /// A mean over seeds with a bootstrap 95% interval over the pooled test examples.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Mean over seeds.
     pub mean: f64,
@@ -90,7 +90,7 @@ pub struct Summary {
 }
 
 /// Probe results at one hook point.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PointResult {
     /// TransformerLens name of the hook point.
     pub point: String,

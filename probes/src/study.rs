@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use models::{HookPoint, Model, Progress};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::{collect, TokenLabeller};
 use crate::error::Result;
@@ -13,7 +13,7 @@ use crate::plots::{Curve, LayerPlot};
 use crate::protocol::{sweep, sweep_each, PointResult, Summary, SweepConfig};
 
 /// Everything a probing study found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StudyReport {
     /// The task's name.
     pub task: String,

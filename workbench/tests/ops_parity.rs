@@ -67,6 +67,12 @@ fn probe() {
         "Probe(task: Syntax, layers: [1, 3], files: 6, max_tokens: 64, seeds: 2)",
     );
     assert_eq!(r["trained"].as_array().unwrap().len(), 2);
+    // Both layers in one unit (the spec step journals it and merges): the study of the run above, number for number.
+    let one_unit = same_results(
+        &["probe", "--task", "syntax", "--layers", "1,3", "--files", "6", "--max-tokens", "64", "--seeds", "2"],
+        "Probe(task: Syntax, layers: [1, 3], files: 6, max_tokens: 64, seeds: 2, layers_per_unit: 2)",
+    );
+    assert_eq!(r, one_unit);
 }
 
 #[test]
@@ -225,7 +231,7 @@ fn a_file_of_cases_is_a_set_unless_one_by_one() {
 /// A spec run as shards (`--step S --shard K/N`, in any order, then `--merge`) writes the same results as the same
 /// spec run at once: steps with units (HumanEval batches, held-out files) journal each unit, a rerun shard skips
 /// what is done, a merge before every unit is done names the missing ones, a step waits for the steps before it,
-/// a step without units runs whole in shard 0, and the FIND suite splits by interpreter.
+/// a step without units runs whole in shard 0, the FIND suite splits by interpreter and a probe by groups of layers.
 #[test]
 fn a_run_in_shards_equals_the_run_at_once() {
     let _turn = one_at_a_time();
@@ -233,7 +239,8 @@ fn a_run_in_shards_equals_the_run_at_once() {
     let steps = "Perplexity(files: 3, tokens: 48), \
         HumanEval(protocol: Completion, limit: 5, max_tokens: 32, batch: 2), \
         Lens(files: 1, max_tokens: 24), \
-        Interpret(numeric: 6, strings: 4, interpreters: [Random, Scientist], rounds: 3)";
+        Interpret(numeric: 6, strings: 4, interpreters: [Random, Scientist], rounds: 3), \
+        Probe(task: Syntax, layers: [1, 3, 5], files: 6, max_tokens: 64, seeds: 1, layers_per_unit: 2)";
     let spec = dir.path().join("sharded.ron");
     std::fs::write(&spec, format!("(name: \"sharded\", model: \"{MODEL}\", device: \"cpu\", steps: [{steps}])"))
         .unwrap();
@@ -274,8 +281,14 @@ fn a_run_in_shards_equals_the_run_at_once() {
     succeed(part("3", &["--shard", "0/2"]));
     succeed(part("3", &["--merge"]));
     assert_eq!(std::fs::read_dir(sharded.join("step-03-interpret/units")).unwrap().count(), 2);
+    // Layers 1 and 3 in one unit, layer 5 in the other.
+    succeed(part("4", &["--shard", "1/2"]));
+    succeed(part("4", &["--shard", "0/2"]));
+    succeed(part("4", &["--merge"]));
+    assert_eq!(std::fs::read_dir(sharded.join("step-04-probe/units")).unwrap().count(), 2);
 
-    for step in ["step-00-perplexity", "step-01-humaneval", "step-02-lens", "step-03-interpret"] {
+    let steps = ["step-00-perplexity", "step-01-humaneval", "step-02-lens", "step-03-interpret", "step-04-probe"];
+    for step in steps {
         assert_eq!(results(&at_once.join(step)), results(&sharded.join(step)), "{step} differs when sharded");
     }
     assert_eq!(results(&at_once)["steps"], results(&sharded)["steps"], "the runs' results differ");

@@ -110,7 +110,7 @@ fn a_small_spec_on_slurm_gives_the_results_of_the_local_run() {
     assert!(text.contains("step 1 (step-01-humaneval): 4/4 units; shards: 4 done"), "{text}");
 
     let shards: Vec<u64> = jobs(&run).as_array().unwrap().iter().map(|j| j["shards"].as_u64().unwrap()).collect();
-    assert_eq!(shards, [1, 4, 1], "HumanEval's 8 problems in batches of 2 are 4 units, the other steps whole");
+    assert_eq!(shards, [2, 4, 1], "4 layers 2 a unit, 8 problems 2 a batch, the repairs whole");
     for shard in 0..4 {
         let log =
             run.join("step-01-humaneval/slurm").join(format!("shard-{shard}-job-{}.log", jobs(&run)[1]["array_job"]));

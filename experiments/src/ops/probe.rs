@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{names, write_json, Context, Operation, Report};
 use crate::error::{ExperimentError, Result};
+use crate::units::Split;
 
 /// What to probe for, where and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +49,11 @@ pub struct ProbeSettings {
     /// Store saved activations as f16.
     #[serde(default)]
     pub f16: bool,
+    /// Probe the listed layers in units of this many, each unit collecting its layers' activations in a pass of its
+    /// own and fitting them from a cold start (token tasks): the units of a run split across a cluster. Unset: one
+    /// pass over every layer, each layer's fit starting from the previous layer's.
+    #[serde(default)]
+    pub layers_per_unit: Option<usize>,
 }
 
 fn steering_scale() -> f64 {
@@ -68,6 +74,7 @@ impl Default for ProbeSettings {
             steering_scale: 0.5,
             save_activations: None,
             f16: false,
+            layers_per_unit: None,
         }
     }
 }
@@ -93,7 +100,58 @@ impl Operation for ProbeSettings {
     type Report = ProbeReport;
 
     fn run(&self, model: &Model, context: &Context) -> Result<ProbeReport> {
-        self.run_each(model, context.seed, context.progress, |_| {})
+        match self.layers_per_unit {
+            Some(_) => crate::units::run_all(self, model, context),
+            None => self.run_each(model, context.seed, context.progress, |_| {}),
+        }
+    }
+}
+
+impl ProbeSettings {
+    /// The layers of each unit (see [`ProbeSettings::layers_per_unit`]), checked without the model.
+    fn unit_layers(&self) -> Result<Vec<Vec<usize>>> {
+        let per_unit = self.layers_per_unit.unwrap_or(usize::MAX).max(1);
+        let refuse = |why: &str| Err(ExperimentError::Spec(format!("layers_per_unit: {why}")));
+        match &self.layers {
+            _ if self.task.corpus_labeller().is_none() && self.task != ProbeTask::User => {
+                refuse("only the token tasks (structure, syntax, user) split by layer")
+            }
+            _ if self.save_activations.is_some() => refuse("the units cannot share one save_activations file"),
+            None => refuse("list the layers to split them (layers: [0, 4, 8])"),
+            Some(layers) => Ok(layers.chunks(per_unit).map(<[usize]>::to_vec).collect()),
+        }
+    }
+}
+
+/// With `layers_per_unit`, one unit per group of layers: a probing study of those layers alone.
+impl Split for ProbeSettings {
+    type Unit = StudyReport;
+
+    fn units(&self) -> Result<usize> {
+        Ok(self.unit_layers()?.len())
+    }
+
+    fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<StudyReport> {
+        let layers = self.unit_layers()?.into_iter().nth(index).ok_or_else(|| {
+            ExperimentError::Data(format!("probe unit {index} asked for, of {}", self.units().unwrap_or(0)))
+        })?;
+        let alone = ProbeSettings { layers: Some(layers), layers_per_unit: None, ..self.clone() };
+        match alone.run_each(model, context.seed, context.progress, |_| {})? {
+            ProbeReport::Tokens(report) => Ok(*report),
+            _ => Err(ExperimentError::Spec("layers_per_unit: only the token tasks split by layer".into())),
+        }
+    }
+
+    fn merge(&self, units: Vec<StudyReport>, _model: &Model, _context: &Context) -> Result<ProbeReport> {
+        let mut units = units.into_iter();
+        let mut report = units.next().ok_or_else(|| ExperimentError::Data("a probe with no units".into()))?;
+        for unit in units {
+            report.trained.extend(unit.trained);
+            if let (Some(all), Some(more)) = (report.random_init.as_mut(), unit.random_init) {
+                all.extend(more);
+            }
+        }
+        Ok(ProbeReport::Tokens(Box::new(report)))
     }
 }
 

@@ -144,13 +144,17 @@ fn step_status(dir: &Path, step: &StepPlan, jobs: &[StepJobs], states: &[JobStat
         job_status(state, array, logs.join(format!("shard-{index}-job-{array}.log")))
     };
     let merge = match records.last() {
-        _ if step.done => JobStatus::Done,
+        None if step.done => JobStatus::Done,
         None => JobStatus::NotSubmitted,
-        Some(j) => job_status(
-            states.iter().find(|s| s.job == j.merge_job && s.task.is_none()),
-            j.merge_job,
-            logs.join(format!("merge-job-{}.log", j.merge_job)),
-        ),
+        Some(j) => {
+            let state = states.iter().find(|s| s.job == j.merge_job && s.task.is_none());
+            match state {
+                // The step's done.json is written before the merge goes on to the run's report.
+                Some(s) if step.done && s.is_active() => JobStatus::Running,
+                _ if step.done => JobStatus::Done,
+                _ => job_status(state, j.merge_job, logs.join(format!("merge-job-{}.log", j.merge_job))),
+            }
+        }
     };
     let all = step.done_units.len();
     let done = if step.done { all } else { step.done_units.iter().filter(|&&d| d).count() };

@@ -56,6 +56,10 @@ pub struct ProbeArgs {
     /// Store saved activations as f16 (half the size).
     #[arg(long)]
     f16: bool,
+    /// Probe the listed layers in units of this many, each with a pass and cold-started fits of its own (the units
+    /// a spec step splits into on a cluster).
+    #[arg(long)]
+    layers_per_unit: Option<usize>,
     /// Norm of the program-state steering vector, as a multiple of the mean residual norm at the best layer.
     #[arg(long, default_value_t = 0.5)]
     steering_scale: f64,
@@ -103,6 +107,7 @@ impl ProbeArgs {
             steering_scale: self.steering_scale,
             save_activations: self.save_activations.clone(),
             f16: self.f16,
+            layers_per_unit: self.layers_per_unit,
         })
     }
 }

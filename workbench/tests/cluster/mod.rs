@@ -50,8 +50,8 @@ impl Cluster {
     }
 }
 
-/// The steps of the small spec run both here and on the cluster: a probe on 4 layers, 8 HumanEval problems in 4
-/// units, 4 repair cases.
+/// The steps of the small spec run both here and on the cluster: a probe on 4 layers in 2 units, 8 HumanEval problems
+/// in 4 units, 4 repair cases.
 pub fn small_spec_steps() -> String {
     let cases: Vec<String> = [
         ("import os\\nhome = os.path.", "expanduser"),
@@ -68,7 +68,7 @@ pub fn small_spec_steps() -> String {
     })
     .collect();
     format!(
-        "Probe(task: Syntax, layers: [1, 3, 5, 7], files: 6, max_tokens: 64, seeds: 1), \
+        "Probe(task: Syntax, layers: [1, 3, 5, 7], files: 6, max_tokens: 64, seeds: 1, layers_per_unit: 2), \
          HumanEval(protocol: Completion, limit: 8, max_tokens: 32, batch: 2), \
          RepairCases(cases: [{}], unrelated: (prompts: 4, tokens: 24, positions: 4))",
         cases.join(", ")
