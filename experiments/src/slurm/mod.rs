@@ -101,76 +101,132 @@ pub fn submitted(dir: &Path) -> Result<Vec<StepJobs>> {
 
 /// Submits every step of the run in `dir` that is not done, each as an array of its shards not done plus a merge
 /// job, chained step after step; the jobs run `settings.workbench`, else `this_binary` (it must be where the nodes
-/// find it). A
-/// resumed run keeps each step's number of shards and submits only the shards without done markers. Refused,
-/// before anything is submitted, when the run folder is not writable here, when a compute node cannot write it
-/// (the probe job; `probe: false` skips it), or while shards of an earlier submission still wait or run.
+/// find it). A resumed run keeps each step's number of shards and submits only the shards without done markers.
+/// Refused, before anything is submitted, when the run folder is not writable here, when a compute node cannot
+/// write it (the probe job; `probe: false` skips it), or while jobs of an earlier submission still run. Each step's
+/// jobs are recorded as soon as they are submitted.
 pub fn submit(dir: &Path, settings: &SlurmSettings, this_binary: &Path) -> Result<Vec<StepJobs>> {
-    let workbench = settings.workbench.as_deref().unwrap_or(this_binary);
     let dir = std::path::absolute(dir).map_err(models::files::at(dir))?;
     script::quoted(&dir)?;
     check_writable_here(&dir)?;
     let plan = crate::runner::plan(&dir)?;
-    let earlier = submitted(&dir)?;
-    clear_earlier_jobs(&earlier)?;
     if plan.iter().all(|step| step.done) {
         return Err(ExperimentError::Cluster(format!("every step of {} is done: nothing to submit", dir.display())));
     }
-    let name = job_name(&crate::spec::Spec::load(&dir.join("spec.ron"))?.name);
+    let mut recorded = submitted(&dir)?;
+    clear_earlier_jobs(&recorded)?;
+    let submitter = Submitter {
+        dir: &dir,
+        settings,
+        workbench: settings.workbench.as_deref().unwrap_or(this_binary),
+        name: job_name(&crate::spec::Spec::load(&dir.join("spec.ron"))?.name),
+    };
     if settings.probe.unwrap_or(true) {
-        probe_from_a_node(&dir, settings, workbench, &name)?;
+        submitter.probe_from_a_node()?;
     }
     let mut jobs = Vec::new();
     let mut after: Option<JobId> = None;
     for step in plan.iter().filter(|step| !step.done) {
-        let shards = earlier
-            .iter()
-            .rev()
-            .find(|jobs| jobs.step == step.index)
-            .map_or_else(|| step.done_units.len().min(settings.array_max()), |jobs| jobs.shards);
+        let earlier = recorded.iter().rev().find(|jobs| jobs.step == step.index);
+        let shards = earlier.map_or_else(|| step.done_units.len().min(settings.array_max()), |jobs| jobs.shards);
         let todo: Vec<usize> = (0..shards).filter(|&index| !step.shard_done(Shard { index, of: shards })).collect();
-        let submitted = submit_step(&dir, step, shards, &todo, after, settings, workbench, &name)?;
+        let submitted = submitter.step(step, shards, &todo, after)?;
         after = Some(submitted.merge_job);
+        recorded.push(submitted.clone());
+        crate::ops::write_json(&dir.join("slurm"), "jobs.json", &recorded)?;
         jobs.push(submitted);
     }
-    let all = [earlier, jobs.clone()].concat();
-    crate::ops::write_json(&dir.join("slurm"), "jobs.json", &all)?;
     Ok(jobs)
 }
 
-/// Writes step `step`'s scripts and submits its shards `todo` (of `shards`) after job `after`, then its merge.
-#[allow(clippy::too_many_arguments)]
-fn submit_step(
-    dir: &Path,
-    step: &StepPlan,
-    shards: usize,
-    todo: &[usize],
-    after: Option<JobId>,
-    settings: &SlurmSettings,
-    workbench: &Path,
-    name: &str,
-) -> Result<StepJobs> {
-    let folder = dir.join(&step.folder).join("slurm");
-    let at = Some((step.index, step.folder.as_str()));
-    let write = |file: &str, job: &Job| -> Result<PathBuf> {
-        let text = script::batch_script(job, settings, workbench, dir, name, at)?;
-        crate::ops::write_file(&folder, file, text.as_bytes())?;
+/// What every job of one submission shares.
+struct Submitter<'a> {
+    dir: &'a Path,
+    settings: &'a SlurmSettings,
+    workbench: &'a Path,
+    name: String,
+}
+
+impl Submitter<'_> {
+    /// Writes `job`'s batch script as `file` in `folder`; its path.
+    fn script(&self, folder: &Path, file: &str, job: &Job, step: Option<&StepPlan>) -> Result<PathBuf> {
+        let at = step.map(|step| (step.index, step.folder.as_str()));
+        let text = script::batch_script(job, self.settings, self.workbench, self.dir, &self.name, at)?;
+        crate::ops::write_file(folder, file, text.as_bytes())?;
         Ok(folder.join(file))
-    };
-    let dependency = |job: Option<JobId>| job.map(|id| format!("--dependency=afterok:{id}")).into_iter();
-    let array_job = if todo.is_empty() {
-        None
-    } else {
-        let script = write("shards.sbatch", &Job::Shards { shards })?;
-        let indices: Vec<String> = todo.iter().map(usize::to_string).collect();
-        let limit = settings.parallelism.map(|p| format!("%{}", p.max(1))).unwrap_or_default();
-        let mut options = vec![format!("--array={}{limit}", indices.join(","))];
-        options.extend(dependency(after));
-        Some(scheduler::sbatch(&script, &options)?)
-    };
-    let script = write("merge.sbatch", &Job::Merge)?;
-    let merge_job = scheduler::sbatch(&script, &dependency(array_job.or(after)).collect::<Vec<_>>())?;
-    Ok(StepJobs { step: step.index, shards, submitted: todo.to_vec(), array_job, merge_job })
+    }
+
+    /// Writes step `step`'s scripts and submits its shards `todo` (of `shards`) after job `after`, then its merge.
+    fn step(&self, step: &StepPlan, shards: usize, todo: &[usize], after: Option<JobId>) -> Result<StepJobs> {
+        let folder = self.dir.join(&step.folder).join("slurm");
+        let dependency = |job: Option<JobId>| job.map(|id| format!("--dependency=afterok:{id}")).into_iter();
+        let array_job = if todo.is_empty() {
+            None
+        } else {
+            let script = self.script(&folder, "shards.sbatch", &Job::Shards { shards }, Some(step))?;
+            let indices: Vec<String> = todo.iter().map(usize::to_string).collect();
+            let limit = self.settings.parallelism.map(|p| format!("%{}", p.max(1))).unwrap_or_default();
+            let mut options = vec![format!("--array={}{limit}", indices.join(","))];
+            options.extend(dependency(after));
+            Some(scheduler::sbatch(&script, &options)?)
+        };
+        let script = self.script(&folder, "merge.sbatch", &Job::Merge, Some(step))?;
+        let merge_job = scheduler::sbatch(&script, &dependency(array_job.or(after)).collect::<Vec<_>>())?;
+        Ok(StepJobs { step: step.index, shards, submitted: todo.to_vec(), array_job, merge_job })
+    }
+
+    /// Submits a tiny job that writes a file into the run folder and waits (up to a minute) for it to appear here: a
+    /// run folder the nodes do not share, or cannot write, is refused with what the probe saw.
+    fn probe_from_a_node(&self) -> Result<()> {
+        let folder = self.dir.join("slurm");
+        let file = folder.join(format!("probe-{}", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let job = scheduler::sbatch(&self.script(&folder, "probe.sbatch", &Job::Probe { file: &file }, None)?, &[])?;
+        let arrived = || {
+            let here = file.exists();
+            if here {
+                let _ = std::fs::remove_file(&file);
+            }
+            here
+        };
+        let started = Instant::now();
+        loop {
+            if arrived() {
+                return Ok(());
+            }
+            // Right after submission squeue may not list the job yet: unknown counts as ended only after a while.
+            let states = scheduler::states(&[job])?;
+            let ended = if states.is_empty() {
+                started.elapsed() > Duration::from_secs(10)
+            } else {
+                states.iter().all(|s| !s.is_active())
+            };
+            if ended {
+                // The file may land a moment after the job ends on a network filesystem.
+                std::thread::sleep(Duration::from_secs(2));
+                if arrived() {
+                    return Ok(());
+                }
+                let log = folder.join(format!("probe-job-{job}.log"));
+                let said = std::fs::read_to_string(&log)
+                    .map_or_else(|_| "not here either".into(), |t| format!("{:?}", t.trim()));
+                return Err(ExperimentError::Cluster(format!(
+                    "the probe job {job} ended but its file {} is not here: the run folder must be on a filesystem the \
+                     compute nodes share and can write (its log {}: {said}); nothing else was submitted",
+                    file.display(),
+                    log.display()
+                )));
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = scheduler::scancel(&[job]);
+                return Err(ExperimentError::Cluster(format!(
+                    "the probe job {job} did not run within 60 s (a busy queue?); nothing else was submitted. Skip the \
+                     check with --no-probe (probe: false in the spec's slurm settings)"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 /// A spec's name as a job name: letters, digits, `-` and `_`.
@@ -217,54 +273,4 @@ fn clear_earlier_jobs(earlier: &[StepJobs]) -> Result<()> {
     let mut stale: Vec<JobId> = waiting.iter().map(|s| s.job).collect();
     stale.dedup();
     scheduler::scancel(&stale)
-}
-
-/// Submits a tiny job that writes a file into the run folder and waits (up to a minute) for it to appear here: a
-/// run folder the nodes do not share, or cannot write, is refused with what the probe saw.
-fn probe_from_a_node(dir: &Path, settings: &SlurmSettings, workbench: &Path, name: &str) -> Result<()> {
-    let folder = dir.join("slurm");
-    let file = folder.join(format!("probe-{}", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    let text = script::batch_script(&Job::Probe { file: &file }, settings, workbench, dir, name, None)?;
-    crate::ops::write_file(&folder, "probe.sbatch", text.as_bytes())?;
-    let job = scheduler::sbatch(&folder.join("probe.sbatch"), &[])?;
-    let started = Instant::now();
-    loop {
-        if file.exists() {
-            let _ = std::fs::remove_file(&file);
-            return Ok(());
-        }
-        // Right after submission squeue may not list the job yet: unknown counts as ended only after a while.
-        let states = scheduler::states(&[job])?;
-        let ended = if states.is_empty() {
-            started.elapsed() > Duration::from_secs(10)
-        } else {
-            states.iter().all(|s| !s.is_active())
-        };
-        if ended {
-            // The file may land a moment after the job ends on a network filesystem.
-            std::thread::sleep(Duration::from_secs(2));
-            if file.exists() {
-                let _ = std::fs::remove_file(&file);
-                return Ok(());
-            }
-            let log = folder.join(format!("probe-job-{job}.log"));
-            let said =
-                std::fs::read_to_string(&log).map_or_else(|_| "not here either".into(), |t| format!("{:?}", t.trim()));
-            return Err(ExperimentError::Cluster(format!(
-                "the probe job {job} ended but its file {} is not here: the run folder must be on a filesystem the \
-                 compute nodes share and can write (its log {}: {said}); nothing else was submitted",
-                file.display(),
-                log.display()
-            )));
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = scheduler::scancel(&[job]);
-            return Err(ExperimentError::Cluster(format!(
-                "the probe job {job} did not run within 60 s (a busy queue?); nothing else was submitted. Skip the \
-                 check with --no-probe (probe: false in the spec's slurm settings)"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
