@@ -22,6 +22,48 @@ pub struct RowJournal<R> {
     file: std::fs::File,
 }
 
+/// The value `measure` gives, measured once for a study with `settings`: kept in `path` (atomically) with the
+/// settings and read back by a study with the same settings (a file written before a setting was added reads it at
+/// its default), as [`RowJournal::once`] does for a study with a journal. Studies split into units keep what their
+/// units share this way (the units of one shard measure it once; shards running at once may each measure it, and
+/// write the same value).
+pub fn measured_once<S: Serialize + DeserializeOwned, T: Serialize + DeserializeOwned>(
+    path: &std::path::Path,
+    settings: &S,
+    measure: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    kept_or_measured(path, &serde_json::to_value(settings)?, as_written_now::<S>, measure)
+}
+
+/// The value kept in `path` when it was measured with `settings` (as `current` reads old settings), else the value
+/// `measure` gives, kept there.
+fn kept_or_measured<T: Serialize + DeserializeOwned>(
+    path: &std::path::Path,
+    settings: &serde_json::Value,
+    current: fn(&serde_json::Value) -> Option<serde_json::Value>,
+    measure: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let kept = std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice::<Measured<T>>(&bytes).ok());
+    if let Some(kept) = kept.filter(|kept| current(&kept.settings).as_ref() == Some(settings)) {
+        return Ok(kept.value);
+    }
+    let value = measure()?;
+    let measured = Measured { settings: settings.clone(), value };
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    crate::ops::write_file(
+        dir,
+        &path.file_name().unwrap_or_default().to_string_lossy(),
+        &serde_json::to_vec_pretty(&measured)?,
+    )?;
+    Ok(measured.value)
+}
+
+/// Settings written by an older version as this version writes them: a setting added since takes its default
+/// (none: not settings of type `S`).
+fn as_written_now<S: Serialize + DeserializeOwned>(written: &serde_json::Value) -> Option<serde_json::Value> {
+    serde_json::from_value::<S>(written.clone()).ok().and_then(|s| serde_json::to_value(s).ok())
+}
+
 /// The first line of a journal.
 #[derive(Serialize, Deserialize)]
 struct JournalHeader {
@@ -41,8 +83,7 @@ impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
     /// other settings is an error; one written before a setting was added reads it as that setting's default.
     pub fn open<S: Serialize + DeserializeOwned>(path: &std::path::Path, settings: &S) -> Result<Self> {
         let settings = serde_json::to_value(settings)?;
-        let current: fn(&serde_json::Value) -> Option<serde_json::Value> =
-            |written| serde_json::from_value::<S>(written.clone()).ok().and_then(|s| serde_json::to_value(s).ok());
+        let current = as_written_now::<S>;
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -101,15 +142,7 @@ impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
     /// model's benchmarks, minutes of HumanEval) is not measured again on every resume. A file written with other
     /// settings, or one that does not parse, is measured again and replaced.
     pub fn once<T: Serialize + DeserializeOwned>(&self, name: &str, measure: impl FnOnce() -> Result<T>) -> Result<T> {
-        let path = self.path.with_file_name(format!("{name}.json"));
-        let kept = std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice::<Measured<T>>(&bytes).ok());
-        if let Some(kept) = kept.filter(|kept| (self.current)(&kept.settings).as_ref() == Some(&self.settings)) {
-            return Ok(kept.value);
-        }
-        let value = measure()?;
-        let measured = Measured { settings: self.settings.clone(), value };
-        models::files::write_atomically(&path, &serde_json::to_vec_pretty(&measured)?)?;
-        Ok(measured.value)
+        kept_or_measured(&self.path.with_file_name(format!("{name}.json")), &self.settings, self.current, measure)
     }
 
     /// Adds a finished row.

@@ -249,7 +249,7 @@ fn run_phase(model: &Model, step: &Step, context: &Context, phase: Phase) -> Res
         Step::Probe(settings) => whole(settings, model, context, phase),
         Step::Lens(settings) => whole(settings, model, context, phase),
         Step::Interpret(settings) => split(settings, model, context, phase),
-        Step::Repair(settings) => whole(settings.as_ref(), model, context, phase),
+        Step::Repair(settings) => split(settings.as_ref(), model, context, phase),
         Step::RepairCases(settings) => whole(settings.as_ref(), model, context, phase),
         Step::RepairSet(settings) => whole(settings.as_ref(), model, context, phase),
         Step::RepairSequence(settings) => whole(settings.as_ref(), model, context, phase),
@@ -269,6 +269,7 @@ fn unit_count(step: &Step) -> Result<Option<usize>> {
         Step::Perplexity(settings) => settings.units().map(Some),
         Step::Interpret(settings) => settings.units().map(Some),
         Step::Probe(settings) if settings.layers_per_unit.is_some() => settings.units().map(Some),
+        Step::Repair(settings) => settings.units().map(Some),
         _ => Ok(None),
     }
 }

@@ -77,6 +77,30 @@ pub fn run_all<O: Split>(operation: &O, model: &Model, context: &Context) -> Res
     operation.merge(units, model, context)
 }
 
+/// Runs `operation`'s units not journalled yet in `context.out/units/` (one shard), then merges them: an operation run
+/// outside a run folder (the command line's `--out DIR`) that resumes where it stopped. The folder keeps the settings
+/// its units were run with (`settings.json`); a folder of other settings is an error.
+pub fn run_journalled<O: Split + Serialize>(operation: &O, model: &Model, context: &Context) -> Result<O::Report> {
+    let folder = context.out.join("units");
+    let settings = serde_json::to_value(operation)?;
+    let path = folder.join("settings.json");
+    match std::fs::read(&path) {
+        Ok(bytes) if serde_json::from_slice::<serde_json::Value>(&bytes).ok().as_ref() == Some(&settings) => {}
+        Ok(_) => {
+            return Err(ExperimentError::Data(format!(
+                "{} holds the units of a run with other settings; remove it or run into another folder",
+                folder.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            crate::ops::write_json(&folder, "settings.json", &settings)?
+        }
+        Err(e) => return Err(models::files::at(&path)(e).into()),
+    }
+    run_shard(operation, model, context, &folder, Shard::WHOLE)?;
+    merge(operation, model, context, &folder)
+}
+
 /// Runs the units of `shard` that `folder` (a step's `units/`) does not hold yet, writing each as it finishes;
 /// returns how many it ran.
 pub fn run_shard<O: Split>(

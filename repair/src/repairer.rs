@@ -60,6 +60,12 @@ impl Repairer {
         })
     }
 
+    /// Takes the repairs made so far to be `repairs`: the random-neuron baseline draws its neurons from the count, so
+    /// a study that repairs each case in a repairer of its own starts it where one repairer for every case would be.
+    pub fn count_repairs_from(&mut self, repairs: u64) {
+        self.repairs = repairs;
+    }
+
     /// Repairs `tokens` with `method`; the changes stay applied.
     pub fn repair(&mut self, model: &Model, tokens: &Tokens, method: Method) -> Result<Repair> {
         self.repairs += 1;

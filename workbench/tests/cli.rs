@@ -414,8 +414,16 @@ fn run_repairs_and_exports_from_a_spec() {
     let results: Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("step-00-repair/results.json")).unwrap()).unwrap();
     assert_eq!(results["rows"].as_array().unwrap().len(), 4);
-    let journal = std::fs::read_to_string(run_dir.join("step-00-repair/rows.jsonl")).unwrap();
-    assert_eq!(journal.lines().count(), 5, "the settings, then every repair as it finishes: {journal}");
+    // A case per unit, journalled as it finishes: its two repairs; the cases and the baseline beside them.
+    for unit in ["unit-00000.json", "unit-00001.json"] {
+        let rows: Value =
+            serde_json::from_str(&std::fs::read_to_string(run_dir.join("step-00-repair/units").join(unit)).unwrap())
+                .unwrap();
+        assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    }
+    assert!(
+        run_dir.join("step-00-repair/cases.json").exists() && run_dir.join("step-00-repair/baseline.json").exists()
+    );
     assert!(run_dir.join("step-00-repair/patches.ron").exists() && run_dir.join("step-01-export/model.gguf").exists());
     let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(report.contains("## Step 1: export") && report.contains("exported as model.gguf"), "{report}");

@@ -1,4 +1,4 @@
-//! The repair study as an operation: every method on mined failures, one table, the row journal, and with
+//! The repair study as an operation: every method on mined failures, a case per unit, one table, and with
 //! `sequential` the MINT repairs in a row saved as a patch set.
 
 use std::path::Path;
@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use super::{names, write_file, write_json, Context, Operation, Report};
 use crate::error::Result;
-use crate::journal::RowJournal;
 use crate::repair_study::{
-    journal_settings, rows_csv, run_repair_study, summary_markdown, RepairStudyReport, RepairStudySpec,
+    case_rows, finish_study, rows_csv, summary_markdown, Prepared, RepairRow, RepairStudyReport, RepairStudySpec,
 };
+use crate::units::Split;
 
 /// A finished study and its patch set.
 #[derive(Serialize)]
@@ -28,11 +28,35 @@ pub struct StudyRun {
 impl Operation for RepairStudySpec {
     type Report = StudyRun;
 
-    /// Runs the study, journalling every row in `context.out/rows.jsonl` (rows already there are kept); the
-    /// model is reverted to how it was afterwards.
+    /// Runs the study case by case, journalling each case's rows in `context.out/units/` (cases already there are
+    /// kept); the model is reverted to how it was afterwards.
     fn run(&self, model: &Model, context: &Context) -> Result<StudyRun> {
-        let mut journal = RowJournal::open(&context.out.join("rows.jsonl"), &journal_settings(self))?;
-        let (report, patches) = run_repair_study(model, self, context.progress, &mut journal)?;
+        crate::units::run_journalled(self, model, context)
+    }
+}
+
+/// One unit per case asked for (API, line and HumanEval cases, then the user's): every method on that case. The
+/// cases are mined, and the unrepaired model measured, once per study (`cases.json`, `baseline.json` in the step's
+/// folder); units past the cases mined hold no rows. The merge makes the table and, with `sequential`, repairs every
+/// case in a row.
+impl Split for RepairStudySpec {
+    type Unit = Vec<RepairRow>;
+
+    fn units(&self) -> Result<usize> {
+        let user = match &self.user_cases {
+            Some(path) => repair::load_user_cases(path)?.len(),
+            None => 0,
+        };
+        Ok(self.api + self.lines + self.humaneval + user)
+    }
+
+    fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<Vec<RepairRow>> {
+        case_rows(model, self, &Prepared::once(model, self, context.out)?, index)
+    }
+
+    fn merge(&self, units: Vec<Vec<RepairRow>>, model: &Model, context: &Context) -> Result<StudyRun> {
+        let prepared = Prepared::once(model, self, context.out)?;
+        let (report, patches) = finish_study(model, self, prepared, units.concat())?;
         if let Some(patches) = &patches {
             patches.revert(model)?;
         }
@@ -62,7 +86,7 @@ impl Report for StudyRun {
         write_json(dir, "results.json", self)?;
         write_file(dir, "table.md", summary_markdown(&self.report.summary).as_bytes())?;
         write_file(dir, "table.csv", rows_csv(&self.report.rows).as_bytes())?;
-        let mut files = names(&["table.md", "table.csv", "results.json", "rows.jsonl"]);
+        let mut files = names(&["table.md", "table.csv", "results.json"]);
         if let Some(patches) = &self.patches {
             patches.save(&dir.join("patches.ron"))?;
             files.extend(names(&["patches.ron", "patches.safetensors"]));

@@ -6,15 +6,14 @@
 pub mod benchmarks;
 pub mod summary;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use models::{Model, Progress};
+use models::Model;
 use repair::patchset::{ModelIdentity, PatchSet};
 use repair::{Method, RepairCase, RepairConfig, Repairer, Specificity};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ExperimentError, Result};
-use crate::journal::RowJournal;
 use crate::ops::repair::{repairer, UnrelatedSettings};
 use crate::repair_cases::{api_cases, humaneval_cases, line_cases};
 pub use benchmarks::{BenchmarkSpec, BenchmarkSuite, Benchmarks};
@@ -113,7 +112,8 @@ impl RepairStudySpec {
     }
 }
 
-/// What a study's journal rows depend on: the study without its list of methods and without the repairs in a row.
+/// What a study's cases and baseline depend on: the study without its list of methods and without the repairs in
+/// a row.
 pub fn journal_settings(study: &RepairStudySpec) -> RepairStudySpec {
     RepairStudySpec { methods: Vec::new(), sequential: false, ..study.clone() }
 }
@@ -130,60 +130,83 @@ pub fn study_cases(model: &Model, spec: &RepairStudySpec) -> Result<Vec<RepairCa
     Ok(cases)
 }
 
-/// Runs the study. The model is left as it was, unless `sequential` is on: then every effective MINT repair
-/// stays applied, in the returned patch set. Every row is recorded in the journal as it finishes, and rows the
-/// journal already holds are taken from it instead of being repaired again.
-pub fn run_repair_study(
-    model: &Model,
-    spec: &RepairStudySpec,
-    progress: &dyn Progress,
-    journal: &mut RowJournal<RepairRow>,
-) -> Result<(RepairStudyReport, Option<PatchSet>)> {
-    let cases = study_cases(model, spec)?;
-    if cases.is_empty() {
-        return Err(ExperimentError::Data("no repair cases: the model got every mined case right".into()));
+/// What every case of a study shares: the cases mined, and the benchmarks of the unrepaired model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prepared {
+    /// The cases, by family.
+    pub cases: Vec<RepairCase>,
+    /// Benchmarks of the unrepaired model.
+    pub baseline: Benchmarks,
+}
+
+impl Prepared {
+    /// Mines the cases and measures the unrepaired model, once per study: both are kept in `dir` (`cases.json`,
+    /// `baseline.json`, with the study's settings) and read back by the study's other units and a resumed study.
+    pub fn once(model: &Model, spec: &RepairStudySpec, dir: &Path) -> Result<Prepared> {
+        let settings = journal_settings(spec);
+        let cases = crate::journal::measured_once(&dir.join("cases.json"), &settings, || {
+            let cases = study_cases(model, spec)?;
+            if cases.is_empty() {
+                return Err(ExperimentError::Data("no repair cases: the model got every mined case right".into()));
+            }
+            Ok(cases)
+        })?;
+        let baseline = crate::journal::measured_once(&dir.join("baseline.json"), &settings, || {
+            BenchmarkSuite::new(&spec.benchmarks)?.measure(model, spec.benchmarks.humaneval_problems)
+        })?;
+        Ok(Prepared { cases, baseline })
     }
+}
+
+/// The rows of case `index` (none past the cases mined): every method of the study repairs it from the unrepaired
+/// model, the benchmarks are measured with the repair applied, and the repair is reverted; the model must come back
+/// bit for bit. The random-neuron baseline draws its neurons as it would in one run over every case.
+pub fn case_rows(model: &Model, spec: &RepairStudySpec, prepared: &Prepared, index: usize) -> Result<Vec<RepairRow>> {
+    let Some(case) = prepared.cases.get(index) else { return Ok(Vec::new()) };
     let identity = ModelIdentity::of(model)?;
     let mut repairer = repairer(model, spec.config.clone(), spec.unrelated())?;
+    repairer.count_repairs_from((index * spec.methods.len()) as u64);
     let suite = BenchmarkSuite::new(&spec.benchmarks)?;
-    let baseline = journal.once("baseline", || suite.measure(model, spec.benchmarks.humaneval_problems))?;
-    progress.begin("repairing", (cases.len() * spec.methods.len()) as u64);
-    let mut rows = Vec::new();
-    for case in &cases {
-        for &method in &spec.methods {
-            progress.check()?;
-            let done = |row: &RepairRow| row.family == case.family && row.case == case.id && row.method == method;
-            if let Some(row) = journal.find(done) {
-                rows.push(row.clone());
-                progress.advance(1);
-                continue;
-            }
-            let (repair, metrics) = repairer.repair_case(model, case, method)?;
-            let after = suite.measure(model, spec.benchmarks.humaneval_problems)?;
-            repair.revert(model)?;
-            let row = RepairRow {
-                family: case.family.clone(),
-                case: case.id.clone(),
-                method,
-                metrics,
-                deltas: after.minus(&baseline),
-                steps: repair.steps,
-            };
-            journal.record(&row)?;
-            rows.push(row);
-            progress.advance(1);
-        }
+    let mut rows = Vec::with_capacity(spec.methods.len());
+    for &method in &spec.methods {
+        let (repair, metrics) = repairer.repair_case(model, case, method)?;
+        let after = suite.measure(model, spec.benchmarks.humaneval_problems)?;
+        repair.revert(model)?;
+        rows.push(RepairRow {
+            family: case.family.clone(),
+            case: case.id.clone(),
+            method,
+            metrics,
+            deltas: after.minus(&prepared.baseline),
+            steps: repair.steps,
+        });
     }
     if ModelIdentity::of(model)?.weights_sha256 != identity.weights_sha256 {
         return Err(ExperimentError::Data("reverting the repairs did not restore the model bit-exactly".into()));
     }
+    Ok(rows)
+}
+
+/// The study's report from every case's rows: the table, and with `sequential` the MINT repairs applied in a row,
+/// which stay applied, in the returned patch set.
+pub fn finish_study(
+    model: &Model,
+    spec: &RepairStudySpec,
+    prepared: Prepared,
+    rows: Vec<RepairRow>,
+) -> Result<(RepairStudyReport, Option<PatchSet>)> {
     let summary = summarize(&rows, &spec.methods);
     let (sequential, patches) = if spec.sequential {
-        let (report, patches) = repair_in_a_row(model, &cases, &mut repairer, &suite, identity, spec)?;
+        let mut repairer = repairer(model, spec.config.clone(), spec.unrelated())?;
+        repairer.count_repairs_from((prepared.cases.len() * spec.methods.len()) as u64);
+        let suite = BenchmarkSuite::new(&spec.benchmarks)?;
+        let (report, patches) =
+            repair_in_a_row(model, &prepared.cases, &mut repairer, &suite, ModelIdentity::of(model)?, spec)?;
         (Some(report), Some(patches))
     } else {
         (None, None)
     };
+    let Prepared { cases, baseline } = prepared;
     Ok((RepairStudyReport { cases, baseline, rows, summary, sequential }, patches))
 }
 
