@@ -205,6 +205,27 @@ fn repair_study() {
         same_results(&["repair", "--study", "--study-settings", file.to_str().unwrap()], &format!("Repair{settings}"));
     assert_eq!(r["rows"].as_array().unwrap().len(), 2);
     assert!(r["sequential"]["repairs"].as_u64().is_some(), "{}", r["sequential"]);
+
+    // The command line resumes from its folder's units, and refuses a folder of a study with other settings.
+    let _turn = one_at_a_time();
+    let out = through_cli(dir.path(), &["repair", "--study", "--study-settings", file.to_str().unwrap()]);
+    let unit = out.join("units/unit-00000.json");
+    let written = std::fs::metadata(&unit).unwrap().modified().unwrap();
+    through_cli(dir.path(), &["repair", "--study", "--study-settings", file.to_str().unwrap()]);
+    assert_eq!(std::fs::metadata(&unit).unwrap().modified().unwrap(), written, "the case was repaired again");
+    std::fs::write(&file, settings.replace("methods: [Mint, RankOne]", "methods: [Mint]")).unwrap();
+    let other = workbench(&[
+        "repair",
+        "--study",
+        "--study-settings",
+        file.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let message = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && message.contains("other settings"), "{message}");
 }
 
 /// A file of cases is repaired as one joint set by default; `--one-by-one` repairs each alone on top of the
@@ -231,7 +252,8 @@ fn a_file_of_cases_is_a_set_unless_one_by_one() {
 /// A spec run as shards (`--step S --shard K/N`, in any order, then `--merge`) writes the same results as the same
 /// spec run at once: steps with units (HumanEval batches, held-out files) journal each unit, a rerun shard skips
 /// what is done, a merge before every unit is done names the missing ones, a step waits for the steps before it,
-/// a step without units runs whole in shard 0, the FIND suite splits by interpreter and a probe by groups of layers.
+/// a step without units runs whole in shard 0, the FIND suite splits by interpreter, a probe by groups of layers and
+/// the repair study by case.
 #[test]
 fn a_run_in_shards_equals_the_run_at_once() {
     let _turn = one_at_a_time();
@@ -240,7 +262,10 @@ fn a_run_in_shards_equals_the_run_at_once() {
         HumanEval(protocol: Completion, limit: 5, max_tokens: 32, batch: 2), \
         Lens(files: 1, max_tokens: 24), \
         Interpret(numeric: 6, strings: 4, interpreters: [Random, Scientist], rounds: 3), \
-        Probe(task: Syntax, layers: [1, 3, 5], files: 6, max_tokens: 64, seeds: 1, layers_per_unit: 2)";
+        Probe(task: Syntax, layers: [1, 3, 5], files: 6, max_tokens: 64, seeds: 1, layers_per_unit: 2), \
+        Repair(api: 2, lines: 0, humaneval: 0, methods: [Mint, RandomNeurons], unrelated_prompts: 4, unrelated_tokens: 24, \
+        unrelated_positions: 4, benchmarks: (perplexity_files: 1, perplexity_tokens: 64, line_files: 1, lines_per_file: 1, \
+        sequential_humaneval_problems: 0))";
     let spec = dir.path().join("sharded.ron");
     std::fs::write(&spec, format!("(name: \"sharded\", model: \"{MODEL}\", device: \"cpu\", steps: [{steps}])"))
         .unwrap();
@@ -286,12 +311,26 @@ fn a_run_in_shards_equals_the_run_at_once() {
     succeed(part("4", &["--shard", "0/2"]));
     succeed(part("4", &["--merge"]));
     assert_eq!(std::fs::read_dir(sharded.join("step-04-probe/units")).unwrap().count(), 2);
+    // The repair study: a case each, the second first (its shard mines the cases and measures the baseline).
+    succeed(part("5", &["--shard", "1/2"]));
+    assert!(
+        sharded.join("step-05-repair/cases.json").exists() && sharded.join("step-05-repair/baseline.json").exists()
+    );
+    succeed(part("5", &["--shard", "0/2"]));
+    succeed(part("5", &["--merge"]));
 
     let steps = ["step-00-perplexity", "step-01-humaneval", "step-02-lens", "step-03-interpret", "step-04-probe"];
+    let steps = [&steps[..], &["step-05-repair"]].concat();
     for step in steps {
         assert_eq!(results(&at_once.join(step)), results(&sharded.join(step)), "{step} differs when sharded");
     }
-    assert_eq!(results(&at_once)["steps"], results(&sharded)["steps"], "the runs' results differ");
+    // The repair study's summary table ends each row with a median time: its results.json is compared above.
+    let summaries = |run: &Path| {
+        let mut steps = results(run)["steps"].clone();
+        steps[5]["lines"] = Value::Null;
+        steps
+    };
+    assert_eq!(summaries(&at_once), summaries(&sharded), "the runs' results differ");
     let samples = |run: &Path| std::fs::read_to_string(run.join("step-01-humaneval/samples.jsonl")).unwrap();
     assert_eq!(samples(&at_once), samples(&sharded));
 }
