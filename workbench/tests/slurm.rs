@@ -205,6 +205,23 @@ fn a_failed_shard_is_named_with_its_log_and_the_merge_does_not_run_until_a_resum
 }
 
 #[test]
+fn a_shard_past_its_time_limit_is_named_and_its_units_are_not_done() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), "Perplexity(files: 2, tokens: 48)");
+    let slow = wrapper(dir.path(), 1, "echo 'shard 1 sleeps past its limit' >&2; sleep 600");
+    // Slurm's shortest limit is a minute; it ends the job within its next check after that.
+    let flags = ["--time", "1", "--workbench", slow.to_str().unwrap()];
+    let run = submit(&cluster, &spec, &dir.path().join("cluster"), &flags);
+    let (finished, text) = status(&cluster, &run, true);
+    assert!(!finished, "{text}");
+    assert!(text.contains("shard 1 failed: TIMEOUT"), "{text}");
+    assert!(text.contains("| shard 1 sleeps past its limit"), "{text}");
+    assert!(text.contains("1/2 units"), "{text}");
+    assert!(!run.join("step-00-perplexity/units/unit-00001.json").exists());
+}
+
+#[test]
 fn a_run_folder_that_is_not_writable_is_refused_before_anything_is_submitted() {
     let cluster = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
