@@ -36,9 +36,7 @@ pub struct StepPlan {
     pub index: usize,
     /// Its folder in the run folder (`step-01-humaneval`).
     pub folder: String,
-    /// Its units, when it has any; a step without units runs whole as one shard.
-    pub units: Option<usize>,
-    /// Per unit (one entry for a step without units), whether it is done.
+    /// Per unit (one entry for a step without units, which runs whole as one shard), whether it is done.
     pub done_units: Vec<bool>,
     /// Whether the step is finished (merged, its `done.json` written).
     pub done: bool,
@@ -59,12 +57,11 @@ pub fn plan(dir: &Path) -> Result<Vec<StepPlan>> {
         .map(|index| {
             let folder = run.folder(index);
             let done = run.done(index).is_some();
-            let units = unit_count(&run.spec.steps[index])?;
-            let done_units = match units {
+            let done_units = match unit_count(&run.spec.steps[index])? {
                 Some(count) => crate::units::done_units(&dir.join(&folder).join("units"), count),
                 None => vec![done],
             };
-            Ok(StepPlan { index, folder, units, done_units, done })
+            Ok(StepPlan { index, folder, done_units, done })
         })
         .collect()
 }

@@ -149,9 +149,8 @@ struct Submitter<'a> {
 
 impl Submitter<'_> {
     /// Writes `job`'s batch script as `file` in `folder`; its path.
-    fn script(&self, folder: &Path, file: &str, job: &Job, step: Option<&StepPlan>) -> Result<PathBuf> {
-        let at = step.map(|step| (step.index, step.folder.as_str()));
-        let text = script::batch_script(job, self.settings, self.workbench, self.dir, &self.name, at)?;
+    fn script(&self, folder: &Path, file: &str, job: &Job) -> Result<PathBuf> {
+        let text = script::batch_script(job, self.settings, self.workbench, self.dir, &self.name)?;
         crate::ops::write_file(folder, file, text.as_bytes())?;
         Ok(folder.join(file))
     }
@@ -163,14 +162,15 @@ impl Submitter<'_> {
         let array_job = if todo.is_empty() {
             None
         } else {
-            let script = self.script(&folder, "shards.sbatch", &Job::Shards { shards }, Some(step))?;
+            let job = Job::Shards { step: step.index, folder: &step.folder, shards };
+            let script = self.script(&folder, "shards.sbatch", &job)?;
             let indices: Vec<String> = todo.iter().map(usize::to_string).collect();
             let limit = self.settings.parallelism.map(|p| format!("%{}", p.max(1))).unwrap_or_default();
             let mut options = vec![format!("--array={}{limit}", indices.join(","))];
             options.extend(dependency(after));
             Some(scheduler::sbatch(&script, &options)?)
         };
-        let script = self.script(&folder, "merge.sbatch", &Job::Merge, Some(step))?;
+        let script = self.script(&folder, "merge.sbatch", &Job::Merge { step: step.index, folder: &step.folder })?;
         let merge_job = scheduler::sbatch(&script, &dependency(array_job.or(after)).collect::<Vec<_>>())?;
         Ok(StepJobs { step: step.index, shards, submitted: todo.to_vec(), array_job, merge_job })
     }
@@ -181,7 +181,7 @@ impl Submitter<'_> {
         let folder = self.dir.join("slurm");
         let file = folder.join(format!("probe-{}", std::process::id()));
         let _ = std::fs::remove_file(&file);
-        let job = scheduler::sbatch(&self.script(&folder, "probe.sbatch", &Job::Probe { file: &file }, None)?, &[])?;
+        let job = scheduler::sbatch(&self.script(&folder, "probe.sbatch", &Job::Probe { file: &file })?, &[])?;
         let arrived = || {
             let here = file.exists();
             if here {

@@ -9,48 +9,37 @@ use crate::error::{ExperimentError, Result};
 
 /// What a script is for.
 pub enum Job<'a> {
-    /// The array of `shards` shards of a step.
-    Shards { shards: usize },
-    /// The step's merge (and, after the last step, the run's report).
-    Merge,
+    /// The array of `shards` shards of step `step` (in `folder`).
+    Shards { step: usize, folder: &'a str, shards: usize },
+    /// The merge of step `step` (in `folder`) and, after the last step, the run's report.
+    Merge { step: usize, folder: &'a str },
     /// The check that the run folder is writable from a compute node: touches `file`.
     Probe { file: &'a Path },
 }
 
-/// The text of the batch script of `job` for step `step` (in `folder`) of the run in `dir` named `name`.
-pub fn batch_script(
-    job: &Job,
-    settings: &SlurmSettings,
-    workbench: &Path,
-    dir: &Path,
-    name: &str,
-    step: Option<(usize, &str)>,
-) -> Result<String> {
-    let logs = match step {
-        Some((_, folder)) => dir.join(folder).join("slurm"),
-        None => dir.join("slurm"),
-    };
+/// The text of the batch script of `job` for the run in `dir` named `name`.
+pub fn batch_script(job: &Job, settings: &SlurmSettings, workbench: &Path, dir: &Path, name: &str) -> Result<String> {
+    let logs = |folder: &str| dir.join(folder).join("slurm");
     let (exe, run) = (quoted(workbench)?, quoted(dir)?);
-    let (what, job_name, output, command) = match (job, step) {
-        (Job::Shards { shards }, Some((index, folder))) => (
-            format!("shard $SLURM_ARRAY_TASK_ID of {shards} of step {index} ({folder})"),
-            format!("wb-{name}-{index}"),
-            logs.join("shard-%a-job-%A.log"),
-            format!("exec {exe} run --resume {run} --step {index} --shard \"$SLURM_ARRAY_TASK_ID/{shards}\""),
+    let (what, job_name, output, command) = match *job {
+        Job::Shards { step, folder, shards } => (
+            format!("shard $SLURM_ARRAY_TASK_ID of {shards} of step {step} ({folder})"),
+            format!("wb-{name}-{step}"),
+            logs(folder).join("shard-%a-job-%A.log"),
+            format!("exec {exe} run --resume {run} --step {step} --shard \"$SLURM_ARRAY_TASK_ID/{shards}\""),
         ),
-        (Job::Merge, Some((index, folder))) => (
-            format!("the merge of step {index} ({folder})"),
-            format!("wb-{name}-{index}-merge"),
-            logs.join("merge-job-%j.log"),
-            format!("exec {exe} run --resume {run} --step {index} --merge"),
+        Job::Merge { step, folder } => (
+            format!("the merge of step {step} ({folder})"),
+            format!("wb-{name}-{step}-merge"),
+            logs(folder).join("merge-job-%j.log"),
+            format!("exec {exe} run --resume {run} --step {step} --merge"),
         ),
-        (Job::Probe { file }, _) => (
+        Job::Probe { file } => (
             "the check that compute nodes can write the run folder".into(),
             format!("wb-{name}-probe"),
-            logs.join("probe-job-%j.log"),
+            dir.join("slurm").join("probe-job-%j.log"),
             format!("test -d {run} && hostname > {}", quoted(file)?),
         ),
-        _ => return Err(ExperimentError::Cluster("a shard or merge script needs its step".into())),
     };
     let mut text = format!(
         "#!/bin/bash\n# Written by `workbench run --slurm`: {what} of the run in {}.\n#SBATCH --job-name={}\n#SBATCH --output={}\n",
