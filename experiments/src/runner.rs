@@ -238,60 +238,98 @@ fn report(spec: &Spec, steps: &[StepSummary]) -> String {
 /// merges them into its report; a step without runs whole in the shard that holds unit 0. Returns the step's
 /// summary lines and files when the phase finished it. An Export without a patch set takes the last earlier step's.
 fn run_phase(model: &Model, step: &Step, context: &Context, phase: Phase) -> Result<Option<Outcome>> {
+    let running = Running { model, context, phase };
     match step {
-        Step::HumanEval(settings) => split(settings, model, context, phase),
-        Step::Lines(settings) => split(settings, model, context, phase),
-        Step::Perplexity(settings) => split(settings, model, context, phase),
-        Step::Probe(settings) if settings.layers_per_unit.is_some() => split(settings, model, context, phase),
-        Step::Probe(settings) => whole(settings, model, context, phase),
-        Step::Lens(settings) => whole(settings, model, context, phase),
-        Step::Interpret(settings) => split(settings, model, context, phase),
-        Step::Repair(settings) => split(settings.as_ref(), model, context, phase),
-        Step::RepairCases(settings) => whole(settings.as_ref(), model, context, phase),
-        Step::RepairSet(settings) => whole(settings.as_ref(), model, context, phase),
-        Step::RepairSequence(settings) => whole(settings.as_ref(), model, context, phase),
         Step::Export(settings) if settings.patches.is_none() && phase.runs_whole() => {
             let patches = Some(last_patch_set(context.out)?);
-            whole(&ExportSettings { patches, ..settings.clone() }, model, context, phase)
+            running.whole(&ExportSettings { patches, ..settings.clone() })
         }
-        Step::Export(settings) => whole(settings, model, context, phase),
+        _ => visit(step, running),
     }
 }
 
 /// How many units `step` has, when it has units.
 fn unit_count(step: &Step) -> Result<Option<usize>> {
+    visit(step, Counting)
+}
+
+/// Something done with a step's operation, one way for operations with units and another for the rest.
+trait StepVisitor {
+    /// What it gives.
+    type Output;
+    /// Does it with an operation made of units.
+    fn split<O: Split>(self, operation: &O) -> Self::Output;
+    /// Does it with an operation that runs whole.
+    fn whole<O: Operation>(self, operation: &O) -> Self::Output;
+}
+
+/// Hands `step`'s operation to `visitor`: the one place that says which steps run as units.
+fn visit<V: StepVisitor>(step: &Step, visitor: V) -> V::Output {
     match step {
-        Step::HumanEval(settings) => settings.units().map(Some),
-        Step::Lines(settings) => settings.units().map(Some),
-        Step::Perplexity(settings) => settings.units().map(Some),
-        Step::Interpret(settings) => settings.units().map(Some),
-        Step::Probe(settings) if settings.layers_per_unit.is_some() => settings.units().map(Some),
-        Step::Repair(settings) => settings.units().map(Some),
-        _ => Ok(None),
+        Step::HumanEval(settings) => visitor.split(settings),
+        Step::Lines(settings) => visitor.split(settings),
+        Step::Perplexity(settings) => visitor.split(settings),
+        Step::Probe(settings) if settings.layers_per_unit.is_some() => visitor.split(settings),
+        Step::Probe(settings) => visitor.whole(settings),
+        Step::Lens(settings) => visitor.whole(settings),
+        Step::Interpret(settings) => visitor.split(settings),
+        Step::Pages(settings) => visitor.split(settings),
+        Step::Repair(settings) => visitor.split(settings.as_ref()),
+        Step::RepairCases(settings) => visitor.whole(settings.as_ref()),
+        Step::RepairSet(settings) => visitor.whole(settings.as_ref()),
+        Step::RepairSequence(settings) => visitor.whole(settings.as_ref()),
+        Step::Export(settings) => visitor.whole(settings),
     }
 }
 
-/// [`run_phase`] of an operation without units.
-fn whole<O: Operation>(operation: &O, model: &Model, context: &Context, phase: Phase) -> Result<Option<Outcome>> {
-    if !phase.runs_whole() {
-        return Ok(None);
+/// Counts a step's units.
+struct Counting;
+
+impl StepVisitor for Counting {
+    type Output = Result<Option<usize>>;
+
+    fn split<O: Split>(self, operation: &O) -> Self::Output {
+        operation.units().map(Some)
     }
-    ops::run(operation, model, context).map(Some)
+
+    fn whole<O: Operation>(self, _operation: &O) -> Self::Output {
+        Ok(None)
+    }
 }
 
-/// [`run_phase`] of an operation with units, journalled in the step folder's `units/`.
-fn split<O: Split>(operation: &O, model: &Model, context: &Context, phase: Phase) -> Result<Option<Outcome>> {
-    let units = context.out.join("units");
-    match phase {
-        Phase::Shard(shard) => {
-            crate::units::run_shard(operation, model, context, &units, shard)?;
-            Ok(None)
+/// Runs a phase of a step (see [`run_phase`]).
+struct Running<'a> {
+    model: &'a Model,
+    context: &'a Context<'a>,
+    phase: Phase,
+}
+
+impl StepVisitor for Running<'_> {
+    type Output = Result<Option<Outcome>>;
+
+    /// Runs a shard of the units, journalled in the step folder's `units/`, or merges them.
+    fn split<O: Split>(self, operation: &O) -> Self::Output {
+        let (model, context) = (self.model, self.context);
+        let units = context.out.join("units");
+        match self.phase {
+            Phase::Shard(shard) => {
+                crate::units::run_shard(operation, model, context, &units, shard)?;
+                Ok(None)
+            }
+            Phase::Merge => {
+                let report = crate::units::merge(operation, model, context, &units)?;
+                let files = report.write(context.out)?;
+                Ok(Some((report.summary(), files)))
+            }
         }
-        Phase::Merge => {
-            let report = crate::units::merge(operation, model, context, &units)?;
-            let files = report.write(context.out)?;
-            Ok(Some((report.summary(), files)))
+    }
+
+    /// Runs the operation in the shard that holds unit 0.
+    fn whole<O: Operation>(self, operation: &O) -> Self::Output {
+        if !self.phase.runs_whole() {
+            return Ok(None);
         }
+        ops::run(operation, self.model, self.context).map(Some)
     }
 }
 

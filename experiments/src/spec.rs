@@ -13,6 +13,7 @@ use crate::ops::humaneval::HumanEvalSettings;
 use crate::ops::interpret::InterpretSettings;
 use crate::ops::lens::LensSettings;
 use crate::ops::lines::LinesSettings;
+use crate::ops::pages::PagesSettings;
 use crate::ops::perplexity::PerplexitySettings;
 use crate::ops::probe::ProbeSettings;
 use crate::ops::repair::RepairSettings;
@@ -29,6 +30,8 @@ pub enum Step {
     Lens(LensSettings),
     /// The FIND suite, scored per interpreter.
     Interpret(InterpretSettings),
+    /// Neuron pages: top examples, descriptions and simulation scores of chosen neurons.
+    Pages(PagesSettings),
     /// HumanEval pass@k.
     HumanEval(HumanEvalSettings),
     /// Line completion on held-out CPython files.
@@ -56,6 +59,7 @@ impl Step {
             Step::Probe(_) => "probe",
             Step::Lens(_) => "lens",
             Step::Interpret(_) => "interpret",
+            Step::Pages(_) => "pages",
             Step::HumanEval(_) => "humaneval",
             Step::Lines(_) => "lines",
             Step::Perplexity(_) => "perplexity",

@@ -9,12 +9,12 @@ use models::tch::{Device, Kind};
 use models::{HookPoint, Model, Progress};
 
 use super::neurons::record_point;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{FindError, Result};
 
 /// One top-activating place.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Example {
     /// Document.
     pub document: usize,
@@ -31,7 +31,7 @@ pub struct Example {
 }
 
 /// Everything known about one neuron.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NeuronPage {
     /// Layer.
     pub layer: usize,
@@ -217,10 +217,15 @@ impl NeuronPage {
         out
     }
 
+    /// The name of the page's files, without extension: `L{layer}N{index}`.
+    pub fn file_stem(&self) -> String {
+        format!("L{}N{}", self.layer, self.index)
+    }
+
     /// Writes `L{layer}N{index}.json` and `.md` into `dir` (atomically).
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(models::files::at(dir))?;
-        let stem = dir.join(format!("L{}N{}", self.layer, self.index));
+        let stem = dir.join(self.file_stem());
         let json = serde_json::to_string_pretty(self)?;
         models::files::write_atomically(&stem.with_extension("json"), json.as_bytes())?;
         models::files::write_atomically(&stem.with_extension("md"), self.to_markdown().as_bytes())?;

@@ -126,6 +126,22 @@ fn interpret() {
         "Interpret(numeric: 6, strings: 4, interpreters: [Random, Scientist], rounds: 3)",
     );
     assert_eq!(r.as_array().unwrap().len(), 2);
+    let by_four = same_results(
+        &["interpret", "suite", "--numeric", "6", "--strings", "4", "--rounds", "3", "--functions-per-unit", "4"],
+        "Interpret(numeric: 6, strings: 4, interpreters: [Scientist, Random], rounds: 3, functions_per_unit: 4)",
+    );
+    assert_eq!(by_four[0]["outcomes"].as_array().unwrap().len(), 10, "{}", by_four[0]);
+}
+
+#[test]
+fn neuron_pages() {
+    let r = same_results(
+        &["interpret", "pages", "--layer", "3", "--neurons", "7,100", "--files", "2", "--held-out", "1"],
+        "Pages(layer: 3, neurons: [7, 100], files: 2, held_out: 1)",
+    );
+    let pages = r.as_array().unwrap();
+    assert_eq!((pages.len(), &pages[1]["index"]), (2, &Value::from(100)));
+    assert!(pages.iter().all(|p| p["top"].as_array().unwrap().len() == 10 && p["held_out_tokens"].as_u64() > Some(0)));
 }
 
 #[test]
@@ -252,8 +268,8 @@ fn a_file_of_cases_is_a_set_unless_one_by_one() {
 /// A spec run as shards (`--step S --shard K/N`, in any order, then `--merge`) writes the same results as the same
 /// spec run at once: steps with units (HumanEval batches, held-out files) journal each unit, a rerun shard skips
 /// what is done, a merge before every unit is done names the missing ones, a step waits for the steps before it,
-/// a step without units runs whole in shard 0, the FIND suite splits by interpreter, a probe by groups of layers and
-/// the repair study by case.
+/// a step without units runs whole in shard 0, the FIND suite splits by interpreter and group of functions, a probe
+/// by groups of layers, the repair study by case and neuron pages by groups of neurons.
 #[test]
 fn a_run_in_shards_equals_the_run_at_once() {
     let _turn = one_at_a_time();
@@ -261,11 +277,12 @@ fn a_run_in_shards_equals_the_run_at_once() {
     let steps = "Perplexity(files: 3, tokens: 48), \
         HumanEval(protocol: Completion, limit: 5, max_tokens: 32, batch: 2), \
         Lens(files: 1, max_tokens: 24), \
-        Interpret(numeric: 6, strings: 4, interpreters: [Random, Scientist], rounds: 3), \
+        Interpret(numeric: 6, strings: 4, interpreters: [Random, Scientist], rounds: 3, functions_per_unit: 4), \
         Probe(task: Syntax, layers: [1, 3, 5], files: 6, max_tokens: 64, seeds: 1, layers_per_unit: 2), \
         Repair(api: 2, lines: 0, humaneval: 0, methods: [Mint, RandomNeurons], unrelated_prompts: 4, unrelated_tokens: 24, \
         unrelated_positions: 4, benchmarks: (perplexity_files: 1, perplexity_tokens: 64, line_files: 1, lines_per_file: 1, \
-        sequential_humaneval_problems: 0))";
+        sequential_humaneval_problems: 0)), \
+        Pages(layer: 3, neurons: [7, 100, 300], files: 2, held_out: 1, max_tokens: 48, neurons_per_unit: 2)";
     let spec = dir.path().join("sharded.ron");
     std::fs::write(&spec, format!("(name: \"sharded\", model: \"{MODEL}\", device: \"cpu\", steps: [{steps}])"))
         .unwrap();
@@ -301,11 +318,13 @@ fn a_run_in_shards_equals_the_run_at_once() {
     assert!(!sharded.join("step-02-lens/done.json").exists(), "shard 1 ran a step without units");
     succeed(part("2", &["--shard", "0/2"]));
     succeed(part("2", &["--merge"]));
-    // One unit per interpreter: the second shard's (Scientist) first.
+    // Three groups of functions per interpreter, the second shard's first; the suite generated once, beside them.
     succeed(part("3", &["--shard", "1/2"]));
     succeed(part("3", &["--shard", "0/2"]));
     succeed(part("3", &["--merge"]));
-    assert_eq!(std::fs::read_dir(sharded.join("step-03-interpret/units")).unwrap().count(), 2);
+    let interpret_units = sharded.join("step-03-interpret/units");
+    assert_eq!(std::fs::read_dir(&interpret_units).unwrap().count(), 7, "6 units and the suite");
+    assert!(interpret_units.join("suite.json").exists());
     // Layers 1 and 3 in one unit, layer 5 in the other.
     succeed(part("4", &["--shard", "1/2"]));
     succeed(part("4", &["--shard", "0/2"]));
@@ -318,9 +337,14 @@ fn a_run_in_shards_equals_the_run_at_once() {
     );
     succeed(part("5", &["--shard", "0/2"]));
     succeed(part("5", &["--merge"]));
+    // Neurons 7 and 100 in one unit, 300 in the other.
+    succeed(part("6", &["--shard", "1/2"]));
+    succeed(part("6", &["--shard", "0/2"]));
+    succeed(part("6", &["--merge"]));
+    assert_eq!(std::fs::read_dir(sharded.join("step-06-pages/units")).unwrap().count(), 2);
 
     let steps = ["step-00-perplexity", "step-01-humaneval", "step-02-lens", "step-03-interpret", "step-04-probe"];
-    let steps = [&steps[..], &["step-05-repair"]].concat();
+    let steps = [&steps[..], &["step-05-repair", "step-06-pages"]].concat();
     for step in steps {
         assert_eq!(results(&at_once.join(step)), results(&sharded.join(step)), "{step} differs when sharded");
     }

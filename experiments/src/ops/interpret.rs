@@ -32,6 +32,11 @@ pub struct InterpretSettings {
     /// Score only every n-th function (for quick runs).
     #[serde(default = "every")]
     pub every: usize,
+    /// Functions of the suite per work unit (each interpreter scores its share of a unit's functions afresh, drawing
+    /// from the run's seed mixed with the unit's place), so that a cluster run spreads the suite over its shards.
+    /// Unset: each interpreter scores the whole suite in one unit.
+    #[serde(default)]
+    pub functions_per_unit: Option<usize>,
 }
 
 fn rounds() -> usize {
@@ -51,6 +56,7 @@ impl Default for InterpretSettings {
             interpreters: vec![InterpreterKind::Scientist, InterpreterKind::Random],
             rounds: Budget::default().rounds,
             every: 1,
+            functions_per_unit: None,
         }
     }
 }
@@ -74,22 +80,50 @@ impl Operation for InterpretSettings {
 }
 
 impl InterpretSettings {
-    /// The suite: the file given, or the one the run's seed generates.
-    fn suite(&self, seed: u64) -> Result<Suite> {
+    /// The suite: the file given, or the one the run's seed generates, kept in `out/units/suite.json` so that the
+    /// units of a step generate it once.
+    fn suite(&self, seed: u64, out: &Path) -> Result<Suite> {
+        match &self.suite {
+            Some(path) => Ok(Suite::load(path)?),
+            None => {
+                let settings = (seed, self.numeric, self.strings);
+                crate::journal::measured_once(&out.join("units").join("suite.json"), &settings, || {
+                    Ok(Suite::generate(seed, self.numeric, self.strings)?)
+                })
+            }
+        }
+    }
+
+    /// How many functions the suite has, known without generating it.
+    fn suite_size(&self) -> Result<usize> {
         Ok(match &self.suite {
-            Some(path) => Suite::load(path)?,
-            None => Suite::generate(seed, self.numeric, self.strings)?,
+            Some(path) => Suite::load(path)?.functions.len(),
+            None => self.numeric + self.strings,
+        })
+    }
+
+    /// How many units each interpreter's share of the suite is split into.
+    fn chunks(&self) -> Result<usize> {
+        let size = self.suite_size()?;
+        Ok(match self.functions_per_unit {
+            Some(0) => {
+                return Err(ExperimentError::Spec("functions_per_unit: a unit holds at least one function".into()))
+            }
+            Some(per_unit) => size.div_ceil(per_unit).max(1),
+            None => 1,
         })
     }
 }
 
-/// One unit per interpreter: each is built afresh and scores the whole suite, so the units are independent and give
-/// what one run of every interpreter gives.
+/// One unit per interpreter and group of `functions_per_unit` functions (in the suite's order): the interpreter,
+/// built afresh, scores those functions. Unit `u` is interpreter `u / chunks` on group `u % chunks`; the first
+/// group's interpreter draws from the run's seed, so without `functions_per_unit` each interpreter scores the
+/// whole suite as one run of it does. The merge joins each interpreter's groups into one evaluation.
 impl Split for InterpretSettings {
     type Unit = Evaluation;
 
     fn units(&self) -> Result<usize> {
-        Ok(self.interpreters.len())
+        Ok(self.interpreters.len() * self.chunks()?)
     }
 
     fn shows_unit_progress(&self) -> bool {
@@ -97,18 +131,38 @@ impl Split for InterpretSettings {
     }
 
     fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<Evaluation> {
-        let kind = self.interpreters.get(index).ok_or_else(|| {
-            ExperimentError::Data(format!("interpreter {index} asked for, of {}", self.interpreters.len()))
+        let chunks = self.chunks()?;
+        let kind = self.interpreters.get(index / chunks).ok_or_else(|| {
+            ExperimentError::Data(format!("interpret unit {index} asked for, of {}", self.interpreters.len() * chunks))
         })?;
-        let suite = self.suite(context.seed)?;
+        let suite = self.suite(context.seed, context.out)?;
+        if suite.functions.len() != self.suite_size()? {
+            return Err(ExperimentError::Data(format!(
+                "the suite has {} functions, not the {} its settings give",
+                suite.functions.len(),
+                self.suite_size()?
+            )));
+        }
+        let chunk = index % chunks;
+        let per_unit = self.functions_per_unit.unwrap_or(suite.functions.len()).max(1);
+        let ids: Vec<usize> = suite.functions.iter().skip(chunk * per_unit).take(per_unit).map(|f| f.id).collect();
         let budget = Budget { rounds: self.rounds, ..Budget::default() };
         let every = self.every.max(1);
-        let mut interpreter = kind.build(model, context.seed)?;
-        Ok(evaluate(&suite, interpreter.as_mut(), budget, |f| f.id % every == 0, context.progress)?)
+        let seed = context.seed ^ (chunk as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut interpreter = kind.build(model, seed)?;
+        let keep = |f: &find::suite::FunctionSpec| f.id.is_multiple_of(every) && ids.contains(&f.id);
+        Ok(evaluate(&suite, interpreter.as_mut(), budget, keep, context.progress)?)
     }
 
     fn merge(&self, evaluations: Vec<Evaluation>, _model: &Model, context: &Context) -> Result<InterpretReport> {
-        Ok(InterpretReport { suite: self.suite(context.seed)?, evaluations })
+        let suite = self.suite(context.seed, context.out)?;
+        let chunks = self.chunks()?;
+        let mut grouped = Vec::with_capacity(self.interpreters.len());
+        let mut evaluations = evaluations.into_iter();
+        for _ in &self.interpreters {
+            grouped.push(Evaluation::join(evaluations.by_ref().take(chunks).collect(), &suite)?);
+        }
+        Ok(InterpretReport { suite, evaluations: grouped })
     }
 }
 

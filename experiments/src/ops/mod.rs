@@ -8,6 +8,7 @@ pub mod humaneval;
 pub mod interpret;
 pub mod lens;
 pub mod lines;
+pub mod pages;
 pub mod perplexity;
 pub mod probe;
 pub mod repair;

@@ -7,12 +7,13 @@ use anyhow::Result;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
 use experiments::ops::interpret::InterpretSettings;
+use experiments::ops::pages::PagesSettings;
 use find::interpreters::InterpreterKind;
 use find::neurons::NeuronNumeric;
 use find::session::{Budget, Session};
 use models::Neuron;
 
-use super::args::{output_dir, run_operation, Bar, ModelArgs};
+use super::args::{output_dir, run_operation, ModelArgs};
 
 /// `workbench interpret`.
 #[derive(Debug, Args)]
@@ -63,6 +64,10 @@ pub struct SuiteArgs {
     /// Score only every n-th function (for quick runs).
     #[arg(long, default_value_t = 1)]
     every: usize,
+    /// Score the suite in units of this many functions, each interpreter built afresh per unit (the units a spec
+    /// step splits into on a cluster).
+    #[arg(long)]
+    functions_per_unit: Option<usize>,
     /// Folder for suite.json, results.json and table.csv (default: runs/<time>-interpret).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -135,6 +140,7 @@ fn suite(args: &SuiteArgs) -> Result<()> {
         interpreters: args.interpreters.clone(),
         rounds: args.rounds,
         every: args.every,
+        functions_per_unit: args.functions_per_unit,
     };
     let model = args.model.load()?;
     run_operation(&settings, &model, args.seed, &output_dir(&args.out, "interpret")?, args.model.json)
@@ -157,17 +163,14 @@ fn neuron(args: &NeuronArgs) -> Result<()> {
 }
 
 fn pages(args: &PagesArgs) -> Result<()> {
+    let settings = PagesSettings {
+        layer: args.layer,
+        neurons: args.neurons.clone(),
+        files: args.files,
+        held_out: args.held_out,
+        max_tokens: args.max_tokens,
+        neurons_per_unit: None,
+    };
     let model = args.model.load()?;
-    let documents = probes::corpus::stdlib_documents(args.files + args.held_out)?;
-    let (search, held_out) = documents.split_at(args.files);
-    let bar = Bar::new();
-    let pages = find::pages::neuron_pages(&model, args.layer, &args.neurons, search, held_out, args.max_tokens, &bar)?;
-    bar.0.finish_and_clear();
-    let out = output_dir(&args.out, "neuron-pages")?;
-    for page in &pages {
-        page.write(&out)?;
-        println!("{}.{}: {} (simulation score {:.3})", page.layer, page.index, page.description, page.simulation_score);
-    }
-    println!("pages in {}", out.display());
-    Ok(())
+    run_operation(&settings, &model, 0, &output_dir(&args.out, "neuron-pages")?, args.model.json)
 }

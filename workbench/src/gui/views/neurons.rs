@@ -3,9 +3,10 @@
 //! they come and its answer plotted over them.
 
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use experiments::ops::pages::PagesSettings;
 use find::expr::{Expr, Value};
 use find::neurons::NeuronNumeric;
-use find::pages::{neuron_pages, NeuronPage};
+use find::pages::NeuronPage;
 use find::scientist::Scientist;
 use find::session::{Answer, BlackBox, Budget, Interpreter, Session};
 use models::Neuron;
@@ -165,10 +166,8 @@ impl NeuronsView {
         let (neuron, files) = (self.neuron(), self.files);
         self.page = None;
         self.job = shared.start_with_model(ctx, View::Neurons, "top examples", move |model, job| {
-            let mut documents = probes::corpus::stdlib_documents(files + 2)?;
-            let held_out = documents.split_off(files);
-            let mut pages =
-                neuron_pages(model, neuron.layer, &[neuron.index], &documents, &held_out, 256, job.progress())?;
+            let settings = PagesSettings { files, ..PagesSettings::new(neuron.layer, vec![neuron.index]) };
+            let mut pages = settings.pages(model, job.progress())?;
             Ok(Found::Page(Box::new(pages.remove(0))))
         });
     }
