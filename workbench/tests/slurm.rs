@@ -221,6 +221,44 @@ fn a_shard_past_its_time_limit_is_named_and_its_units_are_not_done() {
     assert!(!run.join("step-00-perplexity/units/unit-00001.json").exists());
 }
 
+/// A node that goes down while a shard runs on it: Slurm ends the job (`NODE_FAIL`); with `--no-requeue` (without it
+/// Slurm puts the job back in the queue and it runs again once a node is up) the shard is shown failed with its log,
+/// its unit is not done, and a resume reruns that shard alone.
+#[test]
+fn a_shard_on_a_node_that_fails_is_named_and_a_resume_reruns_it() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), "Perplexity(files: 2, tokens: 48)");
+    let slow = wrapper(dir.path(), 1, "echo 'shard 1 started' >&2; sleep 600");
+    let flags = ["--sbatch-arg=--no-requeue", "--workbench", slow.to_str().unwrap()];
+    let run = submit(&cluster, &spec, &dir.path().join("cluster"), &flags);
+    wait_for(&cluster, &run, |text| text.contains("1/2 units; shards: 1 done, 0 waiting, 1 running"));
+    let node = succeed(cluster.command("sinfo").args(["-h", "-o", "%N"]).output().unwrap());
+    let update = |state: &str| {
+        cluster
+            .command("scontrol")
+            .args(["update", &format!("NodeName={}", node.trim()), &format!("State={state}")])
+            .args((state == "DOWN").then_some("Reason=test-node-failure"))
+            .output()
+            .unwrap()
+    };
+    succeed(update("DOWN"));
+    let text = wait_for(&cluster, &run, |text| text.contains("1 failed"));
+    assert!(text.contains("shard 1 failed: NODE_FAIL (NodeDown)"), "{text}");
+    assert!(text.contains("| shard 1 started") && text.contains("DUE TO NODE FAILURE"), "the log's last lines: {text}");
+    assert!(!run.join("step-00-perplexity/units/unit-00001.json").exists());
+    assert!(!run.join("step-00-perplexity/done.json").exists());
+    // The node comes back (ReturnToService=2 brings it back when its slurmd registers; RESUME otherwise).
+    let _ = update("RESUME");
+
+    succeed(cluster.workbench(&["run", "--resume", run.to_str().unwrap(), "--slurm"]));
+    assert_eq!(jobs(&run)[1]["submitted"], serde_json::json!([1]), "{}", jobs(&run));
+    let (finished, text) = status(&cluster, &run, true);
+    assert!(finished, "{text}");
+    let local = run_locally(&cluster, &spec, &dir.path().join("local"));
+    assert_eq!(all_results(&local), all_results(&run));
+}
+
 #[test]
 fn a_run_folder_that_is_not_writable_is_refused_before_anything_is_submitted() {
     let cluster = Cluster::start();
