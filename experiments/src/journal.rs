@@ -25,14 +25,25 @@ pub struct RowJournal<R> {
 /// The value `measure` gives, measured once for a study with `settings`: kept in `path` (atomically) with the
 /// settings and read back by a study with the same settings (a file written before a setting was added reads it at
 /// its default), as [`RowJournal::once`] does for a study with a journal. Studies split into units keep what their
-/// units share this way (the units of one shard measure it once; shards running at once may each measure it, and
-/// write the same value).
+/// units share this way: shards that start together take turns on a lock beside the file (`.NAME.lock`), so the
+/// first measures and the others read what it kept (on a filesystem without locks each measures, the same value).
 pub fn measured_once<S: Serialize + DeserializeOwned, T: Serialize + DeserializeOwned>(
     path: &std::path::Path,
     settings: &S,
     measure: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     kept_or_measured(path, &serde_json::to_value(settings)?, as_written_now::<S>, measure)
+}
+
+/// An exclusive lock on `.NAME.lock` beside `path` (NAME its file name), held until dropped; none where the folder
+/// cannot be made or the filesystem has no locks.
+fn lock_beside(path: &std::path::Path) -> Option<std::fs::File> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).ok()?;
+    let name = format!(".{}.lock", path.file_name()?.to_string_lossy());
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(name)).ok()?;
+    file.lock().ok()?;
+    Some(file)
 }
 
 /// The value kept in `path` when it was measured with `settings` (as `current` reads old settings), else the value
@@ -43,6 +54,7 @@ fn kept_or_measured<T: Serialize + DeserializeOwned>(
     current: fn(&serde_json::Value) -> Option<serde_json::Value>,
     measure: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
+    let _turn = lock_beside(path);
     let kept = std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice::<Measured<T>>(&bytes).ok());
     if let Some(kept) = kept.filter(|kept| current(&kept.settings).as_ref() == Some(settings)) {
         return Ok(kept.value);
@@ -185,6 +197,26 @@ mod tests {
 
     fn find<'a>(journal: &'a RowJournal<RepairRow>, case: &RepairCase, method: Method) -> Option<&'a RepairRow> {
         journal.find(|r| r.case == case.id && r.method == method)
+    }
+
+    #[test]
+    fn shards_that_start_together_measure_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("units").join("baseline.json");
+        let measured = std::sync::atomic::AtomicUsize::new(0);
+        let measure = || {
+            measured.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok(0.1f64 + 0.2)
+        };
+        let values: Vec<f64> = std::thread::scope(|scope| {
+            let shards: Vec<_> =
+                (0..3).map(|_| scope.spawn(|| measured_once(&path, &"settings".to_string(), measure))).collect();
+            shards.into_iter().map(|s| s.join().unwrap().unwrap()).collect()
+        });
+        assert_eq!(measured.into_inner(), 1, "each shard measured");
+        assert_eq!(values, [0.1 + 0.2; 3], "the value kept is read back exactly");
+        assert_eq!(measured_once(&path, &"other settings".to_string(), || Ok(7.0)).unwrap(), 7.0);
     }
 
     #[test]
