@@ -18,8 +18,6 @@ pub struct RowJournal<R> {
     /// takes that default (none: not settings of this study).
     current: fn(&serde_json::Value) -> Option<serde_json::Value>,
     done: Vec<R>,
-    /// The file, open for appending rows.
-    file: std::fs::File,
 }
 
 /// The value `measure` gives, measured once for a study with `settings`: kept in `path` (atomically) with the
@@ -96,6 +94,7 @@ impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
     pub fn open<S: Serialize + DeserializeOwned>(path: &std::path::Path, settings: &S) -> Result<Self> {
         let settings = serde_json::to_value(settings)?;
         let current = as_written_now::<S>;
+        let _turn = lock_beside(path);
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -109,8 +108,7 @@ impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
             )));
         }
         Self::rewrite(path, &settings, &done)?;
-        let file = std::fs::OpenOptions::new().append(true).open(path).map_err(models::files::at(path))?;
-        Ok(RowJournal { path: path.to_path_buf(), settings, current, done, file })
+        Ok(RowJournal { path: path.to_path_buf(), settings, current, done })
     }
 
     /// The rows of the journal at `path`, whatever its settings, without changing it (to show a study's progress
@@ -157,11 +155,14 @@ impl<R: Serialize + DeserializeOwned + Clone> RowJournal<R> {
         kept_or_measured(&self.path.with_file_name(format!("{name}.json")), &self.settings, self.current, measure)
     }
 
-    /// Adds a finished row.
+    /// Adds a finished row. Units of a study that run at once share its journal: each row is appended under the
+    /// journal's lock to the file as it is then (another unit's open may have rewritten it).
     pub fn record(&mut self, row: &R) -> Result<()> {
         use std::io::Write;
         let line = json_line(row)?;
-        let file = &mut self.file;
+        let _turn = lock_beside(&self.path);
+        let mut file =
+            std::fs::OpenOptions::new().append(true).open(&self.path).map_err(models::files::at(&self.path))?;
         file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).map_err(models::files::at(&self.path))?;
         self.done.push(row.clone());
         Ok(())
@@ -217,6 +218,24 @@ mod tests {
         assert_eq!(measured.into_inner(), 1, "each shard measured");
         assert_eq!(values, [0.1 + 0.2; 3], "the value kept is read back exactly");
         assert_eq!(measured_once(&path, &"other settings".to_string(), || Ok(7.0)).unwrap(), 7.0);
+    }
+
+    #[test]
+    fn units_sharing_a_journal_keep_each_others_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.jsonl");
+        let (first, second) = (case("a"), case("b"));
+        let study = RepairStudySpec::default();
+        let mut one = open(&path, &study).unwrap();
+        one.record(&row(&first, Method::Mint, 1.0)).unwrap();
+        // A second unit opens the journal (rewriting it) while the first goes on.
+        let mut other = open(&path, &study).unwrap();
+        one.record(&row(&second, Method::Mint, 2.0)).unwrap();
+        other.record(&row(&second, Method::RankOne, 3.0)).unwrap();
+        let rows = RowJournal::<RepairRow>::read_rows(&path).unwrap();
+        let kept: Vec<(String, Method)> = rows.iter().map(|r| (r.case.clone(), r.method)).collect();
+        let expected = [("a", Method::Mint), ("b", Method::Mint), ("b", Method::RankOne)];
+        assert_eq!(kept, expected.map(|(c, m)| (c.to_string(), m)));
     }
 
     #[test]

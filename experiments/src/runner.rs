@@ -277,7 +277,7 @@ fn visit<V: StepVisitor>(step: &Step, visitor: V) -> V::Output {
         Step::Repair(settings) => visitor.split(settings.as_ref()),
         Step::RepairCases(settings) => visitor.whole(settings.as_ref()),
         Step::RepairSet(settings) => visitor.whole(settings.as_ref()),
-        Step::RepairSequence(settings) => visitor.whole(settings.as_ref()),
+        Step::RepairSequence(settings) => visitor.split(settings.as_ref()),
         Step::Export(settings) => visitor.whole(settings),
     }
 }

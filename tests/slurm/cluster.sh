@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A single-node Slurm cluster on this machine for the cluster backend's tests (see shared/reference/SLURM.md).
-#   cluster.sh start DIR   munge and Slurm daemons with everything (key, config, state, logs) under DIR; prints
-#                          the SLURM_CONF to use, once the node is idle
+#   cluster.sh start DIR [NODE_LOCAL]
+#                          munge and Slurm daemons with everything (key, config, state, logs) under DIR; prints
+#                          the SLURM_CONF to use, once the node is idle. With NODE_LOCAL (a folder), the node (slurmd
+#                          and its jobs) sees an empty tmpfs of its own there, as on a node's local disk: what its
+#                          jobs write there never shows up here
 #   cluster.sh stop DIR    cancels every job, stops the daemons started in DIR
 # Needs Debian's slurmctld, slurmd, slurm-client and munge (`./x test` installs them), and root.
 set -euo pipefail
@@ -21,7 +24,7 @@ free_port() {
 }
 
 start() {
-  local dir=$1
+  local dir=$1 node_local=${2:-}
   for tool in munged slurmctld slurmd sinfo; do
     command -v "$tool" >/dev/null || { echo "$tool not found: ./x test installs slurmctld, slurmd, slurm-client and munge" >&2; exit 1; }
   done
@@ -40,7 +43,12 @@ start() {
   echo "AuthInfo=socket=$dir/munge.socket" >>"$dir/slurm.conf"
   export SLURM_CONF=$dir/slurm.conf
   slurmctld -c
-  slurmd
+  if [ -n "$node_local" ]; then
+    # shellcheck disable=SC2016 # $1 is the inner shell's
+    unshare --mount --propagation private sh -c 'mount -t tmpfs node-local "$1" && exec slurmd' sh "$node_local"
+  else
+    slurmd
+  fi
   local tries
   for tries in $(seq 1 120); do
     [ "$(sinfo -h -o %t 2>/dev/null)" = idle ] && { echo "$SLURM_CONF"; return; }
@@ -62,7 +70,7 @@ stop() {
 }
 
 case "${1:-}" in
-  start) start "${2:?cluster.sh start DIR}" ;;
+  start) start "${2:?cluster.sh start DIR [NODE_LOCAL]}" "${3:-}" ;;
   stop) stop "${2:?cluster.sh stop DIR}" ;;
-  *) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -293,7 +293,7 @@ fn fine_tuning_a_set_changes_only_its_layers_down_projections_and_reverts_bit_ex
 
 /// The CI-sized sequential-repair study (`experiments/specs/repair-sequential-small.ron`): every method at every
 /// size in the table and the plots, HumanEval on more problems only at the N asked; the joint and lifelong sets keep their cases right where MINT in a row
-/// collapses; a rerun of the step takes every row from the journal.
+/// collapses; a rerun of the step takes every row from the journal; a stopped method goes on from its checkpoint.
 #[test]
 fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
     // Holding the shared model keeps this test from running beside the others (two models on 2 cores crawl).
@@ -337,10 +337,11 @@ fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
         assert!(last["repaired"].as_f64() > row("MintInARow", 10)["repaired"].as_f64(), "{method}: {last}");
     }
 
-    // A rerun of the step finds every row in the journal: the same table, and the journal is not extended (it is
-    // rewritten on opening, so its floats may differ in the last digit).
+    // A rerun of the step without its units (a method each) finds every row in the journal: the same table, and
+    // the journal is not extended.
     let lines = std::fs::read_to_string(step.join("rows.jsonl")).unwrap().lines().count();
     std::fs::remove_file(step.join("done.json")).unwrap();
+    std::fs::remove_dir_all(step.join("units")).unwrap();
     experiments::runner::run(&run, &models::Silent).unwrap();
     assert_eq!(std::fs::read_to_string(step.join("rows.jsonl")).unwrap().lines().count(), lines);
     assert_eq!(std::fs::read_to_string(step.join("table.md")).unwrap(), table);
@@ -363,8 +364,15 @@ fn the_small_sequential_study_runs_and_resumes_from_its_journal() {
         assert_eq!(kept.lines().count() + sizes.len(), text.lines().count(), "rows to drop not found");
         std::fs::write(&journal, kept).unwrap();
     };
-    // As if the study had stopped before lifelong N = 5: neither those rows nor the N = 10 checkpoint exist.
+    // As if the study had stopped before lifelong N = 5: neither those rows, nor the N = 10 checkpoint, nor the
+    // lifelong unit exist.
     drop_lifelong(&[5, 10]);
+    let lifelong_unit = std::fs::read_dir(step.join("units"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|unit| std::fs::read_to_string(unit).unwrap().contains("\"Lifelong\""))
+        .unwrap();
+    std::fs::remove_file(lifelong_unit).unwrap();
     std::fs::remove_file(PatchSet::tensors_path(&checkpoint(10))).unwrap();
     std::fs::remove_file(checkpoint(10)).unwrap();
     std::fs::remove_file(step.join("done.json")).unwrap();

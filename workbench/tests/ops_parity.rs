@@ -269,7 +269,7 @@ fn a_file_of_cases_is_a_set_unless_one_by_one() {
 /// spec run at once: steps with units (HumanEval batches, held-out files) journal each unit, a rerun shard skips
 /// what is done, a merge before every unit is done names the missing ones, a step waits for the steps before it,
 /// a step without units runs whole in shard 0, the FIND suite splits by interpreter and group of functions, a probe
-/// by groups of layers, the repair study by case and neuron pages by groups of neurons.
+/// by groups of layers, the repair study by case, neuron pages by groups of neurons and the sequential study by method.
 #[test]
 fn a_run_in_shards_equals_the_run_at_once() {
     let _turn = one_at_a_time();
@@ -282,7 +282,10 @@ fn a_run_in_shards_equals_the_run_at_once() {
         Repair(api: 2, lines: 0, humaneval: 0, methods: [Mint, RandomNeurons], unrelated_prompts: 4, unrelated_tokens: 24, \
         unrelated_positions: 4, benchmarks: (perplexity_files: 1, perplexity_tokens: 64, line_files: 1, lines_per_file: 1, \
         sequential_humaneval_problems: 0)), \
-        Pages(layer: 3, neurons: [7, 100, 300], files: 2, held_out: 1, max_tokens: 48, neurons_per_unit: 2)";
+        Pages(layer: 3, neurons: [7, 100, 300], files: 2, held_out: 1, max_tokens: 48, neurons_per_unit: 2), \
+        RepairSequence(mined: (api: 2), sizes: [1, 2], methods: [Memit, Joint], reference: (windows: 16, tokens: 96), \
+        unrelated: (prompts: 4, tokens: 24, positions: 4), benchmarks: (perplexity_files: 1, perplexity_tokens: 64, \
+        line_files: 1, lines_per_file: 1, humaneval_problems: 0, sequential_humaneval_problems: 0))";
     let spec = dir.path().join("sharded.ron");
     std::fs::write(&spec, format!("(name: \"sharded\", model: \"{MODEL}\", device: \"cpu\", steps: [{steps}])"))
         .unwrap();
@@ -323,7 +326,11 @@ fn a_run_in_shards_equals_the_run_at_once() {
     succeed(part("3", &["--shard", "0/2"]));
     succeed(part("3", &["--merge"]));
     let interpret_units = sharded.join("step-03-interpret/units");
-    assert_eq!(std::fs::read_dir(&interpret_units).unwrap().count(), 7, "6 units and the suite");
+    let unit_files = |folder: &Path| {
+        let names = std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+        names.filter(|name| name.starts_with("unit-")).count()
+    };
+    assert_eq!(unit_files(&interpret_units), 6);
     assert!(interpret_units.join("suite.json").exists());
     // Layers 1 and 3 in one unit, layer 5 in the other.
     succeed(part("4", &["--shard", "1/2"]));
@@ -342,9 +349,15 @@ fn a_run_in_shards_equals_the_run_at_once() {
     succeed(part("6", &["--shard", "0/2"]));
     succeed(part("6", &["--merge"]));
     assert_eq!(std::fs::read_dir(sharded.join("step-06-pages/units")).unwrap().count(), 2);
+    // The sequential study: a method each, the second first; both journal into one rows.jsonl.
+    succeed(part("7", &["--shard", "1/2"]));
+    succeed(part("7", &["--shard", "0/2"]));
+    succeed(part("7", &["--merge"]));
+    let journal = std::fs::read_to_string(sharded.join("step-07-repair-sequence/rows.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 5, "the settings and 2 methods x 2 sizes: {journal}");
 
     let steps = ["step-00-perplexity", "step-01-humaneval", "step-02-lens", "step-03-interpret", "step-04-probe"];
-    let steps = [&steps[..], &["step-05-repair", "step-06-pages"]].concat();
+    let steps = [&steps[..], &["step-05-repair", "step-06-pages", "step-07-repair-sequence"]].concat();
     for step in steps {
         assert_eq!(results(&at_once.join(step)), results(&sharded.join(step)), "{step} differs when sharded");
     }

@@ -287,3 +287,26 @@ fn a_run_folder_that_is_not_writable_is_refused_before_anything_is_submitted() {
     assert!(queue.is_empty(), "jobs were submitted: {queue:?}");
     assert!(!run.join("slurm").exists());
 }
+
+/// A run folder on a disk the node does not share (here a folder the node sees as an empty tmpfs of its own): the
+/// probe job's file never shows up, and the run is refused with what the probe saw before any step is submitted.
+#[test]
+fn a_run_folder_the_nodes_do_not_share_is_refused_before_any_step_is_submitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let local_disk = dir.path().join("local-disk");
+    std::fs::create_dir(&local_disk).unwrap();
+    let cluster = Cluster::start_with_node_local(&local_disk);
+    let spec = spec(dir.path(), "Perplexity(files: 4, tokens: 48)");
+    let runs = local_disk.join("runs");
+    let output = cluster.workbench(&["run", spec.to_str().unwrap(), "--runs", runs.to_str().unwrap(), "--slurm"]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("is not here: the run folder must be on a filesystem the compute nodes share")
+            && message.contains("nothing else was submitted"),
+        "{message}"
+    );
+    let run = run_folder(&runs);
+    assert!(!run.join("step-00-perplexity/slurm").exists() && !run.join("slurm/jobs.json").exists());
+    assert_eq!(cluster.queue().len(), 1, "only the probe job: {:?}", cluster.queue());
+}

@@ -27,6 +27,7 @@ use crate::error::{ExperimentError, Result};
 use crate::journal::RowJournal;
 use crate::repair_cases::MinedCases;
 use crate::repair_study::{BenchmarkSpec, BenchmarkSuite, Benchmarks};
+use crate::units::Split;
 
 /// How N repairs are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -311,12 +312,31 @@ impl Measure<'_> {
 impl Operation for RepairSequenceSettings {
     type Report = SequenceReport;
 
-    /// Runs the study; the model is left as it was.
+    /// Runs the study a method at a time; the model is left as it was.
     fn run(&self, model: &Model, context: &Context) -> Result<SequenceReport> {
+        crate::units::run_all(self, model, context)
+    }
+}
+
+/// What every method of a study shares: the sizes in order, the mined cases and the unpatched model's benchmarks
+/// (each measured once per study, beside the journal), and the journal of rows.
+struct Shared {
+    sizes: Vec<usize>,
+    cases: Vec<RepairCase>,
+    baseline: Benchmarks,
+    baseline_full_humaneval: Option<f64>,
+    journal: RowJournal<SequenceRow>,
+}
+
+impl RepairSequenceSettings {
+    /// The study's shared inputs, from `context.out` where a unit already measured them.
+    fn shared(&self, model: &Model, context: &Context) -> Result<Shared> {
         let mut sizes = self.sizes.clone();
         sizes.sort_unstable();
         sizes.dedup();
-        let cases = self.mined.mine(model)?;
+        let journal: RowJournal<SequenceRow> =
+            RowJournal::open(&context.out.join("rows.jsonl"), &journal_settings(self))?;
+        let cases: Vec<RepairCase> = journal.once("cases", || self.mined.mine(model))?;
         let largest = *sizes.last().ok_or_else(|| ExperimentError::Spec("give at least one size".into()))?;
         if cases.len() < largest || sizes[0] == 0 {
             return Err(ExperimentError::Data(format!(
@@ -324,25 +344,72 @@ impl Operation for RepairSequenceSettings {
                 cases.len()
             )));
         }
-        let mut journal: RowJournal<SequenceRow> =
-            RowJournal::open(&context.out.join("rows.jsonl"), &journal_settings(self))?;
-        let (preserved, _) = preservation(model, &self.reference, context.progress)?;
-        let prompts = unrelated_prompts(model, self.unrelated.prompts, self.unrelated.tokens)?;
-        let suite = BenchmarkSuite::new(&self.benchmarks)?;
         let (baseline, baseline_full_humaneval) = journal.once("baseline", || {
+            let suite = BenchmarkSuite::new(&self.benchmarks)?;
             let full = &self.full_humaneval;
             let more = if full.at.is_empty() { None } else { suite.humaneval(model, full.problems)? };
             Ok((suite.measure(model, self.benchmarks.humaneval_problems)?, more))
         })?;
+        Ok(Shared { sizes, cases, baseline, baseline_full_humaneval, journal })
+    }
+}
+
+/// One unit per method: its repairs at every N, each row journalled in the step's `rows.jsonl` as it finishes (the
+/// units share the journal, appending under its lock), so that a stopped unit resumes from its last row (and a
+/// resumable method from its checkpoint). The methods are independent: each starts from the unpatched model.
+impl Split for RepairSequenceSettings {
+    type Unit = Vec<SequenceRow>;
+
+    fn units(&self) -> Result<usize> {
+        Ok(self.methods.len())
+    }
+
+    fn shows_unit_progress(&self) -> bool {
+        true
+    }
+
+    fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<Vec<SequenceRow>> {
+        let method = *self.methods.get(index).ok_or_else(|| {
+            ExperimentError::Data(format!("sequence unit {index} asked for, of {}", self.methods.len()))
+        })?;
+        let mut shared = self.shared(model, context)?;
+        let journalled = |shared: &Shared, n: usize| shared.journal.find(|r| r.method == method && r.n == n).cloned();
+        let missing: Vec<usize> = shared.sizes.iter().copied().filter(|&n| journalled(&shared, n).is_none()).collect();
+        if !missing.is_empty() {
+            self.repair_in_a_row(method, &missing, &mut shared, model, context)?;
+        }
+        Ok(shared.sizes.iter().filter_map(|&n| journalled(&shared, n)).collect())
+    }
+
+    fn merge(&self, units: Vec<Vec<SequenceRow>>, model: &Model, context: &Context) -> Result<SequenceReport> {
+        let Shared { cases, baseline, baseline_full_humaneval, .. } = self.shared(model, context)?;
+        Ok(SequenceReport { cases, baseline, baseline_full_humaneval, rows: units.concat() })
+    }
+}
+
+impl RepairSequenceSettings {
+    /// Repairs with `method` up to each size of `missing` in turn (from its checkpoint when it has one), measuring
+    /// and journalling a row at each; the model is left as it was.
+    fn repair_in_a_row(
+        &self,
+        method: SequenceMethod,
+        missing: &[usize],
+        shared: &mut Shared,
+        model: &Model,
+        context: &Context,
+    ) -> Result<()> {
+        let Shared { sizes, cases, baseline, journal, .. } = shared;
+        let (preserved, _) = preservation(model, &self.reference, context.progress)?;
+        let prompts = unrelated_prompts(model, self.unrelated.prompts, self.unrelated.tokens)?;
         let measure = Measure {
-            cases: &cases,
+            cases,
             variants_before: cases
                 .iter()
                 .map(|c| repair::measure::variants_correct(model, c))
                 .collect::<Result<_, _>>()?,
             unrelated: Unrelated::new(model, prompts, self.unrelated.positions)?,
-            baseline,
-            suite,
+            baseline: *baseline,
+            suite: BenchmarkSuite::new(&self.benchmarks)?,
             humaneval_problems: self.benchmarks.humaneval_problems,
             full_humaneval: &self.full_humaneval,
         };
@@ -350,128 +417,112 @@ impl Operation for RepairSequenceSettings {
         let silent = models::Silent;
         let windows = guard_windows(model, &self.reference)?;
         let guarded = Guarded { preserved: &preserved, joint: &self.joint, guard: &self.guard, windows: &windows };
-        context.progress.begin("repair sequence", (self.methods.len() * sizes.len()) as u64);
-        for &method in &self.methods {
-            let missing: Vec<usize> =
-                sizes.iter().copied().filter(|&n| journal.find(|r| r.method == method && r.n == n).is_none()).collect();
-            context.progress.advance((sizes.len() - missing.len()) as u64);
-            if missing.is_empty() {
-                continue;
-            }
-            let mut patches = PatchSet::new(identity.clone());
-            let outcome = (|| -> Result<()> {
-                let (mut seconds, mut applied) = (0.0, 0);
-                let mut mint = match method {
-                    SequenceMethod::MintInARow | SequenceMethod::PublishedInARow | SequenceMethod::GatedInARow => {
-                        Some(repairer(model, self.mint.clone(), self.unrelated)?)
-                    }
-                    _ => None,
-                };
-                // Measured on the unpatched model, before the first N.
-                let anchor = match method {
-                    SequenceMethod::FineTuneKl => Some(self.finetune_anchor(model)?),
-                    _ => None,
-                };
-                let checkpoint = Checkpoint { dir: context.out, method };
-                let mut kept = None;
-                // A resumable method goes on from its checkpoint at the size before the first one missing.
-                let before_missing = sizes.iter().rev().find(|&&n| n < missing[0]);
-                if let Some(last) = before_missing.filter(|_| method.resumable()) {
-                    let row = journal.find(|r| r.method == method && r.n == *last);
-                    if let (Some(row), Some(saved)) = (row, checkpoint.load(*last)?) {
-                        saved.apply(model)?;
-                        patches = saved;
-                        (seconds, applied, kept) = (row.seconds, row.n, Some(row.n));
-                    }
+        context.progress.begin(&format!("repair sequence: {method}"), sizes.len() as u64);
+        context.progress.advance((sizes.len() - missing.len()) as u64);
+        let mut patches = PatchSet::new(identity.clone());
+        let outcome = (|| -> Result<()> {
+            let (mut seconds, mut applied) = (0.0, 0);
+            let mut mint = match method {
+                SequenceMethod::MintInARow | SequenceMethod::PublishedInARow | SequenceMethod::GatedInARow => {
+                    Some(repairer(model, self.mint.clone(), self.unrelated)?)
                 }
-                let mut memory = EditMemory::default();
-                let batch = |cases: &[RepairCase], editor, memory: &mut EditMemory| -> Result<repair::SetRepair> {
-                    let tokens: Vec<Tokens> =
-                        cases.iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_, _>>()?;
-                    Ok(batch_repair(model, &tokens, &preserved.stats, editor, &self.batch, memory)?)
-                };
-                for &n in &missing {
-                    context.progress.check()?;
-                    let start = std::time::Instant::now();
-                    if !method.cumulative() {
-                        patches.revert(model)?;
-                        patches = PatchSet::new(identity.clone());
-                        seconds = 0.0;
+                _ => None,
+            };
+            // Measured on the unpatched model, before the first N.
+            let anchor = match method {
+                SequenceMethod::FineTuneKl => Some(self.finetune_anchor(model)?),
+                _ => None,
+            };
+            let checkpoint = Checkpoint { dir: context.out, method };
+            let mut kept = None;
+            // A resumable method goes on from its checkpoint at the size before the first one missing.
+            let before_missing = sizes.iter().rev().find(|&&n| n < missing[0]);
+            if let Some(last) = before_missing.filter(|_| method.resumable()) {
+                let row = journal.find(|r| r.method == method && r.n == *last);
+                if let (Some(row), Some(saved)) = (row, checkpoint.load(*last)?) {
+                    saved.apply(model)?;
+                    patches = saved;
+                    (seconds, applied, kept) = (row.seconds, row.n, Some(row.n));
+                }
+            }
+            let mut memory = EditMemory::default();
+            let batch = |cases: &[RepairCase], editor, memory: &mut EditMemory| -> Result<repair::SetRepair> {
+                let tokens: Vec<Tokens> =
+                    cases.iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_, _>>()?;
+                Ok(batch_repair(model, &tokens, &preserved.stats, editor, &self.batch, memory)?)
+            };
+            for &n in missing {
+                context.progress.check()?;
+                let start = std::time::Instant::now();
+                if !method.cumulative() {
+                    patches.revert(model)?;
+                    patches = PatchSet::new(identity.clone());
+                    seconds = 0.0;
+                }
+                match method {
+                    SequenceMethod::Joint | SequenceMethod::Lifelong => {
+                        let batches: Vec<&[RepairCase]> = if method == SequenceMethod::Joint {
+                            vec![&cases[..n]]
+                        } else {
+                            cases[applied..n].chunks(1).collect()
+                        };
+                        guarded.add_batches(model, &mut patches, &batches, &silent)?;
                     }
-                    match method {
-                        SequenceMethod::Joint | SequenceMethod::Lifelong => {
-                            let batches: Vec<&[RepairCase]> = if method == SequenceMethod::Joint {
-                                vec![&cases[..n]]
-                            } else {
-                                cases[applied..n].chunks(1).collect()
-                            };
-                            guarded.add_batches(model, &mut patches, &batches, &silent)?;
-                        }
-                        SequenceMethod::Memit => {
-                            let set = batch(&cases[..n], BatchEditor::Memit, &mut EditMemory::default())?;
+                    SequenceMethod::Memit => {
+                        let set = batch(&cases[..n], BatchEditor::Memit, &mut EditMemory::default())?;
+                        patches.push_set(&set.repair, cases[..n].to_vec());
+                    }
+                    SequenceMethod::FineTuneKl => {
+                        let tokens: Vec<Tokens> =
+                            cases[..n].iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_, _>>()?;
+                        let layers = set_layers(model, &tokens, &preserved.stats, &self.joint)?;
+                        let anchor = anchor.as_ref().ok_or_else(|| ExperimentError::Data("no KL anchor".into()))?;
+                        if !layers.is_empty() {
+                            let set = finetune_set(model, &tokens, &layers, &self.finetune, anchor)?;
                             patches.push_set(&set.repair, cases[..n].to_vec());
                         }
-                        SequenceMethod::FineTuneKl => {
-                            let tokens: Vec<Tokens> =
-                                cases[..n].iter().map(|c| Tokens::new(model, &c.example)).collect::<Result<_, _>>()?;
-                            let layers = set_layers(model, &tokens, &preserved.stats, &self.joint)?;
-                            let anchor = anchor.as_ref().ok_or_else(|| ExperimentError::Data("no KL anchor".into()))?;
-                            if !layers.is_empty() {
-                                let set = finetune_set(model, &tokens, &layers, &self.finetune, anchor)?;
-                                patches.push_set(&set.repair, cases[..n].to_vec());
-                            }
+                    }
+                    SequenceMethod::AlphaEdit => {
+                        for chunk in cases[applied..n].chunks(self.batch_size.max(1)) {
+                            let set = batch(chunk, BatchEditor::AlphaEdit, &mut memory)?;
+                            patches.push_set(&set.repair, chunk.to_vec());
                         }
-                        SequenceMethod::AlphaEdit => {
-                            for chunk in cases[applied..n].chunks(self.batch_size.max(1)) {
-                                let set = batch(chunk, BatchEditor::AlphaEdit, &mut memory)?;
-                                patches.push_set(&set.repair, chunk.to_vec());
-                            }
-                        }
-                        SequenceMethod::MintInARow | SequenceMethod::PublishedInARow | SequenceMethod::GatedInARow => {
-                            let repairer =
-                                mint.as_mut().ok_or_else(|| ExperimentError::Data("no MINT repairer".into()))?;
-                            let single = match method {
-                                SequenceMethod::MintInARow => Method::Mint,
-                                SequenceMethod::PublishedInARow => Method::MintPublished,
-                                _ => Method::Gated,
-                            };
-                            for case in &cases[applied..n] {
-                                let (done, metrics) = repairer.repair_case(model, case, single)?;
-                                if metrics.effective {
-                                    patches.push(&done, Some(case.clone()), Some(metrics));
-                                } else {
-                                    done.revert(model)?;
-                                }
+                    }
+                    SequenceMethod::MintInARow | SequenceMethod::PublishedInARow | SequenceMethod::GatedInARow => {
+                        let repairer = mint.as_mut().ok_or_else(|| ExperimentError::Data("no MINT repairer".into()))?;
+                        let single = match method {
+                            SequenceMethod::MintInARow => Method::Mint,
+                            SequenceMethod::PublishedInARow => Method::MintPublished,
+                            _ => Method::Gated,
+                        };
+                        for case in &cases[applied..n] {
+                            let (done, metrics) = repairer.repair_case(model, case, single)?;
+                            if metrics.effective {
+                                patches.push(&done, Some(case.clone()), Some(metrics));
+                            } else {
+                                done.revert(model)?;
                             }
                         }
                     }
-                    applied = n;
-                    seconds += start.elapsed().as_secs_f64();
-                    let refused = match method {
-                        SequenceMethod::Joint | SequenceMethod::Lifelong => n - patches.cases().count(),
-                        _ => 0,
-                    };
-                    let row = measure.row(model, method, n, &patches, refused, seconds)?;
-                    journal.record(&row)?;
-                    if method.resumable() {
-                        checkpoint.save(&patches, n, kept.replace(n))?;
-                    }
-                    context.progress.advance(1);
                 }
-                Ok(())
-            })();
-            patches.revert(model)?;
-            outcome?;
-        }
-        let mut rows: Vec<SequenceRow> = Vec::new();
-        for &method in &self.methods {
-            for &n in &sizes {
-                if let Some(row) = journal.find(|r| r.method == method && r.n == n) {
-                    rows.push(row.clone());
+                applied = n;
+                seconds += start.elapsed().as_secs_f64();
+                let refused = match method {
+                    SequenceMethod::Joint | SequenceMethod::Lifelong => n - patches.cases().count(),
+                    _ => 0,
+                };
+                let row = measure.row(model, method, n, &patches, refused, seconds)?;
+                journal.record(&row)?;
+                if method.resumable() {
+                    checkpoint.save(&patches, n, kept.replace(n))?;
                 }
+                context.progress.advance(1);
             }
-        }
-        Ok(SequenceReport { cases, baseline, baseline_full_humaneval, rows })
+            Ok(())
+        })();
+        patches.revert(model)?;
+        outcome?;
+        Ok(())
     }
 }
 

@@ -24,9 +24,23 @@ fn cluster_script() -> PathBuf {
 impl Cluster {
     /// Starts a cluster (waiting for another test's to stop first) once its node is idle.
     pub fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// [`Cluster::start`], with a node that sees `folder` as a disk of its own (an empty tmpfs only it sees).
+    pub fn start_with_node_local(folder: &Path) -> Cluster {
+        Cluster::start_with(&[folder])
+    }
+
+    fn start_with(node_local: &[&Path]) -> Cluster {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().unwrap();
-        let output = Command::new(cluster_script()).arg("start").arg(dir.path()).output().expect("cluster.sh runs");
+        let output = Command::new(cluster_script())
+            .arg("start")
+            .arg(dir.path())
+            .args(node_local)
+            .output()
+            .expect("cluster.sh runs");
         assert!(output.status.success(), "the test cluster did not start: {}", String::from_utf8_lossy(&output.stderr));
         let conf = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
         Cluster { dir, conf, _turn: turn }
