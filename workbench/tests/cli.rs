@@ -298,6 +298,45 @@ fn eval_humaneval_writes_samples_and_pass_at_1() {
 
 /// An experiment spec run end to end: per-step folders, results.json and report.md with its plot; an
 /// interrupted run resumes without redoing finished steps; a malformed spec names its line and field.
+/// A samples file written by another tool is scored without a model (the model named does not exist): pass@k over
+/// the problems it answers, each sample's result, extra fields ignored; a bad line or an unknown task is an error.
+#[test]
+fn eval_humaneval_scores_a_samples_file_from_another_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("samples.jsonl");
+    let line = |task: &str, completion: &str| {
+        serde_json::json!({"task_id": task, "completion": completion, "model": "elsewhere"}).to_string() + "\n"
+    };
+    // HumanEval/0 (has_close_elements): the canonical body passes, `return None` fails; two samples per problem.
+    let right = "    for i, a in enumerate(numbers):\n        for j, b in enumerate(numbers):\n            if i != j and abs(a - b) < threshold:\n                return True\n    return False\n";
+    let text = [line("HumanEval/0", right), line("HumanEval/0", "    return None\n")].concat()
+        + &line("HumanEval/2", "    return number % 1.0\n")
+        + &line("HumanEval/2", "    return number % 1.0\n");
+    std::fs::write(&samples, &text).unwrap();
+    let out = dir.path().join("scored");
+    let (samples_arg, out_arg) = (samples.to_str().unwrap(), out.to_str().unwrap());
+    let args =
+        ["eval", "humaneval", "--model", "no-such-model", "--evaluate", samples_arg, "--k", "1,2", "--out", out_arg];
+    let report = json(&workbench(&[&args[..], &["--json"]].concat()));
+    assert_eq!((report["problems"].as_u64(), report["samples_per_problem"].as_u64()), (Some(2), Some(2)), "{report}");
+    // pass@1 = mean over problems of c/n = (1/2 + 2/2) / 2; pass@2 = (1 + 1) / 2.
+    assert!((report["pass_at"]["pass@1"].as_f64().unwrap() - 0.75).abs() < 1e-12, "{report}");
+    assert_eq!(report["pass_at"]["pass@2"].as_f64(), Some(1.0), "{report}");
+    let results = std::fs::read_to_string(out.join("samples_results.jsonl")).unwrap();
+    let passed: Vec<bool> =
+        results.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["passed"] == true).collect();
+    assert_eq!(passed, [true, false, true, true]);
+
+    std::fs::write(&samples, text.clone() + "{\"task_id\": \"HumanEval/1\", \"compl\n").unwrap();
+    let bad = workbench(&args);
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && message.contains("line 5"), "{message}");
+    std::fs::write(&samples, text + &line("Other/7", "    pass\n")).unwrap();
+    let unknown = workbench(&args);
+    let message = String::from_utf8_lossy(&unknown.stderr);
+    assert!(!unknown.status.success() && message.contains("unknown task Other/7"), "{message}");
+}
+
 #[test]
 fn run_executes_a_spec_and_resumes_an_interrupted_run() {
     let dir = tempfile::tempdir().unwrap();
