@@ -38,7 +38,7 @@ fn assert_neuron_ablation_matches_weights(model: &Model, ids: &[u32]) {
 
 /// Loads the checkpoint and compares logits and the residual stream entering every block (and the final
 /// norm's output) with transformers' `output_hidden_states`; then checks neuron ablation.
-fn assert_parity(arch: &str, variant: &str) {
+fn assert_parity(arch: &str, variant: &str) -> Model {
     let (dir, reference) = reference(arch, variant);
     let model = Model::load(dir.path().join("model").to_str().unwrap(), LoadOptions::default()).unwrap();
     let layers = reference["layers"].as_u64().unwrap() as usize;
@@ -60,6 +60,7 @@ fn assert_parity(arch: &str, variant: &str) {
         assert_neuron_ablation_matches_weights(&model, &ids);
     }
     assert_written_folder_matches(&model, &dir, &reference);
+    model
 }
 
 /// Writes the model as a Hugging Face folder, loads it with transformers, and compares its logits with the
@@ -103,6 +104,35 @@ fn llama_sharded_checkpoint_matches_transformers() {
 #[test]
 fn qwen2_matches_transformers() {
     assert_parity("qwen2", "f32");
+}
+
+#[test]
+fn mistral_with_a_window_shorter_than_the_prompts_matches_transformers() {
+    let model = assert_parity("mistral", "f32");
+    assert_cached_decoding_matches_the_full_forward(&model);
+}
+
+#[test]
+fn qwen3_with_head_norms_matches_transformers() {
+    let model = assert_parity("qwen3", "f32");
+    assert_cached_decoding_matches_the_full_forward(&model);
+}
+
+/// Greedy decoding with the KV cache, two prompts of different lengths in one left-padded batch, picks at each step
+/// the token the full forward pass (checked against transformers above) ranks first: the cache, the padding and a
+/// sliding window agree with the pass over the whole sequence.
+fn assert_cached_decoding_matches_the_full_forward(model: &Model) {
+    let prompts = [model.encode("def add(a, b):\n    return a + b\n").unwrap(), model.encode("import os\n").unwrap()];
+    let config = models::GenerationConfig { stop_at_eos: false, ..models::GenerationConfig::greedy(12) };
+    let generations = model.generate(&prompts, &config, &mut Hooks::default()).unwrap();
+    for (prompt, generation) in prompts.iter().zip(&generations) {
+        assert_eq!(generation.tokens.len(), 12);
+        let whole = [prompt.clone(), generation.tokens.clone()].concat();
+        let logits = model.logits(&whole).unwrap();
+        let ranked_first: Vec<i64> = Vec::try_from(logits.squeeze().argmax(-1, false)).unwrap();
+        let expected: Vec<u32> = ranked_first[prompt.len() - 1..whole.len() - 1].iter().map(|&t| t as u32).collect();
+        assert_eq!(generation.tokens, expected, "{}", model.shape().architecture);
+    }
 }
 
 #[test]

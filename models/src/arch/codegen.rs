@@ -95,6 +95,7 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
             ln2: None,
             qkv: Linear { weight: loader.place(qkv_to_blocks(&qkv, heads, hd, rotary)), bias: None },
             o: loader.linear(&format!("{p}.attn.out_proj"), d, d, false)?,
+            qk_norm: None,
             mlp_in: loader.linear(&format!("{p}.mlp.fc_in"), mlp, d, true)?,
             mlp_out: loader.linear(&format!("{p}.mlp.fc_out"), d, mlp, true)?,
         });
@@ -122,6 +123,7 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
         gated_mlp: false,
         hf_config: serde_json::Value::Null,
         residual: Residual::ParallelSharedNorm,
+        sliding_window: None,
     };
     Ok(Decoder::new(decoder_config, Embeddings { tokens, positions: None, final_norm, unembed }, blocks, hf_tensors))
 }

@@ -81,6 +81,8 @@ pub struct DecoderConfig {
     pub gated_mlp: bool,
     /// How the sublayers join the residual stream.
     pub residual: Residual,
+    /// Sliding-window attention: each token sees itself and this many minus one tokens before it (Mistral).
+    pub sliding_window: Option<i64>,
     /// The Hugging Face `config.json` that describes this model, for writers.
     pub hf_config: serde_json::Value,
 }
@@ -135,6 +137,8 @@ pub struct Block {
     pub qkv: Linear,
     /// Attention output projection.
     pub o: Linear,
+    /// RMSNorms of each query head and each key head before the rotation (Qwen3's `q_norm`, `k_norm`).
+    pub qk_norm: Option<(Norm, Norm)>,
     /// MLP input projection (`[gate; up]` when gated).
     pub mlp_in: Linear,
     /// MLP output projection `[d_model, d_mlp]`.
@@ -220,10 +224,20 @@ impl Decoder {
         let (b, t) = (input.ids.size()[0], input.ids.size()[1]);
         let (heads, kv, hd) = (shape.n_heads as i64, shape.n_kv_heads as i64, shape.head_dim as i64);
         let qkv = self.blocks[l].qkv.forward(h).view([b, t, heads + 2 * kv, hd]).transpose(1, 2);
+        let qk = match &self.blocks[l].qk_norm {
+            Some((q_norm, k_norm)) => Tensor::cat(
+                &[
+                    rms_norm(&qkv.narrow(1, 0, heads), &q_norm.weight, self.config.norm_eps),
+                    rms_norm(&qkv.narrow(1, heads, kv), &k_norm.weight, self.config.norm_eps),
+                ],
+                1,
+            ),
+            None => qkv.narrow(1, 0, heads + kv),
+        };
         // Queries and keys are rotated together: one rotation per layer instead of two.
         let qk = match (&self.rope, rope) {
-            (Some(r), Some(factors)) => r.apply(&qkv.narrow(1, 0, heads + kv), factors),
-            _ => qkv.narrow(1, 0, heads + kv),
+            (Some(r), Some(factors)) => r.apply(&qk, factors),
+            _ => qk,
         };
         let (q, k, v) = (qk.narrow(1, 0, heads), qk.narrow(1, heads, kv), qkv.narrow(1, heads + kv, kv));
         let (k, v) = match cache {
@@ -291,6 +305,12 @@ impl Architecture for Decoder {
             x += Tensor::embedding(positions, input.positions, -1, false, false);
         }
         let mut x = hooks.apply(HookPoint::Embed, x)?;
+        let windowed = self.config.sliding_window.map(|window| {
+            let (seq, past) = (input.ids.size()[1], cache.as_ref().map_or(0, |c| c.len()));
+            input.mask.within_window(window, seq, past + seq, x.device(), x.kind())
+        });
+        let windowed = windowed.as_ref().map(|mask| ForwardInput { ids: input.ids, positions: input.positions, mask });
+        let input = windowed.as_ref().unwrap_or(input);
         let rope = self.rope.as_ref().map(|r| r.factors(input.positions));
         for l in 0..self.blocks.len() {
             x = self.block_forward(l, x, input, rope.as_ref(), cache.as_deref_mut(), hooks)?;

@@ -121,6 +121,7 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
             ln2: Some(loader.norm(&format!("{p}.ln_2"), d, NormKind::Layer)?),
             qkv: linear(&mut loader, &format!("{p}.attn.c_attn"), qkv_rows, d, true)?,
             o: linear(&mut loader, &format!("{p}.attn.c_proj"), d, d, false)?,
+            qk_norm: None,
             mlp_in: linear(&mut loader, &format!("{p}.mlp.c_fc"), mlp, d, false)?,
             mlp_out: linear(&mut loader, &format!("{p}.mlp.c_proj"), d, mlp, false)?,
         });
@@ -149,6 +150,7 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
         gated_mlp: false,
         hf_config: serde_json::Value::Null,
         residual: Residual::Sequential,
+        sliding_window: None,
     };
     let embeddings =
         Embeddings { tokens, positions: Some(positions), final_norm, unembed: Linear { weight: unembed, bias: None } };

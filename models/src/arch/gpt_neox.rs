@@ -91,6 +91,7 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
                 bias: Some(loader.place(heads_interleaved_to_blocks(&qkv_bias, heads, hd))),
             },
             o: loader.linear(&format!("{p}.attention.dense"), d, d, true)?,
+            qk_norm: None,
             mlp_in: loader.linear(&format!("{p}.mlp.dense_h_to_4h"), mlp, d, true)?,
             mlp_out: loader.linear(&format!("{p}.mlp.dense_4h_to_h"), d, mlp, true)?,
         });
@@ -119,6 +120,7 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
         gated_mlp: false,
         hf_config: serde_json::Value::Null,
         residual: if config.use_parallel_residual { Residual::Parallel } else { Residual::Sequential },
+        sliding_window: None,
     };
     let embeddings =
         Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };

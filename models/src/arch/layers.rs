@@ -36,6 +36,37 @@ impl AttentionMask {
             }
         }
     }
+
+    /// This mask for sliding-window attention of `window` tokens: each of the `seq` newest of `total` positions
+    /// also stops seeing keys `window` or more positions before it (it sees itself and the `window - 1` before,
+    /// as transformers' `sliding_window`). Unchanged when no key is that far.
+    pub fn within_window(&self, window: i64, seq: i64, total: i64, device: Device, kind: Kind) -> Self {
+        if total <= window {
+            return self.clone();
+        }
+        let q_pos = Tensor::arange_start(total - seq, total, (Kind::Int64, device)).view([seq, 1]);
+        let k_pos = Tensor::arange(total, (Kind::Int64, device)).view([1, total]);
+        let far = k_pos.le_tensor(&(&q_pos - window)).view([1, 1, seq, total]);
+        let additive = match self {
+            AttentionMask::Additive(m) => m.shallow_clone(),
+            AttentionMask::Full => Tensor::zeros([1, 1, seq, total], (kind, device)),
+            AttentionMask::Causal => {
+                let future = k_pos.gt_tensor(&q_pos).view([1, 1, seq, total]);
+                future.to_kind(kind) * lowest(kind)
+            }
+        };
+        AttentionMask::Additive(additive.masked_fill(&far, lowest(kind)))
+    }
+}
+
+impl Clone for AttentionMask {
+    fn clone(&self) -> Self {
+        match self {
+            AttentionMask::Causal => AttentionMask::Causal,
+            AttentionMask::Full => AttentionMask::Full,
+            AttentionMask::Additive(m) => AttentionMask::Additive(m.shallow_clone()),
+        }
+    }
 }
 
 /// The most negative finite value of `kind`: blocked scores stay finite, so fully blocked (padding) rows
@@ -254,6 +285,34 @@ pub fn attention(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Which keys each query sees under `mask` (`[seq, total]`, true = attended), for one row.
+    fn seen(mask: &AttentionMask, seq: i64, total: i64) -> Vec<Vec<bool>> {
+        let blocked = match mask {
+            AttentionMask::Additive(m) => m.view([-1, seq, total]).get(0).lt(-1.0),
+            _ => panic!("expected an additive mask"),
+        };
+        Vec::<Vec<bool>>::try_from(blocked.logical_not()).unwrap()
+    }
+
+    #[test]
+    fn a_sliding_window_keeps_each_query_to_itself_and_the_keys_just_before() {
+        let (cpu, f32) = (Device::Cpu, Kind::Float);
+        // 5 tokens at once, window 3: query i sees keys i-2..=i.
+        let causal = AttentionMask::Causal.within_window(3, 5, 5, cpu, f32);
+        let by_hand: Vec<Vec<bool>> = (0..5).map(|q: i64| (0..5).map(|k| k <= q && q - k < 3).collect()).collect();
+        assert_eq!(seen(&causal, 5, 5), by_hand);
+        // One new token after 5 cached ones (decoding): it sees positions 3, 4 and 5.
+        let decode = AttentionMask::Full.within_window(3, 1, 6, cpu, f32);
+        assert_eq!(seen(&decode, 1, 6), [[false, false, false, true, true, true]]);
+        // Left padding (key 0 of the row is padding) stays blocked; the window applies on top.
+        let valid = Tensor::from_slice(&[false, true, true, true, true]).view([1, 5]);
+        let padded = AttentionMask::build(5, 0, Some(&valid), cpu, f32).within_window(2, 5, 5, cpu, f32);
+        assert_eq!(seen(&padded, 5, 5)[4], [false, false, false, true, true]);
+        assert_eq!(seen(&padded, 5, 5)[1], [false, true, false, false, false]);
+        // No key is out of reach: the mask is left as it was.
+        assert!(matches!(AttentionMask::Causal.within_window(8, 5, 5, cpu, f32), AttentionMask::Causal));
+    }
 
     /// `x W^T + b` in f64, the reference both kernels are held to.
     fn reference(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {

@@ -1,6 +1,7 @@
 //! Llama (SmolLM2, CodeLlama, DeepSeek-Coder, TinyLlama): RMSNorm, rotary embeddings, grouped-query
 //! attention and a SwiGLU MLP; configured from GGUF metadata or `config.json`. Qwen2 is this with biases on
-//! the query, key and value projections (`qwen2.rs`).
+//! the query, key and value projections (`qwen2.rs`), Mistral with sliding-window attention (`mistral.rs`), Qwen3
+//! with RMSNorms of each query and key head (`qwen3.rs`).
 
 use tch::{Device, Kind, Tensor};
 
@@ -44,6 +45,10 @@ pub struct LlamaConfig {
     pub o_bias: bool,
     /// Activation of the gate (`silu` for every known checkpoint).
     pub hidden_act: String,
+    /// Sliding-window attention over this many tokens (Mistral).
+    pub sliding_window: Option<usize>,
+    /// RMSNorms of each query and key head before the rotation (Qwen3).
+    pub qk_norm: bool,
 }
 
 impl LlamaConfig {
@@ -78,6 +83,8 @@ impl LlamaConfig {
             qkv_bias: file.tensor("blk.0.attn_q.bias").is_some(),
             o_bias: file.tensor("blk.0.attn_output.bias").is_some(),
             hidden_act: "silu".into(),
+            sliding_window: None,
+            qk_norm: false,
         })
     }
 
@@ -105,6 +112,8 @@ impl LlamaConfig {
             qkv_bias: attention_bias,
             o_bias: attention_bias,
             hidden_act: config.get("hidden_act").as_str().unwrap_or("silu").to_string(),
+            sliding_window: None,
+            qk_norm: false,
         })
     }
 
@@ -128,16 +137,23 @@ impl LlamaConfig {
             activation: Activation::from_hf(&self.hidden_act)?,
             gated_mlp: true,
             residual: Residual::Sequential,
+            sliding_window: self.sliding_window.map(|w| w as i64),
             hf_config: self.to_hf_json(tied),
         })
     }
 
     /// The `config.json` transformers reads this model from.
     pub fn to_hf_json(&self, tied: bool) -> serde_json::Value {
-        let class = if self.model_type == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" };
+        let (model_type, class) = match self.model_type.as_str() {
+            "qwen2" => ("qwen2", "Qwen2ForCausalLM"),
+            "qwen3" => ("qwen3", "Qwen3ForCausalLM"),
+            "mistral" => ("mistral", "MistralForCausalLM"),
+            _ => ("llama", "LlamaForCausalLM"),
+        };
         serde_json::json!({
             "architectures": [class],
-            "model_type": if self.model_type == "qwen2" { "qwen2" } else { "llama" },
+            "model_type": model_type,
+            "sliding_window": self.sliding_window,
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
             "num_hidden_layers": self.num_hidden_layers,
@@ -174,6 +190,10 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
             if let Some(bias) = &block.qkv.bias {
                 out.push((format!("{p}.self_attn.{name}.bias"), bias.narrow(0, start, rows)));
             }
+        }
+        if let Some((q_norm, k_norm)) = &block.qk_norm {
+            q_norm.push_to(&mut out, &format!("{p}.self_attn.q_norm"));
+            k_norm.push_to(&mut out, &format!("{p}.self_attn.k_norm"));
         }
         out.push((format!("{p}.self_attn.o_proj.weight"), block.o.weight.shallow_clone()));
         if let Some(bias) = &block.o.bias {
@@ -224,6 +244,13 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
                 },
             },
             o: loader.linear(&format!("{p}.self_attn.o_proj"), d, heads * hd, config.o_bias)?,
+            qk_norm: match config.qk_norm {
+                true => Some((
+                    loader.norm(&format!("{p}.self_attn.q_norm"), hd, NormKind::Rms)?,
+                    loader.norm(&format!("{p}.self_attn.k_norm"), hd, NormKind::Rms)?,
+                )),
+                false => None,
+            },
             mlp_in: Linear { weight: Tensor::cat(&[gate, up], 0), bias: None },
             mlp_out: loader.linear(&format!("{p}.mlp.down_proj"), d, mlp, false)?,
         });

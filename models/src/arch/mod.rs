@@ -8,8 +8,10 @@ pub mod gpt_bigcode;
 pub mod gpt_neox;
 mod layers;
 pub mod llama;
+pub mod mistral;
 mod onednn;
 pub mod qwen2;
+pub mod qwen3;
 #[cfg(test)]
 mod testing;
 
