@@ -44,7 +44,8 @@ pub fn cache_dir() -> PathBuf {
     base.unwrap_or_else(std::env::temp_dir).join("mintbench")
 }
 
-/// Resolves a catalogue name, a `.gguf` path or a Hugging Face folder to a path that exists.
+/// Resolves a catalogue name, a `.gguf` path, a Hugging Face folder or a repository id in the Hugging Face cache
+/// (`org/name[@revision]`, see [`crate::hf_cache`]) to a path that exists.
 pub fn resolve(spec: &str) -> Result<PathBuf> {
     if let Some(entry) = CATALOGUE.iter().find(|e| e.name.eq_ignore_ascii_case(spec)) {
         let path = data_dir().join(entry.file);
@@ -63,6 +64,9 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
     let path = PathBuf::from(spec);
     if path.is_file() || path.join("config.json").is_file() {
         return Ok(path);
+    }
+    if crate::hf_cache::is_repo_id(spec) {
+        return crate::hf_cache::resolve_in(&crate::hf_cache::hub_cache_dir(), spec);
     }
     Err(ModelError::UnknownModel {
         name: spec.to_string(),

@@ -75,6 +75,14 @@ pub enum ModelError {
         /// The catalogue's names.
         catalogue: String,
     },
+    /// A model named by repository id is not (all) in the Hugging Face cache.
+    #[error("{spec} is not in the Hugging Face cache (nothing is downloaded): missing {what}")]
+    NotInCache {
+        /// The name that was given.
+        spec: String,
+        /// What is missing.
+        what: String,
+    },
     /// The tokenizer could not be built or failed on an input.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

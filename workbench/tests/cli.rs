@@ -337,6 +337,37 @@ fn eval_humaneval_scores_a_samples_file_from_another_tool() {
     assert!(!unknown.status.success() && message.contains("unknown task Other/7"), "{message}");
 }
 
+/// `workbench models` lists the catalogue, the Hugging Face cache `HF_HUB_CACHE` names (an incomplete model with
+/// what it lacks) and the GGUF files of a folder with their architecture (an unreadable one with why).
+#[test]
+fn models_lists_the_catalogue_the_hub_cache_and_gguf_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("hub/models--org--half/snapshots/abc");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(dir.path().join("hub/models--org--half/refs")).unwrap();
+    std::fs::write(dir.path().join("hub/models--org--half/refs/main"), "abc").unwrap();
+    std::fs::write(snapshot.join("config.json"), r#"{"model_type": "qwen2"}"#).unwrap();
+    let gguf = dir.path().join("gguf");
+    std::fs::create_dir(&gguf).unwrap();
+    let default = models::catalogue::resolve(models::catalogue::DEFAULT_MODEL).unwrap();
+    std::os::unix::fs::symlink(&default, gguf.join("smollm2.gguf")).unwrap();
+    std::fs::write(gguf.join("broken.gguf"), "not a gguf").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args(["models", "--gguf-dir", gguf.to_str().unwrap(), "--json"])
+        .env("HF_HUB_CACHE", dir.path().join("hub"))
+        .output()
+        .unwrap();
+    let listed = json(&output);
+    assert_eq!(listed["catalogue"][0]["installed"], true, "{listed}");
+    let cached = &listed["cached"][0];
+    assert_eq!(cached["id"], "org/half");
+    assert!(cached["problem"].as_str().unwrap().contains("tokenizer.json"), "{cached}");
+    let files = listed["gguf"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert!(files[0]["problem"].as_str().unwrap().contains("not a valid GGUF"), "{}", files[0]);
+    assert_eq!((&files[1]["architecture"], &files[1]["problem"]), (&Value::from("llama"), &Value::Null));
+}
+
 #[test]
 fn run_executes_a_spec_and_resumes_an_interrupted_run() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,6 +8,7 @@ mod generate;
 mod info;
 mod inspect;
 mod interpret;
+mod model_list;
 mod probe;
 mod repair;
 mod run;
@@ -27,6 +28,8 @@ pub struct Cli {
 enum Command {
     /// Print the model's architecture, sizes and memory.
     Info(args::ModelArgs),
+    /// List the models there are to load, offline: the catalogue, the Hugging Face cache, GGUF files in folders.
+    Models(model_list::ModelsArgs),
     /// Continue a prompt.
     Generate(generate::GenerateArgs),
     /// Per position: the top next tokens, and the logit-lens top-1 at every layer.
@@ -58,6 +61,7 @@ enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(args) => info::info(&args),
+        Command::Models(args) => model_list::models(&args),
         Command::Generate(args) => generate::generate(&args),
         Command::Inspect(args) => inspect::inspect(&args),
         Command::Probe(args) => probe::probe(&args),
