@@ -25,11 +25,17 @@ pub fn at(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so readers never
 /// see a half-written file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_atomically`] for a file written piece by piece: `write` fills the temporary file (seeking as it likes),
+/// which replaces `path` only when it has succeeded.
+pub fn write_atomically_with(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
+        write(&mut f)?;
         f.sync_all()
     });
     if let Err(e) = result.and_then(|_| std::fs::rename(&tmp, path)) {

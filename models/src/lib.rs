@@ -9,6 +9,7 @@
 //! # Ok::<(), models::ModelError>(())
 //! ```
 
+pub mod activations;
 pub mod arch;
 pub mod catalogue;
 pub mod config;

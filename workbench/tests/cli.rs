@@ -368,6 +368,30 @@ fn models_lists_the_catalogue_the_hub_cache_and_gguf_files() {
     assert_eq!((&files[1]["architecture"], &files[1]["problem"]), (&Value::from("llama"), &Value::Null));
 }
 
+/// `workbench cache` writes the hook points a glob names for the texts of a JSONL file (strings or objects), and
+/// says which pattern or line is wrong.
+#[test]
+fn cache_writes_the_hook_points_of_jsonl_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (jsonl, out) = (dir.path().join("texts.jsonl"), dir.path().join("acts.safetensors"));
+    std::fs::write(&jsonl, "\"def f():\\n    return 1\"\n{\"text\": \"import os\"}\n").unwrap();
+    let (jsonl_arg, out_arg) = (jsonl.to_str().unwrap(), out.to_str().unwrap());
+    let args = ["cache", "--jsonl", jsonl_arg, "--points", "blocks.1*.mlp.hook_post", "--out", out_arg, "--json"];
+    let written = json(&workbench(&args));
+    assert_eq!(written["texts"], 2, "{written}");
+    let names: Vec<&str> = written["points"].as_array().unwrap().iter().map(|p| p[0].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 11, "blocks.1 and blocks.10 to 19: {names:?}");
+    assert!(names.iter().all(|n| n.ends_with("mlp.hook_post")) && written["points"][0][1] == 1536, "{written}");
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), written["bytes"].as_u64().unwrap());
+
+    let bad = workbench(&["cache", "--prompt", "x = 1", "--points", "blocks.*.hook_nothing", "--out", out_arg]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("matches no hook point"));
+    std::fs::write(&jsonl, "{\"code\": 1}\n").unwrap();
+    let bad = workbench(&["cache", "--jsonl", jsonl_arg, "--points", "embed", "--out", out_arg]);
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && message.contains("line 1"), "{message}");
+}
+
 #[test]
 fn run_executes_a_spec_and_resumes_an_interrupted_run() {
     let dir = tempfile::tempdir().unwrap();

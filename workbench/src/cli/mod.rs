@@ -2,6 +2,7 @@
 //! operation's settings from its arguments (`experiments::ops`) and prints the report.
 
 mod args;
+mod cache;
 mod cluster;
 mod eval;
 mod generate;
@@ -34,6 +35,9 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Per position: the top next tokens, and the logit-lens top-1 at every layer.
     Inspect(inspect::InspectArgs),
+    /// run_with_cache from the command line: chosen hook points (TransformerLens names, globs) of texts, to a
+    /// safetensors file.
+    Cache(cache::CacheArgs),
     /// Where is a property of code represented? Linear probes per layer, with controls, over CPython files.
     Probe(probe::ProbeArgs),
     /// Logit lens over CPython files: per layer, how often the early read-out is already the final top-1 and
@@ -64,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Models(args) => model_list::models(&args),
         Command::Generate(args) => generate::generate(&args),
         Command::Inspect(args) => inspect::inspect(&args),
+        Command::Cache(args) => cache::cache(&args),
         Command::Probe(args) => probe::probe(&args),
         Command::Lens(args) => probe::lens(&args),
         Command::Interpret(args) => interpret::run(&args.command),
