@@ -171,6 +171,12 @@ fn mistral_with_a_window_shorter_than_the_prompts_matches_transformers() {
 }
 
 #[test]
+fn starcoder2_with_biases_layernorm_and_a_window_matches_transformers() {
+    let model = assert_parity("starcoder2", "f32");
+    assert_cached_decoding_matches_the_full_forward(&model);
+}
+
+#[test]
 fn qwen3_with_head_norms_matches_transformers() {
     let model = assert_parity("qwen3", "f32");
     assert_cached_decoding_matches_the_full_forward(&model);

@@ -12,6 +12,7 @@ pub mod mistral;
 mod onednn;
 pub mod qwen2;
 pub mod qwen3;
+pub mod starcoder2;
 #[cfg(test)]
 mod testing;
 
