@@ -3,4 +3,4 @@
 
 /// The supported `model_type` names.
 pub const SUPPORTED: &[&str] =
-    &["llama", "qwen2", "qwen3", "mistral", "starcoder2", "gpt2", "gpt_bigcode", "codegen", "gpt_neox"];
+    &["llama", "qwen2", "qwen3", "mistral", "starcoder2", "phi3", "gpt2", "gpt_bigcode", "codegen", "gpt_neox"];

@@ -177,6 +177,11 @@ fn starcoder2_with_biases_layernorm_and_a_window_matches_transformers() {
 }
 
 #[test]
+fn phi3_with_fused_projections_matches_transformers() {
+    assert_parity("phi3", "f32");
+}
+
+#[test]
 fn qwen3_with_head_norms_matches_transformers() {
     let model = assert_parity("qwen3", "f32");
     assert_cached_decoding_matches_the_full_forward(&model);

@@ -1,7 +1,7 @@
 //! Llama (SmolLM2, CodeLlama, DeepSeek-Coder, TinyLlama): RMSNorm, rotary embeddings, grouped-query
 //! attention and a SwiGLU MLP; configured from GGUF metadata or `config.json`. Qwen2 is this with biases on
 //! the query, key and value projections (`qwen2.rs`), Mistral with sliding-window attention (`mistral.rs`), Qwen3
-//! with RMSNorms of each query and key head (`qwen3.rs`).
+//! with RMSNorms of each query and key head (`qwen3.rs`), Phi-3 with fused projections (`phi3.rs`).
 
 use tch::{Device, Kind, Tensor};
 
@@ -49,6 +49,8 @@ pub struct LlamaConfig {
     pub sliding_window: Option<usize>,
     /// RMSNorms of each query and key head before the rotation (Qwen3).
     pub qk_norm: bool,
+    /// Query, key and value in one projection (`qkv_proj`), gate and up in one (`gate_up_proj`) (Phi-3).
+    pub fused_projections: bool,
 }
 
 impl LlamaConfig {
@@ -85,6 +87,7 @@ impl LlamaConfig {
             hidden_act: "silu".into(),
             sliding_window: None,
             qk_norm: false,
+            fused_projections: false,
         })
     }
 
@@ -114,6 +117,7 @@ impl LlamaConfig {
             hidden_act: config.get("hidden_act").as_str().unwrap_or("silu").to_string(),
             sliding_window: None,
             qk_norm: false,
+            fused_projections: false,
         })
     }
 
@@ -148,6 +152,7 @@ impl LlamaConfig {
             "qwen2" => ("qwen2", "Qwen2ForCausalLM"),
             "qwen3" => ("qwen3", "Qwen3ForCausalLM"),
             "mistral" => ("mistral", "MistralForCausalLM"),
+            "phi3" => ("phi3", "Phi3ForCausalLM"),
             _ => ("llama", "LlamaForCausalLM"),
         };
         serde_json::json!({
@@ -180,11 +185,17 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
         ((shape.n_heads * shape.head_dim) as i64, (shape.n_kv_heads * shape.head_dim) as i64, shape.d_mlp as i64);
     let embeddings = model.embeddings();
     let mut out = vec![("model.embed_tokens.weight".to_string(), embeddings.tokens.shallow_clone())];
+    let fused = shape.architecture == "phi3";
     for (l, block) in model.blocks().iter().enumerate() {
         let p = format!("model.layers.{l}");
         out.push((format!("{p}.input_layernorm.weight"), block.ln1.weight.shallow_clone()));
+        if fused {
+            block.qkv.push_to(&mut out, &format!("{p}.self_attn.qkv_proj"));
+        }
         for (name, start, rows) in
             [("q_proj", 0, q_rows), ("k_proj", q_rows, kv_rows), ("v_proj", q_rows + kv_rows, kv_rows)]
+                .into_iter()
+                .filter(|_| !fused)
         {
             out.push((format!("{p}.self_attn.{name}.weight"), block.qkv.weight.narrow(0, start, rows)));
             if let Some(bias) = &block.qkv.bias {
@@ -202,8 +213,12 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
         if let Some(ln2) = &block.ln2 {
             out.push((format!("{p}.post_attention_layernorm.weight"), ln2.weight.shallow_clone()));
         }
-        out.push((format!("{p}.mlp.gate_proj.weight"), block.mlp_in.weight.narrow(0, 0, d_mlp)));
-        out.push((format!("{p}.mlp.up_proj.weight"), block.mlp_in.weight.narrow(0, d_mlp, d_mlp)));
+        if fused {
+            out.push((format!("{p}.mlp.gate_up_proj.weight"), block.mlp_in.weight.shallow_clone()));
+        } else {
+            out.push((format!("{p}.mlp.gate_proj.weight"), block.mlp_in.weight.narrow(0, 0, d_mlp)));
+            out.push((format!("{p}.mlp.up_proj.weight"), block.mlp_in.weight.narrow(0, d_mlp, d_mlp)));
+        }
         out.push((format!("{p}.mlp.down_proj.weight"), block.mlp_out.weight.shallow_clone()));
     }
     out.push(("model.norm.weight".to_string(), embeddings.final_norm.weight.shallow_clone()));
@@ -228,21 +243,30 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
     let mut blocks = Vec::with_capacity(config.num_hidden_layers);
     for l in 0..config.num_hidden_layers {
         let p = format!("model.layers.{l}");
-        let q = loader.linear(&format!("{p}.self_attn.q_proj"), heads * hd, d, config.qkv_bias)?;
-        let k = loader.linear(&format!("{p}.self_attn.k_proj"), kv * hd, d, config.qkv_bias)?;
-        let v = loader.linear(&format!("{p}.self_attn.v_proj"), kv * hd, d, config.qkv_bias)?;
-        let gate = loader.get(&format!("{p}.mlp.gate_proj.weight"), &[mlp, d])?;
-        let up = loader.get(&format!("{p}.mlp.up_proj.weight"), &[mlp, d])?;
-        blocks.push(Block {
-            ln1: loader.norm(&format!("{p}.input_layernorm"), d, NormKind::Rms)?,
-            ln2: Some(loader.norm(&format!("{p}.post_attention_layernorm"), d, NormKind::Rms)?),
-            qkv: Linear {
+        let (qkv, mlp_in) = if config.fused_projections {
+            (
+                loader.linear(&format!("{p}.self_attn.qkv_proj"), (heads + 2 * kv) * hd, d, config.qkv_bias)?,
+                loader.linear(&format!("{p}.mlp.gate_up_proj"), 2 * mlp, d, false)?,
+            )
+        } else {
+            let q = loader.linear(&format!("{p}.self_attn.q_proj"), heads * hd, d, config.qkv_bias)?;
+            let k = loader.linear(&format!("{p}.self_attn.k_proj"), kv * hd, d, config.qkv_bias)?;
+            let v = loader.linear(&format!("{p}.self_attn.v_proj"), kv * hd, d, config.qkv_bias)?;
+            let gate = loader.get(&format!("{p}.mlp.gate_proj.weight"), &[mlp, d])?;
+            let up = loader.get(&format!("{p}.mlp.up_proj.weight"), &[mlp, d])?;
+            let qkv = Linear {
                 weight: Tensor::cat(&[q.weight, k.weight, v.weight], 0),
                 bias: match (q.bias, k.bias, v.bias) {
                     (Some(qb), Some(kb), Some(vb)) => Some(Tensor::cat(&[qb, kb, vb], 0)),
                     _ => None,
                 },
-            },
+            };
+            (qkv, Linear { weight: Tensor::cat(&[gate, up], 0), bias: None })
+        };
+        blocks.push(Block {
+            ln1: loader.norm(&format!("{p}.input_layernorm"), d, NormKind::Rms)?,
+            ln2: Some(loader.norm(&format!("{p}.post_attention_layernorm"), d, NormKind::Rms)?),
+            qkv,
             o: loader.linear(&format!("{p}.self_attn.o_proj"), d, heads * hd, config.o_bias)?,
             qk_norm: match config.qk_norm {
                 true => Some((
@@ -251,7 +275,7 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
                 )),
                 false => None,
             },
-            mlp_in: Linear { weight: Tensor::cat(&[gate, up], 0), bias: None },
+            mlp_in,
             mlp_out: loader.linear(&format!("{p}.mlp.down_proj"), d, mlp, false)?,
         });
     }

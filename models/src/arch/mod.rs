@@ -10,6 +10,7 @@ mod layers;
 pub mod llama;
 pub mod mistral;
 mod onednn;
+pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
 pub mod starcoder2;
