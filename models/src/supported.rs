@@ -2,5 +2,16 @@
 //! its own, so that errors can list them without depending on the architectures.
 
 /// The supported `model_type` names.
-pub const SUPPORTED: &[&str] =
-    &["llama", "qwen2", "qwen3", "mistral", "starcoder2", "phi3", "gpt2", "gpt_bigcode", "codegen", "gpt_neox"];
+pub const SUPPORTED: &[&str] = &[
+    "llama",
+    "qwen2",
+    "qwen3",
+    "mistral",
+    "starcoder2",
+    "phi3",
+    "granite",
+    "gpt2",
+    "gpt_bigcode",
+    "codegen",
+    "gpt_neox",
+];

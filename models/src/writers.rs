@@ -124,6 +124,11 @@ pub fn save_gguf(model: &Model, path: &Path, kind: GgmlType) -> Result<()> {
     let (config, tensors) = model.arch().hf_export()?;
     let shape = model.shape();
     let arch = config["model_type"].as_str().unwrap_or(&shape.architecture).to_string();
+    if arch != "llama" {
+        return Err(ModelError::InvalidInput(format!(
+            "GGUF export is written for llama models only, not {arch}: export a Hugging Face folder instead"
+        )));
+    }
     let mut w = GgufWriter::new();
     let string = |s: &str| MetaValue::String(s.to_string());
     let int = |v: usize| MetaValue::U32(v as u32);

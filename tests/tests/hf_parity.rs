@@ -70,6 +70,11 @@ fn assert_parity(arch: &str, variant: &str) -> Model {
         let prompts: Vec<Vec<u32>> = serde_json::from_value(reference["ids"].clone()).unwrap();
         assert_repair_and_probe_run(&model, &prompts);
     }
+    if arch != "llama" {
+        // Only llama's GGUF layout is written; the others are refused rather than written wrong.
+        let gguf = models::writers::save_gguf(&model, &dir.path().join("m.gguf"), models::gguf::GgmlType::F32);
+        assert!(gguf.unwrap_err().to_string().contains("llama models only"), "{arch}");
+    }
     model
 }
 
@@ -179,6 +184,11 @@ fn starcoder2_with_biases_layernorm_and_a_window_matches_transformers() {
 #[test]
 fn phi3_with_fused_projections_matches_transformers() {
     assert_parity("phi3", "f32");
+}
+
+#[test]
+fn granite_with_its_multipliers_matches_transformers() {
+    assert_parity("granite", "f32");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
     half_rotary_to_interleaved, interleaved_rotary_to_half, Activation, Block, Decoder, DecoderConfig, Embeddings,
-    Linear, Loader, NormKind, Residual,
+    Linear, Loader, NormKind, Residual, Scales,
 };
 use super::ModelShape;
 use crate::config::HfConfig;
@@ -124,6 +124,7 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
         hf_config: serde_json::Value::Null,
         residual: Residual::ParallelSharedNorm,
         sliding_window: None,
+        scales: Scales::NONE,
     };
     Ok(Decoder::new(decoder_config, Embeddings { tokens, positions: None, final_norm, unembed }, blocks, hf_tensors))
 }

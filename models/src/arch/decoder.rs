@@ -83,8 +83,39 @@ pub struct DecoderConfig {
     pub residual: Residual,
     /// Sliding-window attention: each token sees itself and this many minus one tokens before it (Mistral).
     pub sliding_window: Option<i64>,
+    /// Constant factors on the embeddings, the sublayers' outputs, the attention scores and the logits (Granite).
+    pub scales: Scales,
     /// The Hugging Face `config.json` that describes this model, for writers.
     pub hf_config: serde_json::Value,
+}
+
+/// Constant factors some architectures put into the forward pass (Granite's multipliers); [`Scales::NONE`] for the
+/// rest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scales {
+    /// Times the token embeddings.
+    pub embedding: f64,
+    /// Times each attention and MLP output before it joins the residual stream (`hook_attn_out` and `hook_mlp_out`
+    /// record the scaled outputs).
+    pub residual: f64,
+    /// The attention scores' factor, instead of 1/sqrt(head width).
+    pub attention: Option<f64>,
+    /// The logits are divided by this.
+    pub logits: f64,
+}
+
+impl Scales {
+    /// No factors.
+    pub const NONE: Scales = Scales { embedding: 1.0, residual: 1.0, attention: None, logits: 1.0 };
+}
+
+/// `tensor` times `factor`, without a multiplication when the factor is 1.
+fn scaled(tensor: Tensor, factor: f64) -> Tensor {
+    if factor == 1.0 {
+        tensor
+    } else {
+        tensor * factor
+    }
 }
 
 /// A norm's parameters.
@@ -245,14 +276,15 @@ impl Decoder {
             None => (k, v),
         };
         let want_pattern = hooks.wants(HookPoint::AttnPattern(l));
-        let (mut z, pattern) = attention(&q, &k, &v, input.mask, 1.0 / (hd as f64).sqrt(), want_pattern);
+        let scale = self.config.scales.attention.unwrap_or(1.0 / (hd as f64).sqrt());
+        let (mut z, pattern) = attention(&q, &k, &v, input.mask, scale, want_pattern);
         if let Some(pattern) = pattern {
             let pattern = hooks.apply(HookPoint::AttnPattern(l), pattern)?;
             let repeat = heads / kv;
             z = pattern.matmul(&if repeat > 1 { v.repeat_interleave_self_int(repeat, 1, None) } else { v });
         }
         let attn_out = self.blocks[l].o.forward(&z.transpose(1, 2).reshape([b, t, heads * hd]));
-        hooks.apply(HookPoint::AttnOut(l), attn_out)
+        hooks.apply(HookPoint::AttnOut(l), scaled(attn_out, self.config.scales.residual))
     }
 
     fn mlp_forward(&self, l: usize, h: &Tensor, hooks: &mut Hooks) -> Result<Tensor> {
@@ -266,7 +298,7 @@ impl Decoder {
             self.config.activation.apply(&hooks.apply(HookPoint::MlpPre(l), projected)?)
         };
         let post = hooks.apply(HookPoint::MlpPost(l), post)?;
-        hooks.apply(HookPoint::MlpOut(l), block.mlp_out.forward(&post))
+        hooks.apply(HookPoint::MlpOut(l), scaled(block.mlp_out.forward(&post), self.config.scales.residual))
     }
 
     fn block_forward(
@@ -304,7 +336,7 @@ impl Architecture for Decoder {
         if let Some(positions) = &self.embeddings.positions {
             x += Tensor::embedding(positions, input.positions, -1, false, false);
         }
-        let mut x = hooks.apply(HookPoint::Embed, x)?;
+        let mut x = hooks.apply(HookPoint::Embed, scaled(x, self.config.scales.embedding))?;
         let windowed = self.config.sliding_window.map(|window| {
             let (seq, past) = (input.ids.size()[1], cache.as_ref().map_or(0, |c| c.len()));
             input.mask.within_window(window, seq, past + seq, x.device(), x.kind())
@@ -326,7 +358,7 @@ impl Architecture for Decoder {
     }
 
     fn unembed(&self, normalized: &Tensor) -> Tensor {
-        self.embeddings.unembed.forward(normalized)
+        scaled(self.embeddings.unembed.forward(normalized), 1.0 / self.config.scales.logits)
     }
 
     fn unembedding(&self) -> &Tensor {

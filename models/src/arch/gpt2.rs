@@ -6,7 +6,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
     heads_blocks_to_interleaved, heads_interleaved_to_blocks, push_weight_and_bias, Activation, Block, Decoder,
-    DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual,
+    DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales,
 };
 use super::ModelShape;
 use crate::config::HfConfig;
@@ -151,6 +151,7 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
         hf_config: serde_json::Value::Null,
         residual: Residual::Sequential,
         sliding_window: None,
+        scales: Scales::NONE,
     };
     let embeddings =
         Embeddings { tokens, positions: Some(positions), final_norm, unembed: Linear { weight: unembed, bias: None } };

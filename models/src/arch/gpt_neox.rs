@@ -5,7 +5,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
     heads_blocks_to_interleaved, heads_interleaved_to_blocks, push_weight_and_bias, Activation, Block, Decoder,
-    DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual,
+    DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales,
 };
 use super::ModelShape;
 use crate::config::HfConfig;
@@ -121,6 +121,7 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
         hf_config: serde_json::Value::Null,
         residual: if config.use_parallel_residual { Residual::Parallel } else { Residual::Sequential },
         sliding_window: None,
+        scales: Scales::NONE,
     };
     let embeddings =
         Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };

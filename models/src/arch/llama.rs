@@ -1,11 +1,14 @@
 //! Llama (SmolLM2, CodeLlama, DeepSeek-Coder, TinyLlama): RMSNorm, rotary embeddings, grouped-query
 //! attention and a SwiGLU MLP; configured from GGUF metadata or `config.json`. Qwen2 is this with biases on
 //! the query, key and value projections (`qwen2.rs`), Mistral with sliding-window attention (`mistral.rs`), Qwen3
-//! with RMSNorms of each query and key head (`qwen3.rs`), Phi-3 with fused projections (`phi3.rs`).
+//! with RMSNorms of each query and key head (`qwen3.rs`), Phi-3 with fused projections (`phi3.rs`),
+//! Granite with constant multipliers (`granite.rs`).
 
 use tch::{Device, Kind, Tensor};
 
-use super::decoder::{Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual};
+use super::decoder::{
+    Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales,
+};
 use super::ModelShape;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
@@ -51,6 +54,8 @@ pub struct LlamaConfig {
     pub qk_norm: bool,
     /// Query, key and value in one projection (`qkv_proj`), gate and up in one (`gate_up_proj`) (Phi-3).
     pub fused_projections: bool,
+    /// Granite's multipliers.
+    pub scales: Scales,
 }
 
 impl LlamaConfig {
@@ -88,6 +93,7 @@ impl LlamaConfig {
             sliding_window: None,
             qk_norm: false,
             fused_projections: false,
+            scales: Scales::NONE,
         })
     }
 
@@ -118,6 +124,7 @@ impl LlamaConfig {
             sliding_window: None,
             qk_norm: false,
             fused_projections: false,
+            scales: Scales::NONE,
         })
     }
 
@@ -142,6 +149,7 @@ impl LlamaConfig {
             gated_mlp: true,
             residual: Residual::Sequential,
             sliding_window: self.sliding_window.map(|w| w as i64),
+            scales: self.scales,
             hf_config: self.to_hf_json(tied),
         })
     }
@@ -153,6 +161,7 @@ impl LlamaConfig {
             "qwen3" => ("qwen3", "Qwen3ForCausalLM"),
             "mistral" => ("mistral", "MistralForCausalLM"),
             "phi3" => ("phi3", "Phi3ForCausalLM"),
+            "granite" => ("granite", "GraniteForCausalLM"),
             _ => ("llama", "LlamaForCausalLM"),
         };
         serde_json::json!({
@@ -174,6 +183,10 @@ impl LlamaConfig {
             "attention_bias": self.qkv_bias && self.o_bias,
             "hidden_act": self.hidden_act,
             "torch_dtype": "float32",
+            "embedding_multiplier": self.scales.embedding,
+            "residual_multiplier": self.scales.residual,
+            "attention_multiplier": self.scales.attention.unwrap_or(1.0 / (self.head_dim as f64).sqrt()),
+            "logits_scaling": self.scales.logits,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod decoder;
 pub mod gpt2;
 pub mod gpt_bigcode;
 pub mod gpt_neox;
+pub mod granite;
 mod layers;
 pub mod llama;
 pub mod mistral;

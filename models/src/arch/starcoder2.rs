@@ -3,7 +3,9 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::decoder::{Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual};
+use super::decoder::{
+    Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales,
+};
 use super::ModelShape;
 use crate::config::HfConfig;
 use crate::error::Result;
@@ -123,6 +125,7 @@ pub fn load(config: &Starcoder2Config, source: &mut dyn WeightSource, device: De
         gated_mlp: false,
         residual: Residual::Sequential,
         sliding_window: config.sliding_window.map(|w| w as i64),
+        scales: Scales::NONE,
         hf_config: serde_json::Value::Null,
     };
     let embeddings =
