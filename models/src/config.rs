@@ -42,6 +42,14 @@ impl HfConfig {
         }
     }
 
+    /// A non-negative integer field that may be absent or null (`sliding_window: null`).
+    pub fn usize_if_set(&self, key: &str) -> Result<Option<usize>> {
+        match &self.value[key] {
+            Value::Null => Ok(None),
+            _ => self.usize(key).map(Some),
+        }
+    }
+
     /// An optional number field.
     pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         match &self.value[key] {

@@ -8,10 +8,7 @@ use crate::error::Result;
 /// Reads a Mistral `config.json` into the Llama loader's config (`sliding_window: null` means full attention).
 pub fn config_from_hf(config: &HfConfig) -> Result<LlamaConfig> {
     let mut llama = LlamaConfig::from_hf(config)?;
-    llama.sliding_window = match config.get("sliding_window") {
-        serde_json::Value::Null => None,
-        _ => Some(config.usize("sliding_window")?),
-    };
+    llama.sliding_window = config.usize_if_set("sliding_window")?;
     Ok(llama)
 }
 

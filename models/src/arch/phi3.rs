@@ -16,10 +16,7 @@ pub fn config_from_hf(config: &HfConfig) -> Result<LlamaConfig> {
     }
     let mut llama = LlamaConfig::from_hf(config)?;
     llama.fused_projections = true;
-    llama.sliding_window = match config.get("sliding_window") {
-        serde_json::Value::Null => None,
-        _ => Some(config.usize("sliding_window")?),
-    };
+    llama.sliding_window = config.usize_if_set("sliding_window")?;
     Ok(llama)
 }
 

@@ -54,10 +54,7 @@ impl Starcoder2Config {
             num_key_value_heads: config.usize_or("num_key_value_heads", num_attention_heads)?,
             norm_epsilon: config.f64_or("norm_epsilon", 1e-5)?,
             rope_theta: config.rope_theta(10_000.0)?,
-            sliding_window: match config.get("sliding_window") {
-                serde_json::Value::Null => None,
-                _ => Some(config.usize("sliding_window")?),
-            },
+            sliding_window: config.usize_if_set("sliding_window")?,
             use_bias: config.bool_or("use_bias", true)?,
             activation: Activation::from_hf(config.get("hidden_act").as_str().unwrap_or("gelu_pytorch_tanh"))?,
             vocab_size: config.usize("vocab_size")?,
