@@ -105,6 +105,34 @@ fn model_view_shows_an_error_for_a_bad_path_then_loads_the_catalogue_model() {
     }
 }
 
+/// The Model view lists the catalogue and the Hugging Face cache, an incomplete cached model with what it lacks;
+/// clicking a listed model names it in the Model field.
+#[test]
+fn model_view_lists_the_catalogue_and_the_hub_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = cache.path().join("models--org--half");
+    std::fs::create_dir_all(repo.join("snapshots/abc")).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "abc").unwrap();
+    std::fs::write(repo.join("snapshots/abc/config.json"), "{}").unwrap();
+    let listed = workbench::gui::views::model::available_models(cache.path());
+    assert_eq!(listed.iter().map(|m| m.spec.as_str()).collect::<Vec<_>>(), ["smollm2-135m-instruct", "org/half"]);
+
+    // The view reads the cache HF_HUB_CACHE names (no other test of this binary reads the variable).
+    std::env::set_var("HF_HUB_CACHE", cache.path());
+    let mut h = harness();
+    type_into(&mut h, "Model", "something else");
+    let problem = listed[1].problem.clone().unwrap();
+    assert!(problem.contains("tokenizer.json"), "{problem}");
+    assert!(h.query_by_label(&format!("cannot be loaded: {problem}")).is_some(), "the view shows what org/half lacks");
+    h.get_by_label("org/half").click();
+    h.run_steps(2);
+    assert_eq!(h.state().model.spec, "org/half");
+    h.get_by_label("smollm2-135m-instruct").click();
+    h.run_steps(2);
+    assert_eq!(h.state().model.spec, "smollm2-135m-instruct");
+}
+
 #[test]
 fn inspector_shows_tokens_next_tokens_lens_and_generates_like_the_runtime() {
     let mut h = loaded();

@@ -1,5 +1,6 @@
-//! The Model view: open a model by catalogue name, path or file dialog; its architecture, parameters, device
-//! and memory; a clear error panel when loading fails.
+//! The Model view: open a model by catalogue name, path, file dialog or repository id of the Hugging Face cache
+//! (the models there are listed, with what an incomplete one lacks); its architecture, parameters, device and
+//! memory; a clear error panel when loading fails.
 
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +36,39 @@ pub struct ModelView {
     /// The loading job.
     #[serde(skip)]
     job: Option<Job<Box<Loaded>>>,
+    /// The models found here (read when the view is first shown, and on Refresh).
+    #[serde(skip)]
+    available: Option<Vec<Available>>,
+}
+
+/// A model that can be named in the view: a catalogue entry or a model of the Hugging Face cache.
+pub struct Available {
+    /// What to type into the Model field.
+    pub spec: String,
+    /// Architecture, dtype and size, or where the file is.
+    pub detail: String,
+    /// Why it cannot be loaded, when it cannot.
+    pub problem: Option<String>,
+}
+
+/// The catalogue's models and those of the Hugging Face cache `cache`.
+pub fn available_models(cache: &std::path::Path) -> Vec<Available> {
+    let catalogue = models::catalogue::CATALOGUE.iter().map(|e| {
+        let path = models::catalogue::data_dir().join(e.file);
+        let problem = (!path.exists()).then(|| format!("{} is missing: run ./x setup", path.display()));
+        Available { spec: e.name.to_string(), detail: format!("catalogue, {}", e.file), problem }
+    });
+    let cached = models::hf_cache::cached_models(cache).into_iter().map(|m| Available {
+        detail: format!(
+            "Hugging Face cache, {} {} {:.1} MiB",
+            m.architecture.as_deref().unwrap_or("?"),
+            m.dtype.as_deref().unwrap_or("?"),
+            m.bytes as f64 / 1048576.0
+        ),
+        spec: m.id,
+        problem: m.problem,
+    });
+    catalogue.chain(cached).collect()
 }
 
 impl Default for ModelView {
@@ -45,6 +79,7 @@ impl Default for ModelView {
             dtype: "f32".into(),
             dialog: None,
             job: None,
+            available: None,
         }
     }
 }
@@ -77,7 +112,8 @@ impl ModelView {
                 self.dialog = None;
             }
         }
-        ui.label(format!("Catalogue: {}; or a .gguf file, or a Hugging Face folder.", catalogue_names()));
+        ui.label("A catalogue name, a .gguf file, a Hugging Face folder, or org/name of the Hugging Face cache.");
+        self.show_available(ui);
         ui.horizontal(|ui| {
             choice(ui, "Device", &mut self.device, &["auto", "cpu", "cuda"]);
             choice(ui, "Weights", &mut self.dtype, &["f32", "bf16", "f16"]);
@@ -119,8 +155,32 @@ impl ModelView {
     }
 }
 
-fn catalogue_names() -> String {
-    models::catalogue::CATALOGUE.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+impl ModelView {
+    /// The models found here; clicking one names it in the Model field.
+    fn show_available(&mut self, ui: &mut egui::Ui) {
+        let cache = models::hf_cache::hub_cache_dir();
+        ui.horizontal(|ui| {
+            ui.strong(format!("Models here (the catalogue and the Hugging Face cache {})", cache.display()));
+            if ui.button("Refresh").clicked() {
+                self.available = None;
+            }
+        });
+        let available = self.available.get_or_insert_with(|| available_models(&cache));
+        egui::Grid::new("available models").striped(true).show(ui, |ui| {
+            for model in available.iter() {
+                if ui.selectable_label(self.spec == model.spec, model.spec.as_str()).clicked() {
+                    self.spec = model.spec.clone();
+                }
+                match &model.problem {
+                    None => ui.label(model.detail.as_str()),
+                    Some(problem) => {
+                        ui.colored_label(ui.visuals().warn_fg_color, format!("cannot be loaded: {problem}"))
+                    }
+                };
+                ui.end_row();
+            }
+        });
+    }
 }
 
 fn show_summary(ui: &mut egui::Ui, summary: &ModelSummary) {
