@@ -1,7 +1,7 @@
 """Small randomly initialised Hugging Face checkpoints and their outputs, as references for the runtime.
 
 usage: hf_reference.py ARCH VARIANT TOKENIZER_GGUF OUT_DIR
-  ARCH     llama | qwen2 | mistral | qwen3 | starcoder2 | phi3 | granite | gpt2 | gpt_bigcode | gpt_bigcode_mha | codegen | gpt_neox | gpt_neox_sequential
+  ARCH     llama | qwen2 | mistral | qwen3 | starcoder2 | phi3 | granite | gemma | gpt2 | gpt_bigcode | gpt_bigcode_mha | codegen | gpt_neox | gpt_neox_sequential
   VARIANT  f32 | f16 | bf16 | sharded (f32 in several safetensors shards)
 Writes OUT_DIR/model/ (config.json, safetensors, tokenizer.json) and, from a float32 forward pass of the saved
 checkpoint, OUT_DIR/logits-<i>.f32 and OUT_DIR/hidden-<i>-<layer>.f32 (output_hidden_states), plus
@@ -59,6 +59,11 @@ CONFIGS = {
         vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=256, embedding_multiplier=6.0, residual_multiplier=0.3,
         attention_multiplier=0.05, logits_scaling=4.0, tie_word_embeddings=True,
+    ),
+    # A head width of 24 (not hidden / heads) and one key/value head.
+    "gemma": lambda: transformers.GemmaConfig(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=24, max_position_embeddings=256, pad_token_id=0, tie_word_embeddings=True,
     ),
     "gpt2": lambda: transformers.GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=3, n_head=4, n_positions=256),
     "gpt_bigcode": lambda: transformers.GPTBigCodeConfig(

@@ -192,6 +192,11 @@ fn granite_with_its_multipliers_matches_transformers() {
 }
 
 #[test]
+fn gemma_with_scaled_embeddings_geglu_and_offset_norms_matches_transformers() {
+    assert_parity("gemma", "f32");
+}
+
+#[test]
 fn qwen3_with_head_norms_matches_transformers() {
     let model = assert_parity("qwen3", "f32");
     assert_cached_decoding_matches_the_full_forward(&model);

@@ -17,6 +17,8 @@ use crate::hooks::{HookPoint, Hooks};
 pub enum NormKind {
     /// RMSNorm (weight only).
     Rms,
+    /// RMSNorm scaled by one plus its weight (Gemma), so that a zero weight is the identity scale.
+    RmsPlusOne,
     /// LayerNorm (weight and bias).
     Layer,
 }
@@ -235,6 +237,7 @@ impl Decoder {
     fn norm(&self, x: &Tensor, norm: &Norm) -> Tensor {
         match self.config.norm {
             NormKind::Rms => rms_norm(x, &norm.weight, self.config.norm_eps),
+            NormKind::RmsPlusOne => rms_norm(x, &(&norm.weight + 1.0), self.config.norm_eps),
             NormKind::Layer => {
                 let d = *x.size().last().unwrap_or(&0);
                 x.layer_norm([d], Some(&norm.weight), norm.bias.as_ref(), self.config.norm_eps, false)
@@ -453,7 +456,7 @@ impl<'a> Loader<'a> {
     pub fn norm(&mut self, prefix: &str, d: i64, kind: NormKind) -> Result<Norm> {
         let bias = match kind {
             NormKind::Layer => Some(self.get(&format!("{prefix}.bias"), &[d])?),
-            NormKind::Rms => None,
+            NormKind::Rms | NormKind::RmsPlusOne => None,
         };
         Ok(Norm { weight: self.get(&format!("{prefix}.weight"), &[d])?, bias })
     }

@@ -2,7 +2,8 @@
 //! attention and a SwiGLU MLP; configured from GGUF metadata or `config.json`. Qwen2 is this with biases on
 //! the query, key and value projections (`qwen2.rs`), Mistral with sliding-window attention (`mistral.rs`), Qwen3
 //! with RMSNorms of each query and key head (`qwen3.rs`), Phi-3 with fused projections (`phi3.rs`),
-//! Granite with constant multipliers (`granite.rs`).
+//! Granite with constant multipliers (`granite.rs`), Gemma with scaled embeddings, GeGLU and RMSNorms scaled by one
+//! plus their weights (`gemma.rs`).
 
 use tch::{Device, Kind, Tensor};
 
@@ -54,8 +55,10 @@ pub struct LlamaConfig {
     pub qk_norm: bool,
     /// Query, key and value in one projection (`qkv_proj`), gate and up in one (`gate_up_proj`) (Phi-3).
     pub fused_projections: bool,
-    /// Granite's multipliers.
+    /// Granite's multipliers (Gemma's embedding scale).
     pub scales: Scales,
+    /// The norms' kind: RMSNorm, or Gemma's RMSNorm scaled by one plus its weight.
+    pub norm: NormKind,
 }
 
 impl LlamaConfig {
@@ -94,6 +97,7 @@ impl LlamaConfig {
             qk_norm: false,
             fused_projections: false,
             scales: Scales::NONE,
+            norm: NormKind::Rms,
         })
     }
 
@@ -125,6 +129,7 @@ impl LlamaConfig {
             qk_norm: false,
             fused_projections: false,
             scales: Scales::NONE,
+            norm: NormKind::Rms,
         })
     }
 
@@ -142,7 +147,7 @@ impl LlamaConfig {
                 context_length: self.max_position_embeddings,
                 tied_embeddings: tied,
             },
-            norm: NormKind::Rms,
+            norm: self.norm,
             norm_eps: self.rms_norm_eps,
             rotary: Some((self.head_dim as i64, self.rope_theta)),
             activation: Activation::from_hf(&self.hidden_act)?,
@@ -162,6 +167,7 @@ impl LlamaConfig {
             "mistral" => ("mistral", "MistralForCausalLM"),
             "phi3" => ("phi3", "Phi3ForCausalLM"),
             "granite" => ("granite", "GraniteForCausalLM"),
+            "gemma" => ("gemma", "GemmaForCausalLM"),
             _ => ("llama", "LlamaForCausalLM"),
         };
         serde_json::json!({
@@ -277,8 +283,8 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
             (qkv, Linear { weight: Tensor::cat(&[gate, up], 0), bias: None })
         };
         blocks.push(Block {
-            ln1: loader.norm(&format!("{p}.input_layernorm"), d, NormKind::Rms)?,
-            ln2: Some(loader.norm(&format!("{p}.post_attention_layernorm"), d, NormKind::Rms)?),
+            ln1: loader.norm(&format!("{p}.input_layernorm"), d, config.norm)?,
+            ln2: Some(loader.norm(&format!("{p}.post_attention_layernorm"), d, config.norm)?),
             qkv,
             o: loader.linear(&format!("{p}.self_attn.o_proj"), d, heads * hd, config.o_bias)?,
             qk_norm: match config.qk_norm {
@@ -292,7 +298,7 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
             mlp_out: loader.linear(&format!("{p}.mlp.down_proj"), d, mlp, false)?,
         });
     }
-    let final_norm = loader.norm("model.norm", d, NormKind::Rms)?;
+    let final_norm = loader.norm("model.norm", d, config.norm)?;
     let untied = !config.tie_word_embeddings && loader.contains("lm_head.weight");
     let unembed = if untied { loader.get("lm_head.weight", &[vocab, d])? } else { tokens.shallow_clone() };
     let embeddings =
