@@ -4,7 +4,8 @@
 use tch::{Device, Kind};
 
 use crate::arch::{
-    codegen, gemma, gpt2, gpt_bigcode, gpt_neox, granite, llama, mistral, phi3, qwen2, qwen3, starcoder2, Architecture,
+    codegen, gemma, gemma2, gpt2, gpt_bigcode, gpt_neox, granite, llama, mistral, phi3, qwen2, qwen3, starcoder2,
+    Architecture,
 };
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
@@ -44,6 +45,7 @@ pub fn from_hf(
         "qwen3" => llama::load(&qwen3::config_from_hf(config)?, weights, device, kind)?,
         "mistral" => llama::load(&mistral::config_from_hf(config)?, weights, device, kind)?,
         "gemma" => llama::load(&gemma::config_from_hf(config)?, weights, device, kind)?,
+        "gemma2" => llama::load(&gemma2::config_from_hf(config)?, weights, device, kind)?,
         "granite" => llama::load(&granite::config_from_hf(config)?, weights, device, kind)?,
         "phi3" => llama::load(&phi3::config_from_hf(config)?, weights, device, kind)?,
         "starcoder2" => starcoder2::load(&starcoder2::Starcoder2Config::from_hf(config)?, weights, device, kind)?,

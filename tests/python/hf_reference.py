@@ -1,7 +1,7 @@
 """Small randomly initialised Hugging Face checkpoints and their outputs, as references for the runtime.
 
 usage: hf_reference.py ARCH VARIANT TOKENIZER_GGUF OUT_DIR
-  ARCH     llama | qwen2 | mistral | qwen3 | starcoder2 | phi3 | granite | gemma | gpt2 | gpt_bigcode | gpt_bigcode_mha | codegen | gpt_neox | gpt_neox_sequential
+  ARCH     llama | qwen2 | mistral | qwen3 | starcoder2 | phi3 | granite | gemma | gemma2 | gpt2 | gpt_bigcode | gpt_bigcode_mha | codegen | gpt_neox | gpt_neox_sequential
   VARIANT  f32 | f16 | bf16 | sharded (f32 in several safetensors shards)
 Writes OUT_DIR/model/ (config.json, safetensors, tokenizer.json) and, from a float32 forward pass of the saved
 checkpoint, OUT_DIR/logits-<i>.f32 and OUT_DIR/hidden-<i>-<layer>.f32 (output_hidden_states), plus
@@ -64,6 +64,12 @@ CONFIGS = {
     "gemma": lambda: transformers.GemmaConfig(
         vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
         num_key_value_heads=1, head_dim=24, max_position_embeddings=256, pad_token_id=0, tie_word_embeddings=True,
+    ),
+    # Local layers with a window of 5 (shorter than the prompts) between global ones, caps low enough to bite.
+    "gemma2": lambda: transformers.Gemma2Config(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, max_position_embeddings=256, pad_token_id=0, sliding_window=5,
+        query_pre_attn_scalar=32, attn_logit_softcapping=2.0, final_logit_softcapping=3.0, tie_word_embeddings=True,
     ),
     "gpt2": lambda: transformers.GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=3, n_head=4, n_positions=256),
     "gpt_bigcode": lambda: transformers.GPTBigCodeConfig(

@@ -197,6 +197,12 @@ fn gemma_with_scaled_embeddings_geglu_and_offset_norms_matches_transformers() {
 }
 
 #[test]
+fn gemma2_with_sandwich_norms_soft_caps_and_local_layers_matches_transformers() {
+    let model = assert_parity("gemma2", "f32");
+    assert_cached_decoding_matches_the_full_forward(&model);
+}
+
+#[test]
 fn qwen3_with_head_norms_matches_transformers() {
     let model = assert_parity("qwen3", "f32");
     assert_cached_decoding_matches_the_full_forward(&model);

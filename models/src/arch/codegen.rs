@@ -96,6 +96,7 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
             qkv: Linear { weight: loader.place(qkv_to_blocks(&qkv, heads, hd, rotary)), bias: None },
             o: loader.linear(&format!("{p}.attn.out_proj"), d, d, false)?,
             qk_norm: None,
+            post_norms: None,
             mlp_in: loader.linear(&format!("{p}.mlp.fc_in"), mlp, d, true)?,
             mlp_out: loader.linear(&format!("{p}.mlp.fc_out"), d, mlp, true)?,
         });

@@ -83,12 +83,33 @@ pub struct DecoderConfig {
     pub gated_mlp: bool,
     /// How the sublayers join the residual stream.
     pub residual: Residual,
-    /// Sliding-window attention: each token sees itself and this many minus one tokens before it (Mistral).
-    pub sliding_window: Option<i64>,
+    /// Sliding-window attention (Mistral, StarCoder2; Gemma 2's local layers).
+    pub sliding_window: Option<SlidingWindow>,
     /// Constant factors on the embeddings, the sublayers' outputs, the attention scores and the logits (Granite).
     pub scales: Scales,
     /// The Hugging Face `config.json` that describes this model, for writers.
     pub hf_config: serde_json::Value,
+}
+
+/// Sliding-window attention: each token sees itself and `size - 1` tokens before it, in the layers `layers` marks
+/// (every layer when `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlidingWindow {
+    /// Tokens seen.
+    pub size: i64,
+    /// Which layers use the window.
+    pub layers: Option<Vec<bool>>,
+}
+
+impl SlidingWindow {
+    /// A window of `size` tokens in every layer.
+    pub fn everywhere(size: usize) -> Self {
+        SlidingWindow { size: size as i64, layers: None }
+    }
+
+    fn in_layer(&self, layer: usize) -> bool {
+        self.layers.as_ref().is_none_or(|layers| layers.get(layer).copied().unwrap_or(false))
+    }
 }
 
 /// Constant factors some architectures put into the forward pass (Granite's multipliers); [`Scales::NONE`] for the
@@ -104,11 +125,22 @@ pub struct Scales {
     pub attention: Option<f64>,
     /// The logits are divided by this.
     pub logits: f64,
+    /// Attention scores capped to `cap * tanh(score / cap)` (Gemma 2).
+    pub attention_softcap: Option<f64>,
+    /// Logits capped the same way, after the division (Gemma 2).
+    pub logit_softcap: Option<f64>,
 }
 
 impl Scales {
     /// No factors.
-    pub const NONE: Scales = Scales { embedding: 1.0, residual: 1.0, attention: None, logits: 1.0 };
+    pub const NONE: Scales = Scales {
+        embedding: 1.0,
+        residual: 1.0,
+        attention: None,
+        logits: 1.0,
+        attention_softcap: None,
+        logit_softcap: None,
+    };
 }
 
 /// `tensor` times `factor`, without a multiplication when the factor is 1.
@@ -172,6 +204,9 @@ pub struct Block {
     pub o: Linear,
     /// RMSNorms of each query head and each key head before the rotation (Qwen3's `q_norm`, `k_norm`).
     pub qk_norm: Option<(Norm, Norm)>,
+    /// Norms of the attention output and of the MLP output before each joins the residual stream (Gemma 2's
+    /// `post_attention_layernorm`, `post_feedforward_layernorm`).
+    pub post_norms: Option<(Norm, Norm)>,
     /// MLP input projection (`[gate; up]` when gated).
     pub mlp_in: Linear,
     /// MLP output projection `[d_model, d_mlp]`.
@@ -280,13 +315,18 @@ impl Decoder {
         };
         let want_pattern = hooks.wants(HookPoint::AttnPattern(l));
         let scale = self.config.scales.attention.unwrap_or(1.0 / (hd as f64).sqrt());
-        let (mut z, pattern) = attention(&q, &k, &v, input.mask, scale, want_pattern);
+        let (mut z, pattern) =
+            attention(&q, &k, &v, input.mask, scale, self.config.scales.attention_softcap, want_pattern);
         if let Some(pattern) = pattern {
             let pattern = hooks.apply(HookPoint::AttnPattern(l), pattern)?;
             let repeat = heads / kv;
             z = pattern.matmul(&if repeat > 1 { v.repeat_interleave_self_int(repeat, 1, None) } else { v });
         }
         let attn_out = self.blocks[l].o.forward(&z.transpose(1, 2).reshape([b, t, heads * hd]));
+        let attn_out = match &self.blocks[l].post_norms {
+            Some((after_attention, _)) => self.norm(&attn_out, after_attention),
+            None => attn_out,
+        };
         hooks.apply(HookPoint::AttnOut(l), scaled(attn_out, self.config.scales.residual))
     }
 
@@ -301,7 +341,12 @@ impl Decoder {
             self.config.activation.apply(&hooks.apply(HookPoint::MlpPre(l), projected)?)
         };
         let post = hooks.apply(HookPoint::MlpPost(l), post)?;
-        hooks.apply(HookPoint::MlpOut(l), scaled(block.mlp_out.forward(&post), self.config.scales.residual))
+        let mlp_out = block.mlp_out.forward(&post);
+        let mlp_out = match &block.post_norms {
+            Some((_, after_mlp)) => self.norm(&mlp_out, after_mlp),
+            None => mlp_out,
+        };
+        hooks.apply(HookPoint::MlpOut(l), scaled(mlp_out, self.config.scales.residual))
     }
 
     fn block_forward(
@@ -340,14 +385,18 @@ impl Architecture for Decoder {
             x += Tensor::embedding(positions, input.positions, -1, false, false);
         }
         let mut x = hooks.apply(HookPoint::Embed, scaled(x, self.config.scales.embedding))?;
-        let windowed = self.config.sliding_window.map(|window| {
+        let window = self.config.sliding_window.as_ref();
+        let windowed = window.map(|window| {
             let (seq, past) = (input.ids.size()[1], cache.as_ref().map_or(0, |c| c.len()));
-            input.mask.within_window(window, seq, past + seq, x.device(), x.kind())
+            input.mask.within_window(window.size, seq, past + seq, x.device(), x.kind())
         });
         let windowed = windowed.as_ref().map(|mask| ForwardInput { ids: input.ids, positions: input.positions, mask });
-        let input = windowed.as_ref().unwrap_or(input);
         let rope = self.rope.as_ref().map(|r| r.factors(input.positions));
         for l in 0..self.blocks.len() {
+            let input = match (&windowed, window) {
+                (Some(windowed), Some(window)) if window.in_layer(l) => windowed,
+                _ => input,
+            };
             x = self.block_forward(l, x, input, rope.as_ref(), cache.as_deref_mut(), hooks)?;
         }
         if let Some(c) = cache {
@@ -361,7 +410,11 @@ impl Architecture for Decoder {
     }
 
     fn unembed(&self, normalized: &Tensor) -> Tensor {
-        scaled(self.embeddings.unembed.forward(normalized), 1.0 / self.config.scales.logits)
+        let logits = scaled(self.embeddings.unembed.forward(normalized), 1.0 / self.config.scales.logits);
+        match self.config.scales.logit_softcap {
+            Some(cap) => (logits / cap).tanh() * cap,
+            None => logits,
+        }
     }
 
     fn unembedding(&self) -> &Tensor {

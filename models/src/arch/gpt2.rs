@@ -122,6 +122,7 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
             qkv: linear(&mut loader, &format!("{p}.attn.c_attn"), qkv_rows, d, true)?,
             o: linear(&mut loader, &format!("{p}.attn.c_proj"), d, d, false)?,
             qk_norm: None,
+            post_norms: None,
             mlp_in: linear(&mut loader, &format!("{p}.mlp.c_fc"), mlp, d, false)?,
             mlp_out: linear(&mut loader, &format!("{p}.mlp.c_proj"), d, mlp, false)?,
         });

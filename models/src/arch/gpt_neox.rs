@@ -92,6 +92,7 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
             },
             o: loader.linear(&format!("{p}.attention.dense"), d, d, true)?,
             qk_norm: None,
+            post_norms: None,
             mlp_in: loader.linear(&format!("{p}.mlp.dense_h_to_4h"), mlp, d, true)?,
             mlp_out: loader.linear(&format!("{p}.mlp.dense_4h_to_h"), d, mlp, true)?,
         });

@@ -14,6 +14,7 @@ pub fn config_from_hf(config: &HfConfig) -> Result<LlamaConfig> {
         residual: config.f64_or("residual_multiplier", 1.0)?,
         attention: Some(config.f64_or("attention_multiplier", 1.0)?),
         logits: config.f64_or("logits_scaling", 1.0)?,
+        ..Scales::NONE
     };
     Ok(llama)
 }

@@ -224,19 +224,22 @@ impl Rope {
 }
 
 /// Scaled dot-product attention of `q` `[batch, heads, seq, head_dim]` over `k`, `v`
-/// `[batch, kv_heads, keys, head_dim]` (grouped-query when there are fewer kv heads). When `want_pattern`,
-/// computes the probabilities explicitly and returns them too; otherwise uses the fused kernel.
+/// `[batch, kv_heads, keys, head_dim]` (grouped-query when there are fewer kv heads), the scores capped to
+/// `softcap * tanh(score / softcap)` when given (Gemma 2). When `want_pattern`, computes the probabilities explicitly
+/// and returns them too; otherwise uses the fused kernel where it can (not with a cap).
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     mask: &AttentionMask,
     scale: f64,
+    softcap: Option<f64>,
     want_pattern: bool,
 ) -> (Tensor, Option<Tensor>) {
     let (heads, kv_heads, queries) = (q.size()[1], k.size()[1], q.size()[2]);
     let gqa = heads != kv_heads;
-    if !want_pattern && gqa && queries == 1 && !matches!(mask, AttentionMask::Causal) {
+    let fused = !want_pattern && softcap.is_none();
+    if fused && gqa && queries == 1 && !matches!(mask, AttentionMask::Causal) {
         // One new token per row: stack each kv head's query heads as its queries, so the fused kernel runs
         // without repeating keys and values (the decode step of generation).
         let (b, hd) = (q.size()[0], q.size()[3]);
@@ -248,7 +251,7 @@ pub fn attention(
         let out = Tensor::scaled_dot_product_attention(&grouped, k, v, m, 0.0, false, scale, false);
         return (out.reshape([b, heads, 1, hd]), None);
     }
-    if !want_pattern {
+    if fused {
         let out = match mask {
             AttentionMask::Causal => {
                 Tensor::scaled_dot_product_attention(q, k, v, None::<&Tensor>, 0.0, q.size()[2] > 1, scale, gqa)
@@ -269,6 +272,9 @@ pub fn attention(
         (k.shallow_clone(), v.shallow_clone())
     };
     let mut scores = q.matmul(&k.transpose(-2, -1)) * scale;
+    if let Some(cap) = softcap {
+        scores = (scores / cap).tanh() * cap;
+    }
     match mask {
         AttentionMask::Full => {}
         AttentionMask::Causal => {
@@ -279,7 +285,7 @@ pub fn attention(
         AttentionMask::Additive(m) => scores += m,
     }
     let pattern = scores.softmax(-1, Kind::Float).to_kind(q.kind());
-    (pattern.matmul(&v), Some(pattern))
+    (pattern.matmul(&v), want_pattern.then_some(pattern))
 }
 
 #[cfg(test)]

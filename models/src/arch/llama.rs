@@ -3,12 +3,12 @@
 //! the query, key and value projections (`qwen2.rs`), Mistral with sliding-window attention (`mistral.rs`), Qwen3
 //! with RMSNorms of each query and key head (`qwen3.rs`), Phi-3 with fused projections (`phi3.rs`),
 //! Granite with constant multipliers (`granite.rs`), Gemma with scaled embeddings, GeGLU and RMSNorms scaled by one
-//! plus their weights (`gemma.rs`).
+//! plus their weights (`gemma.rs`; Gemma 2 adds norms after each sublayer, soft-capping and local layers).
 
 use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
-    Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales,
+    Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales, SlidingWindow,
 };
 use super::ModelShape;
 use crate::config::HfConfig;
@@ -49,8 +49,8 @@ pub struct LlamaConfig {
     pub o_bias: bool,
     /// Activation of the gate (`silu` for every known checkpoint).
     pub hidden_act: String,
-    /// Sliding-window attention over this many tokens (Mistral).
-    pub sliding_window: Option<usize>,
+    /// Sliding-window attention (Mistral, Phi-3; Gemma 2's local layers).
+    pub sliding_window: Option<SlidingWindow>,
     /// RMSNorms of each query and key head before the rotation (Qwen3).
     pub qk_norm: bool,
     /// Query, key and value in one projection (`qkv_proj`), gate and up in one (`gate_up_proj`) (Phi-3).
@@ -59,6 +59,9 @@ pub struct LlamaConfig {
     pub scales: Scales,
     /// The norms' kind: RMSNorm, or Gemma's RMSNorm scaled by one plus its weight.
     pub norm: NormKind,
+    /// Norms before and after each sublayer (Gemma 2): `pre_feedforward_layernorm` before the MLP,
+    /// `post_attention_layernorm` and `post_feedforward_layernorm` on the outputs.
+    pub sandwich_norms: bool,
 }
 
 impl LlamaConfig {
@@ -98,6 +101,7 @@ impl LlamaConfig {
             fused_projections: false,
             scales: Scales::NONE,
             norm: NormKind::Rms,
+            sandwich_norms: false,
         })
     }
 
@@ -130,6 +134,7 @@ impl LlamaConfig {
             fused_projections: false,
             scales: Scales::NONE,
             norm: NormKind::Rms,
+            sandwich_norms: false,
         })
     }
 
@@ -153,7 +158,7 @@ impl LlamaConfig {
             activation: Activation::from_hf(&self.hidden_act)?,
             gated_mlp: true,
             residual: Residual::Sequential,
-            sliding_window: self.sliding_window.map(|w| w as i64),
+            sliding_window: self.sliding_window.clone(),
             scales: self.scales,
             hf_config: self.to_hf_json(tied),
         })
@@ -168,12 +173,13 @@ impl LlamaConfig {
             "phi3" => ("phi3", "Phi3ForCausalLM"),
             "granite" => ("granite", "GraniteForCausalLM"),
             "gemma" => ("gemma", "GemmaForCausalLM"),
+            "gemma2" => ("gemma2", "Gemma2ForCausalLM"),
             _ => ("llama", "LlamaForCausalLM"),
         };
         serde_json::json!({
             "architectures": [class],
             "model_type": model_type,
-            "sliding_window": self.sliding_window,
+            "sliding_window": self.sliding_window.as_ref().map(|w| w.size),
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
             "num_hidden_layers": self.num_hidden_layers,
@@ -229,8 +235,13 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
         if let Some(bias) = &block.o.bias {
             out.push((format!("{p}.self_attn.o_proj.bias"), bias.shallow_clone()));
         }
+        let pre_mlp = if block.post_norms.is_some() { "pre_feedforward_layernorm" } else { "post_attention_layernorm" };
         if let Some(ln2) = &block.ln2 {
-            out.push((format!("{p}.post_attention_layernorm.weight"), ln2.weight.shallow_clone()));
+            ln2.push_to(&mut out, &format!("{p}.{pre_mlp}"));
+        }
+        if let Some((after_attention, after_mlp)) = &block.post_norms {
+            after_attention.push_to(&mut out, &format!("{p}.post_attention_layernorm"));
+            after_mlp.push_to(&mut out, &format!("{p}.post_feedforward_layernorm"));
         }
         if fused {
             out.push((format!("{p}.mlp.gate_up_proj.weight"), block.mlp_in.weight.shallow_clone()));
@@ -282,9 +293,19 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
             };
             (qkv, Linear { weight: Tensor::cat(&[gate, up], 0), bias: None })
         };
+        let norm = |loader: &mut Loader, name: &str| loader.norm(&format!("{p}.{name}"), d, config.norm);
+        let (ln2, post_norms) = if config.sandwich_norms {
+            let pre_mlp = norm(&mut loader, "pre_feedforward_layernorm")?;
+            let after =
+                (norm(&mut loader, "post_attention_layernorm")?, norm(&mut loader, "post_feedforward_layernorm")?);
+            (pre_mlp, Some(after))
+        } else {
+            (norm(&mut loader, "post_attention_layernorm")?, None)
+        };
         blocks.push(Block {
-            ln1: loader.norm(&format!("{p}.input_layernorm"), d, config.norm)?,
-            ln2: Some(loader.norm(&format!("{p}.post_attention_layernorm"), d, config.norm)?),
+            ln1: norm(&mut loader, "input_layernorm")?,
+            ln2: Some(ln2),
+            post_norms,
             qkv,
             o: loader.linear(&format!("{p}.self_attn.o_proj"), d, heads * hd, config.o_bias)?,
             qk_norm: match config.qk_norm {

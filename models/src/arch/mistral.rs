@@ -1,6 +1,7 @@
 //! Mistral (Codestral, Mistral-7B): Llama with sliding-window attention, each token seeing itself and the
 //! `sliding_window - 1` tokens before it in every layer. Loaded by `llama.rs`.
 
+use super::decoder::SlidingWindow;
 use super::llama::LlamaConfig;
 use crate::config::HfConfig;
 use crate::error::Result;
@@ -8,7 +9,7 @@ use crate::error::Result;
 /// Reads a Mistral `config.json` into the Llama loader's config (`sliding_window: null` means full attention).
 pub fn config_from_hf(config: &HfConfig) -> Result<LlamaConfig> {
     let mut llama = LlamaConfig::from_hf(config)?;
-    llama.sliding_window = config.usize_if_set("sliding_window")?;
+    llama.sliding_window = config.usize_if_set("sliding_window")?.map(SlidingWindow::everywhere);
     Ok(llama)
 }
 

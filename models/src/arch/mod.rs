@@ -4,6 +4,7 @@
 pub mod codegen;
 pub mod decoder;
 pub mod gemma;
+pub mod gemma2;
 pub mod gpt2;
 pub mod gpt_bigcode;
 pub mod gpt_neox;

@@ -1,6 +1,7 @@
 //! Phi-3 (Phi-3, Phi-3.5 mini): Llama with query, key and value in one projection (`qkv_proj`) and gate and up in
 //! one (`gate_up_proj`), optionally with sliding-window attention. Loaded by `llama.rs`.
 
+use super::decoder::SlidingWindow;
 use super::llama::LlamaConfig;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
@@ -16,7 +17,7 @@ pub fn config_from_hf(config: &HfConfig) -> Result<LlamaConfig> {
     }
     let mut llama = LlamaConfig::from_hf(config)?;
     llama.fused_projections = true;
-    llama.sliding_window = config.usize_if_set("sliding_window")?;
+    llama.sliding_window = config.usize_if_set("sliding_window")?.map(SlidingWindow::everywhere);
     Ok(llama)
 }
 

@@ -4,7 +4,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
-    Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales,
+    Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales, SlidingWindow,
 };
 use super::ModelShape;
 use crate::config::HfConfig;
@@ -95,6 +95,7 @@ pub fn load(config: &Starcoder2Config, source: &mut dyn WeightSource, device: De
             },
             o: loader.linear(&format!("{p}.self_attn.o_proj"), d, heads * hd, bias)?,
             qk_norm: None,
+            post_norms: None,
             mlp_in: loader.linear(&format!("{p}.mlp.c_fc"), mlp, d, bias)?,
             mlp_out: loader.linear(&format!("{p}.mlp.c_proj"), d, mlp, bias)?,
         });
@@ -121,7 +122,7 @@ pub fn load(config: &Starcoder2Config, source: &mut dyn WeightSource, device: De
         activation: config.activation,
         gated_mlp: false,
         residual: Residual::Sequential,
-        sliding_window: config.sliding_window.map(|w| w as i64),
+        sliding_window: config.sliding_window.map(SlidingWindow::everywhere),
         scales: Scales::NONE,
         hf_config: serde_json::Value::Null,
     };
