@@ -36,7 +36,7 @@ pub enum ModelError {
         available: u64,
     },
     /// A tensor uses a storage type this runtime does not decode.
-    #[error("tensor {tensor} uses the unsupported type {kind}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K")]
+    #[error("tensor {tensor} uses the unsupported type {kind}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS")]
     UnsupportedType {
         /// The tensor's name.
         tensor: String,

@@ -18,6 +18,7 @@ pub mod files;
 pub mod gates;
 pub mod generate;
 pub mod gguf;
+pub mod gguf_arch;
 pub mod gguf_weights;
 pub mod hf_cache;
 pub mod hooks;

@@ -10,26 +10,24 @@ use crate::arch::{
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
+use crate::gguf_arch::GgufArch;
 use crate::gguf_weights::GgufWeights;
 use crate::progress::Progress;
 use crate::weights::{ReportingSource, WeightSource};
 
-/// Builds the architecture a GGUF file names (`general.architecture`) from its metadata and tensors.
+/// Builds the architecture a GGUF file names (`general.architecture`) from its metadata and tensors: the metadata
+/// becomes the `config.json` the architecture is read from (`gguf_arch`).
 pub fn from_gguf(
     file: &GgufFile,
     device: Device,
     kind: Kind,
     progress: &dyn Progress,
 ) -> Result<Box<dyn Architecture>> {
-    match file.require_str("general.architecture")? {
-        "llama" => {
-            let config = llama::LlamaConfig::from_gguf(file)?;
-            let mut weights = GgufWeights::new(file, config.num_attention_heads, config.num_key_value_heads)?;
-            let mut reporting = ReportingSource::new(&mut weights, progress, file.tensors.len());
-            Ok(Box::new(llama::load(&config, &mut reporting, device, kind)?))
-        }
-        other => Err(ModelError::UnknownArchitecture(other.to_string())),
-    }
+    let arch = GgufArch::of_file(file)?;
+    let config = HfConfig::new(arch.hf_config(file)?);
+    let mut weights = GgufWeights::new(file, arch)?;
+    let mut reporting = ReportingSource::new(&mut weights, progress, file.tensors.len());
+    from_hf(&config, &mut reporting, device, kind)
 }
 
 /// Builds the architecture a Hugging Face `config.json` names (`model_type`) from its weights.

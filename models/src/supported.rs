@@ -10,6 +10,8 @@ pub const SUPPORTED: &[&str] = &[
     "starcoder2",
     "phi3",
     "granite",
+    "gemma",
+    "gemma2",
     "gpt2",
     "gpt_bigcode",
     "codegen",

@@ -8,10 +8,11 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde_json::json;
 use tch::{Kind, Tensor};
 
+use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
 use crate::files::write_atomically;
 use crate::gguf::{GgmlType, GgufWriter, MetaValue};
-use crate::gguf_weights::gguf_name;
+use crate::gguf_arch::{GgufArch, Heads};
 use crate::model::Model;
 
 /// A tensor's data ready for a safetensors file.
@@ -114,63 +115,38 @@ pub fn parse_export_type(name: &str) -> Result<GgmlType> {
     }
 }
 
-/// Writes `model` as a GGUF file with llama.cpp's tensor names and metadata; matrices are stored as `kind`
-/// (F32, F16 or Q8_0), norms and biases as F32.
+/// Writes `model` as a GGUF file with llama.cpp's architecture name, metadata and tensor names, its tensors stored
+/// as llama.cpp's converter stores them (`gguf_arch`); matrices as `kind` (F32, F16 or Q8_0), norms and biases as F32.
+/// Architectures llama.cpp has no layout for are refused with the reason.
 pub fn save_gguf(model: &Model, path: &Path, kind: GgmlType) -> Result<()> {
     model.gates.check_exportable()?;
     if !matches!(kind, GgmlType::F32 | GgmlType::F16 | GgmlType::Q8_0) {
         return Err(ModelError::InvalidInput(format!("GGUF export supports F32, F16 and Q8_0, not {}", kind.name())));
     }
     let (config, tensors) = model.arch().hf_export()?;
+    let config = HfConfig::new(config);
+    let arch = GgufArch::for_export(&config)?;
     let shape = model.shape();
-    let arch = config["model_type"].as_str().unwrap_or(&shape.architecture).to_string();
-    if arch != "llama" {
-        return Err(ModelError::InvalidInput(format!(
-            "GGUF export is written for llama models only, not {arch}: export a Hugging Face folder instead"
-        )));
-    }
     let mut w = GgufWriter::new();
-    let string = |s: &str| MetaValue::String(s.to_string());
-    let int = |v: usize| MetaValue::U32(v as u32);
-    w.set("general.architecture", string(&arch));
-    w.set("general.name", string(model.source.display_name.as_deref().unwrap_or("workbench export")));
-    let key = |k: &str| format!("{arch}.{k}");
-    w.set(&key("block_count"), int(shape.n_layers));
-    w.set(&key("context_length"), int(shape.context_length));
-    w.set(&key("embedding_length"), int(shape.d_model));
-    w.set(&key("feed_forward_length"), int(shape.d_mlp));
-    w.set(&key("attention.head_count"), int(shape.n_heads));
-    w.set(&key("attention.head_count_kv"), int(shape.n_kv_heads));
-    w.set(&key("attention.key_length"), int(shape.head_dim));
-    w.set(&key("attention.value_length"), int(shape.head_dim));
-    w.set(&key("rope.dimension_count"), int(shape.head_dim));
-    w.set(&key("rope.freq_base"), MetaValue::F32(config["rope_theta"].as_f64().unwrap_or(10_000.0) as f32));
-    w.set(
-        &key("attention.layer_norm_rms_epsilon"),
-        MetaValue::F32(config["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32),
-    );
-    w.set(&key("vocab_size"), int(shape.vocab_size));
+    w.set("general.architecture", MetaValue::String(arch.gguf.to_string()));
+    let name = model.source.display_name.as_deref().unwrap_or("workbench export");
+    w.set("general.name", MetaValue::String(name.to_string()));
+    for (key, value) in arch.metadata(&config, shape)? {
+        w.set(&key, value);
+    }
     tokenizer_metadata(model, &mut w)?;
+    let heads = Heads { query: shape.n_heads as i64, key_value: shape.n_kv_heads as i64 };
     for (hf, t) in &tensors {
-        let name = gguf_name(hf).ok_or_else(|| ModelError::InvalidInput(format!("no GGUF name for tensor {hf}")))?;
-        let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float);
-        let permuted_heads = match (arch.as_str(), name.rsplit('.').nth(1)) {
-            ("llama", Some("attn_q")) => Some(shape.n_heads as i64),
-            ("llama", Some("attn_k")) => Some(shape.n_kv_heads as i64),
-            _ => None,
-        };
-        let t = match permuted_heads {
-            // llama.cpp's converter interleaves each head's rotary halves: permute(w, n_head).
-            Some(n) if t.dim() == 2 => {
-                let (rows, cols) = (t.size()[0], t.size()[1]);
-                t.reshape([n, 2, rows / n / 2, cols]).transpose(1, 2).reshape([rows, cols])
-            }
-            _ => t,
-        }
-        .contiguous();
+        let name = arch
+            .tensor_name(hf)
+            .ok_or_else(|| ModelError::InvalidInput(format!("no GGUF name for tensor {hf} of {}", arch.gguf)))?;
+        let t = arch.to_gguf(&name, t.to_device(tch::Device::Cpu).to_kind(Kind::Float), heads).contiguous();
         let values: Vec<f32> = Vec::try_from(t.flatten(0, -1))?;
         let stored = if t.dim() >= 2 { kind } else { GgmlType::F32 };
         w.add_f32(&name, &t.size(), &values, stored)?;
+        if arch.writes_tied_output && name == "token_embd.weight" && shape.tied_embeddings {
+            w.add_f32("output.weight", &t.size(), &values, stored)?;
+        }
     }
     w.write(path)
 }

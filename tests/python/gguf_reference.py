@@ -4,8 +4,8 @@ usage: gguf_reference.py MODEL.gguf OUT_DIR
 
 Writes into OUT_DIR:
   * synthetic.gguf: every metadata value type, a custom alignment, and one tensor of each of F32, F16, BF16,
-    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (a real SmolLM2 weight slice quantized by gguf.quants) and Q4_K, Q5_K,
-    Q6_K (random blocks with sane scales: gguf-py cannot quantize K-quants);
+    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (a real SmolLM2 weight slice quantized by gguf.quants) and Q2_K, Q3_K, Q4_K,
+    Q5_K, Q6_K, IQ4_NL, IQ4_XS (random blocks with sane scales: gguf-py cannot quantize these);
   * <name>.f32: gguf.quants.dequantize of each synthetic tensor and of real tensors of MODEL.gguf;
   * manifest.json: expected metadata and tensor shapes.
 """
@@ -64,23 +64,27 @@ manifest["metadata"].append({"key": "test.array_str", "type": "Array", "value": 
 manifest["metadata"].append({"key": "test.array_i32", "type": "Array", "value": [1, -2, 3]})
 
 
-def random_k_blocks(kind, rows, cols):
-    block_bytes = {Q.Q4_K: 144, Q.Q5_K: 176, Q.Q6_K: 210}[kind]
-    blocks = rng.integers(0, 256, size=(rows * cols // 256, block_bytes), dtype=np.uint8)
-    scales = rng.uniform(0.001, 0.05, size=(blocks.shape[0], 2)).astype(np.float16).view(np.uint8)
-    if kind == Q.Q6_K:
-        blocks[:, 208:210] = scales[:, :2]
-    else:
-        blocks[:, 0:4] = scales
+# Where each randomly filled type keeps its f16 scales (and minimums), which are set to sane values.
+SCALE_BYTES = {Q.Q2_K: (80, 84), Q.Q3_K: (108, 110), Q.Q4_K: (0, 4), Q.Q5_K: (0, 4), Q.Q6_K: (208, 210),
+               Q.IQ4_NL: (0, 2), Q.IQ4_XS: (0, 2)}
+
+
+def random_blocks(kind, rows, cols):
+    block_values, block_bytes = gguf.GGML_QUANT_SIZES[kind]
+    blocks = rng.integers(0, 256, size=(rows * cols // block_values, block_bytes), dtype=np.uint8)
+    start, end = SCALE_BYTES[kind]
+    scales = rng.uniform(0.001, 0.05, size=(blocks.shape[0], (end - start) // 2)).astype(np.float16)
+    blocks[:, start:end] = scales.view(np.uint8)
     return blocks.reshape(rows, -1)
 
 
-for kind in [Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q4_K, Q.Q5_K, Q.Q6_K]:
+for kind in [Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K,
+             Q.IQ4_NL, Q.IQ4_XS]:
     name = f"t.{kind.name.lower()}"
     if kind == Q.F32:
         data = source
-    elif kind in (Q.Q4_K, Q.Q5_K, Q.Q6_K):
-        data = random_k_blocks(kind, *source.shape)
+    elif kind in SCALE_BYTES:
+        data = random_blocks(kind, *source.shape)
     else:
         data = quants.quantize(source, kind)
     if kind == Q.F32:

@@ -2,7 +2,8 @@
 
 usage: hf_reference.py ARCH VARIANT TOKENIZER_GGUF OUT_DIR
   ARCH     llama | qwen2 | mistral | qwen3 | starcoder2 | phi3 | granite | gemma | gemma2 | gpt2 | gpt_bigcode | gpt_bigcode_mha | codegen | gpt_neox | gpt_neox_sequential
-  VARIANT  f32 | f16 | bf16 | sharded (f32 in several safetensors shards)
+  VARIANT  f32 | f16 | bf16 | sharded (f32 in several safetensors shards) | gguf (f32, with Gemma 2's
+           query_pre_attn_scalar equal to its head width, as llama.cpp assumes)
 Writes OUT_DIR/model/ (config.json, safetensors, tokenizer.json) and, from a float32 forward pass of the saved
 checkpoint, OUT_DIR/logits-<i>.f32 and OUT_DIR/hidden-<i>-<layer>.f32 (output_hidden_states), plus
 OUT_DIR/reference.json with the prompts' token ids and shapes.
@@ -92,6 +93,8 @@ CONFIGS = {
 }
 
 config = CONFIGS[arch]()
+if variant == "gguf" and arch == "gemma2":
+    config.query_pre_attn_scalar = config.head_dim
 config.initializer_range = 0.1  # larger than the default 0.02, so that a wrong layout changes logits a lot
 model = AutoModelForCausalLM.from_config(config).eval()
 with torch.no_grad():  # random norms and biases, so a misplaced one shows
@@ -100,7 +103,7 @@ with torch.no_grad():  # random norms and biases, so a misplaced one shows
             p.copy_(1.0 + 0.1 * torch.randn_like(p))
         elif name.endswith("bias"):
             p.copy_(0.1 * torch.randn_like(p))
-dtype = {"f32": torch.float32, "sharded": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[variant]
+dtype = {"f32": torch.float32, "gguf": torch.float32, "sharded": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[variant]
 model = model.to(dtype)
 model.save_pretrained(model_dir, max_shard_size="1MB" if variant == "sharded" else "10GB")
 tokenizer.save_pretrained(model_dir)
@@ -115,5 +118,5 @@ with torch.no_grad():
         for layer, hidden in enumerate(output.hidden_states):
             hidden[0].float().numpy().tofile(os.path.join(out, f"hidden-{i}-{layer}.f32"))
 with open(os.path.join(out, "reference.json"), "w") as f:
-    json.dump({"ids": ids, "layers": config.num_hidden_layers, "hidden": config.hidden_size, "vocab": VOCAB,
+    json.dump({"prompts": prompts, "ids": ids, "layers": config.num_hidden_layers, "hidden": config.hidden_size, "vocab": VOCAB,
                "files": sorted(os.listdir(model_dir))}, f)

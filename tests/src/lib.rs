@@ -35,6 +35,18 @@ pub fn run_python(script: &str, args: &[&Path]) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// A small random Hugging Face checkpoint of `arch` built by transformers (`hf_reference.py`, `variant` f32, f16,
+/// bf16, sharded or gguf), in the returned folder's `model/`, with transformers' logits and hidden states of its
+/// prompts; returns the folder and `reference.json` (the prompts, their token ids, layers, width, vocabulary).
+pub fn hf_reference(arch: &str, variant: &str) -> (tempfile::TempDir, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().to_path_buf();
+    run_python("hf_reference.py", &[Path::new(arch), Path::new(variant), &default_model_path(), &out])
+        .expect("the reference checkpoint is built");
+    let text = std::fs::read_to_string(out.join("reference.json")).expect("reference.json");
+    (dir, serde_json::from_str(&text).expect("reference.json is JSON"))
+}
+
 /// Path of the default model's GGUF file.
 pub fn default_model_path() -> PathBuf {
     models::catalogue::resolve(models::catalogue::DEFAULT_MODEL).expect("the default model is installed by ./x setup")

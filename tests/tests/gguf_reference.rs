@@ -1,5 +1,5 @@
 //! The GGUF reader and dequantizers against the Python `gguf` package: real SmolLM2 tensors (Q8_0, Q4_1,
-//! F32) and a file written by gguf-py with every metadata type and all eleven tensor types.
+//! F32) and a file written by gguf-py with every metadata type and all fifteen tensor types.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -50,7 +50,8 @@ fn every_supported_type_dequantizes_like_gguf_py() {
     let file = GgufFile::open(dir.join("synthetic.gguf")).unwrap();
     let synthetic = manifest["synthetic"].as_array().unwrap();
     let types: Vec<&str> = synthetic.iter().map(|t| t["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]);
+    let all = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"];
+    assert_eq!(types, [&all[..], &["IQ4_NL", "IQ4_XS"]].concat());
     for t in synthetic {
         let name = t["name"].as_str().unwrap();
         assert_matches(&file, name, t["type"].as_str().unwrap(), &t["shape"], &dir.join(format!("{name}.f32")));

@@ -13,7 +13,6 @@ use super::decoder::{
 use super::ModelShape;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
-use crate::gguf::GgufFile;
 use crate::weights::WeightSource;
 
 /// Hyper-parameters of a Llama model.
@@ -65,46 +64,6 @@ pub struct LlamaConfig {
 }
 
 impl LlamaConfig {
-    /// Reads the `llama.*` metadata of a GGUF file.
-    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
-        let arch = file.require_str("general.architecture")?;
-        let key = |k: &str| format!("{arch}.{k}");
-        let hidden_size = file.require_u64(&key("embedding_length"))? as usize;
-        let num_attention_heads = file.require_u64(&key("attention.head_count"))? as usize;
-        let vocab_size = match file.get(&key("vocab_size")).and_then(|v| v.as_u64()) {
-            Some(v) => v as usize,
-            None => file
-                .get("tokenizer.ggml.tokens")
-                .and_then(|v| v.as_array())
-                .map(|a| a.len())
-                .ok_or_else(|| ModelError::config(key("vocab_size"), "missing"))?,
-        };
-        let optional = |k: &str| file.get(&key(k)).and_then(|v| v.as_u64()).map(|v| v as usize);
-        Ok(LlamaConfig {
-            model_type: arch.to_string(),
-            hidden_size,
-            intermediate_size: file.require_u64(&key("feed_forward_length"))? as usize,
-            num_hidden_layers: file.require_u64(&key("block_count"))? as usize,
-            num_attention_heads,
-            num_key_value_heads: optional("attention.head_count_kv").unwrap_or(num_attention_heads),
-            head_dim: optional("attention.key_length").unwrap_or(hidden_size / num_attention_heads.max(1)),
-            rms_norm_eps: file.require_f64(&key("attention.layer_norm_rms_epsilon"))?,
-            rope_theta: file.get(&key("rope.freq_base")).and_then(|v| v.as_f64()).unwrap_or(10_000.0),
-            vocab_size,
-            max_position_embeddings: file.require_u64(&key("context_length"))? as usize,
-            tie_word_embeddings: file.tensor("output.weight").is_none(),
-            qkv_bias: file.tensor("blk.0.attn_q.bias").is_some(),
-            o_bias: file.tensor("blk.0.attn_output.bias").is_some(),
-            hidden_act: "silu".into(),
-            sliding_window: None,
-            qk_norm: false,
-            fused_projections: false,
-            scales: Scales::NONE,
-            norm: NormKind::Rms,
-            sandwich_norms: false,
-        })
-    }
-
     /// Reads a Hugging Face `config.json` of a Llama.
     pub fn from_hf(config: &HfConfig) -> Result<Self> {
         let hidden_size = config.usize("hidden_size")?;

@@ -23,12 +23,20 @@ pub enum GgmlType {
     Q5_0,
     /// Blocks of 32: f16 scale and minimum, 5-bit values.
     Q5_1,
+    /// Super-blocks of 256: 16 sub-blocks with 4-bit scales and minimums, 2-bit values.
+    Q2_K,
+    /// Super-blocks of 256: 16 sub-blocks with 6-bit scales, 3-bit values (2 bits plus a high-bit mask).
+    Q3_K,
     /// Super-blocks of 256: 8 sub-blocks with 6-bit scales and minimums, 4-bit values.
     Q4_K,
     /// Super-blocks of 256: like Q4_K with a fifth bit per value.
     Q5_K,
     /// Super-blocks of 256: 16 sub-blocks with 8-bit scales, 6-bit values.
     Q6_K,
+    /// Blocks of 32: f16 scale, 4-bit indices into a fixed non-linear table of 16 values.
+    IQ4_NL,
+    /// Super-blocks of 256: IQ4_NL's table with a 6-bit scale per sub-block of 32.
+    IQ4_XS,
     /// Any other type number; its data cannot be decoded here.
     Other(u32),
 }
@@ -44,9 +52,13 @@ impl GgmlType {
             6 => GgmlType::Q5_0,
             7 => GgmlType::Q5_1,
             8 => GgmlType::Q8_0,
+            10 => GgmlType::Q2_K,
+            11 => GgmlType::Q3_K,
             12 => GgmlType::Q4_K,
             13 => GgmlType::Q5_K,
             14 => GgmlType::Q6_K,
+            20 => GgmlType::IQ4_NL,
+            23 => GgmlType::IQ4_XS,
             30 => GgmlType::BF16,
             other => GgmlType::Other(other),
         }
@@ -62,9 +74,13 @@ impl GgmlType {
             GgmlType::Q5_0 => 6,
             GgmlType::Q5_1 => 7,
             GgmlType::Q8_0 => 8,
+            GgmlType::Q2_K => 10,
+            GgmlType::Q3_K => 11,
             GgmlType::Q4_K => 12,
             GgmlType::Q5_K => 13,
             GgmlType::Q6_K => 14,
+            GgmlType::IQ4_NL => 20,
+            GgmlType::IQ4_XS => 23,
             GgmlType::BF16 => 30,
             GgmlType::Other(id) => id,
         }
@@ -88,9 +104,13 @@ impl GgmlType {
             GgmlType::Q4_1 => (32, 20),
             GgmlType::Q5_0 => (32, 22),
             GgmlType::Q5_1 => (32, 24),
+            GgmlType::Q2_K => (256, 84),
+            GgmlType::Q3_K => (256, 110),
             GgmlType::Q4_K => (256, 144),
             GgmlType::Q5_K => (256, 176),
             GgmlType::Q6_K => (256, 210),
+            GgmlType::IQ4_NL => (32, 18),
+            GgmlType::IQ4_XS => (256, 136),
             GgmlType::Other(_) => return None,
         })
     }
@@ -118,9 +138,13 @@ pub fn dequantize(kind: GgmlType, data: &[u8], count: usize) -> Option<Vec<f32>>
         GgmlType::Q4_1 => q4_1,
         GgmlType::Q5_0 => q5_0,
         GgmlType::Q5_1 => q5_1,
+        GgmlType::Q2_K => q2_k,
+        GgmlType::Q3_K => q3_k,
         GgmlType::Q4_K => q4_k,
         GgmlType::Q5_K => q5_k,
         GgmlType::Q6_K => q6_k,
+        GgmlType::IQ4_NL => iq4_nl,
+        GgmlType::IQ4_XS => iq4_xs,
         GgmlType::Other(_) => return None,
     };
     let mut out = vec![0f32; count];
@@ -182,6 +206,75 @@ fn q5_1(b: &[u8], y: &mut [f32]) {
     let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
     for (out, v) in y.iter_mut().zip(five_bit_values(qh, &b[8..24])) {
         *out = v as f32 * d + m;
+    }
+}
+
+/// The 2-bit field at `shift` of each of `qs`'s bytes, for the 16 values of one Q2_K / Q3_K sub-block.
+fn two_bits(qs: &[u8], shift: usize) -> impl Iterator<Item = i32> + '_ {
+    qs[..16].iter().map(move |q| ((q >> shift) & 3) as i32)
+}
+
+fn q2_k(b: &[u8], y: &mut [f32]) {
+    let (scales, qs) = (&b[0..16], &b[16..80]);
+    let (d, dmin) = (half_at(b, 80), half_at(b, 82));
+    // Values come in 16 sub-blocks of 16: per half of 128, four bit planes over two runs of 16 bytes.
+    let sub_blocks = (0..2).flat_map(|half| (0..4).flat_map(move |plane| (0..2).map(move |run| (half, plane, run))));
+    for (s, ((half, plane, run), ys)) in sub_blocks.zip(y.chunks_exact_mut(16)).enumerate() {
+        let (scale, min) = (d * (scales[s] & 0x0f) as f32, dmin * (scales[s] >> 4) as f32);
+        for (out, q) in ys.iter_mut().zip(two_bits(&qs[32 * half + 16 * run..], 2 * plane)) {
+            *out = scale * q as f32 - min;
+        }
+    }
+}
+
+/// The 16 signed 6-bit scales of a Q3_K super-block from its 12 packed bytes (ggml's `kmask` unpacking).
+fn q3_k_scales(packed: &[u8]) -> [i32; 16] {
+    let mut scales = [0i32; 16];
+    for (j, scale) in scales.iter_mut().enumerate() {
+        let low = if j < 8 { packed[j] & 0x0f } else { packed[j - 8] >> 4 };
+        let high = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+        *scale = (low | (high << 4)) as i32 - 32;
+    }
+    scales
+}
+
+fn q3_k(b: &[u8], y: &mut [f32]) {
+    let (hmask, qs, scales) = (&b[0..32], &b[32..96], q3_k_scales(&b[96..108]));
+    let d = half_at(b, 108);
+    let sub_blocks = (0..2).flat_map(|half| (0..4).flat_map(move |plane| (0..2).map(move |run| (half, plane, run))));
+    for (s, ((half, plane, run), ys)) in sub_blocks.zip(y.chunks_exact_mut(16)).enumerate() {
+        let scale = d * scales[s] as f32;
+        let mask_bit = 1u8 << (4 * half + plane);
+        let high = &hmask[16 * run..16 * run + 16];
+        for ((out, q), h) in ys.iter_mut().zip(two_bits(&qs[32 * half + 16 * run..], 2 * plane)).zip(high) {
+            *out = scale * (q - if h & mask_bit != 0 { 0 } else { 4 }) as f32;
+        }
+    }
+}
+
+/// The non-linear 4-bit code book of IQ4_NL and IQ4_XS (`kvalues_iq4nl` in ggml).
+const IQ4_VALUES: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+/// 32 values from 16 bytes of IQ4 indices: low nibbles first, then high nibbles.
+fn iq4_block(scale: f32, qs: &[u8], y: &mut [f32]) {
+    for (j, &q) in qs[..16].iter().enumerate() {
+        y[j] = scale * IQ4_VALUES[(q & 0x0f) as usize] as f32;
+        y[j + 16] = scale * IQ4_VALUES[(q >> 4) as usize] as f32;
+    }
+}
+
+fn iq4_nl(b: &[u8], y: &mut [f32]) {
+    iq4_block(half_at(b, 0), &b[2..18], y);
+}
+
+fn iq4_xs(b: &[u8], y: &mut [f32]) {
+    let d = half_at(b, 0);
+    let scales_high = u16::from_le_bytes([b[2], b[3]]);
+    let (scales_low, qs) = (&b[4..8], &b[8..136]);
+    for (ib, (ys, q)) in y.chunks_exact_mut(32).zip(qs.chunks_exact(16)).enumerate() {
+        let low = (scales_low[ib / 2] >> (4 * (ib % 2))) & 0x0f;
+        let high = ((scales_high >> (2 * ib)) & 3) as u8;
+        iq4_block(d * ((low | (high << 4)) as i32 - 32) as f32, q, ys);
     }
 }
 
