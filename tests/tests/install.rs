@@ -138,3 +138,26 @@ fn the_test_set_up_installs_slurm_and_munge_and_the_run_set_up_does_not() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(log.is_empty(), "./x run installs no scheduler: {log:?}");
 }
+
+/// `./x gpu-check` refuses on a machine without CUDA, before it installs or runs anything, and says why: no GPU
+/// that nvidia-smi lists, or one that the venv's torch cannot use.
+#[test]
+fn the_gpu_check_refuses_clearly_without_cuda() {
+    let stand_ins = StandIns::new(false);
+    std::os::unix::fs::symlink(which("grep"), stand_ins.dir.path().join("grep")).unwrap();
+    let (output, _) = stand_ins.run_x("require_cuda", 0, "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("nvidia-smi lists no NVIDIA GPU"), "{}", stderr(&output));
+
+    write_executable(&stand_ins.dir.path().join("nvidia-smi"), "#!/bin/sh\necho 'GPU 0: NVIDIA H100 (UUID: x)'\n");
+    let venv = stand_ins.dir.path().join(".cache/mintbench/venv/bin");
+    std::fs::create_dir_all(&venv).unwrap();
+    write_executable(&venv.join("python"), "#!/bin/sh\nexit 1\n");
+    let (output, _) = stand_ins.run_x("require_cuda", 0, "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("torch.cuda.is_available() is False"), "{}", stderr(&output));
+
+    write_executable(&venv.join("python"), "#!/bin/sh\nexit 0\n");
+    let (output, _) = stand_ins.run_x("require_cuda", 0, "");
+    assert!(output.status.success(), "a GPU torch can use is accepted: {}", stderr(&output));
+}
