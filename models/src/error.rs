@@ -89,6 +89,24 @@ pub enum ModelError {
     /// The chat template failed to render.
     #[error("chat template: {0}")]
     ChatTemplate(String),
+    /// Loading the model would take more memory than the machine has available.
+    #[error(
+        "loading {model} as {dtype} needs about {needed:.1} GiB ({weights:.1} GiB of weights), but only \
+         {available:.1} GiB is available; load it as bf16 (--dtype bf16 halves f32's weights), free memory, or use a \
+         machine with more"
+    )]
+    NotEnoughMemory {
+        /// The model that was asked for.
+        model: String,
+        /// The dtype it was to be loaded in.
+        dtype: String,
+        /// GiB needed in all.
+        needed: f64,
+        /// GiB of weights.
+        weights: f64,
+        /// GiB available.
+        available: f64,
+    },
     /// A prompt or input the caller gave cannot be run.
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -15,6 +15,7 @@ pub mod catalogue;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod footprint;
 pub mod gates;
 pub mod generate;
 pub mod gguf;

@@ -9,6 +9,7 @@ use crate::arch::{Architecture, AttentionMask, ForwardInput, KvCache, ModelShape
 use crate::catalogue;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
+use crate::footprint::{self, MemoryNeed};
 use crate::gguf::GgufFile;
 use crate::hooks::{ActivationCache, HookPoint, Hooks};
 use crate::load;
@@ -131,9 +132,14 @@ impl Model {
         Self::load_with_progress(spec, options, &Silent)
     }
 
-    /// [`Model::load`], reporting each tensor read to `progress` and stopping when it is cancelled.
+    /// [`Model::load`], reporting each tensor read to `progress` and stopping when it is cancelled. On the CPU, a
+    /// model that would need more memory than is available is refused before anything is read
+    /// ([`MemoryNeed`]).
     pub fn load_with_progress(spec: &str, options: LoadOptions, progress: &dyn Progress) -> Result<Self> {
         let path = catalogue::resolve(spec)?;
+        if options.device == Device::Cpu {
+            MemoryNeed::of(&path, options.kind)?.check_fits(spec, options.kind, footprint::available_bytes()?)?;
+        }
         let mut model = if path.is_dir() {
             Self::from_hf_dir(&path, options, progress)?
         } else {

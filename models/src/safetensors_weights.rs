@@ -1,5 +1,7 @@
 //! Reading a Hugging Face checkpoint: `model.safetensors`, or shards listed by
-//! `model.safetensors.index.json`, memory-mapped and converted tensor by tensor.
+//! `model.safetensors.index.json`, memory-mapped and copied out tensor by tensor. Each tensor's pages of the map are
+//! released once it is copied, so the map never adds to the process's resident memory: loading holds the weights
+//! plus one tensor in flight, not the weights and the files besides.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -11,6 +13,7 @@ use safetensors::SafeTensors;
 use tch::{Kind, Tensor};
 
 use crate::error::{ModelError, Result};
+use crate::files::release_mapped;
 use crate::weights::{check_shape, WeightSource};
 
 /// One memory-mapped safetensors file with its parsed header.
@@ -76,6 +79,14 @@ impl SafetensorsWeights {
         Ok(SafetensorsWeights { shards, index })
     }
 
+    /// The number of elements of each tensor, from the headers alone.
+    pub fn element_counts(&self) -> impl Iterator<Item = u64> + '_ {
+        self.index.iter().filter_map(|(name, &shard)| {
+            let info = self.shards[shard].metadata.info(name)?;
+            Some(info.shape.iter().map(|&d| d as u64).product())
+        })
+    }
+
     /// Names of every tensor in the checkpoint.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.index.keys().map(String::as_str)
@@ -125,7 +136,9 @@ impl WeightSource for SafetensorsWeights {
                 reason: format!("tensor {name} has {} bytes of data, its shape and dtype need {expected}", end - start),
             });
         }
-        Ok(Tensor::f_from_data_size(&shard.mmap[start..end], &found, kind)?.to_kind(Kind::Float))
+        let tensor = Tensor::f_from_data_size(&shard.mmap[start..end], &found, kind)?;
+        release_mapped(&shard.mmap, start, end);
+        Ok(tensor)
     }
 
     fn contains(&self, name: &str) -> bool {

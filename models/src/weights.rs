@@ -8,7 +8,8 @@ use crate::progress::Progress;
 
 /// Where an architecture reads its weights from, by Hugging Face tensor name.
 pub trait WeightSource {
-    /// The tensor `name` as f32 on the CPU, checked against `shape`.
+    /// The tensor `name` on the CPU, checked against `shape`, in the float dtype the file stores it in (f32 for
+    /// GGUF's quantised blocks, which are dequantised), so that a loader converts it once, into the model's dtype.
     fn tensor(&mut self, name: &str, shape: &[i64]) -> Result<Tensor>;
     /// Whether the checkpoint holds `name` (used for optional tensors such as an untied `lm_head`).
     fn contains(&self, name: &str) -> bool;

@@ -26,6 +26,26 @@ fn info_reports_the_default_models_sizes() {
 }
 
 #[test]
+fn info_prints_the_memory_needed_and_refuses_a_model_that_does_not_fit() {
+    let info = json(&workbench(&["info", "--model", "smollm2-135m-instruct", "--json", "--dtype", "bf16"]));
+    // The GGUF stores the tied embedding once: the parameters are transformers' count, 2 bytes each in bf16.
+    assert_eq!(info["memory"]["need"]["parameters"], 134_515_008);
+    assert_eq!(info["memory"]["need"]["weight_bytes"], 2 * 134_515_008);
+    assert_eq!(info["memory"]["need"]["largest_tensor"], 49_152 * 576);
+    let text = String::from_utf8_lossy(&workbench(&["info", "--model", "smollm2-135m-instruct"]).stdout).to_string();
+    assert!(text.starts_with("memory        ") && text.contains("(0.50 GiB of weights)"), "{text}");
+    let refused = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args(["info", "--model", "smollm2-135m-instruct", "--device", "cpu"])
+        .env(models::footprint::LIMIT_VARIABLE, "300M")
+        .output()
+        .expect("workbench runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && !stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("needs about") && stderr.contains("0.3 GiB is available"), "{stderr}");
+    assert!(String::from_utf8_lossy(&refused.stdout).starts_with("memory        "), "the need is printed first");
+}
+
+#[test]
 fn generate_follows_the_chat_template_and_stops() {
     let g = json(&workbench(&[
         "generate",

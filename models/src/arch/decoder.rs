@@ -484,7 +484,7 @@ impl<'a> Loader<'a> {
         Loader { source, device, kind }
     }
 
-    /// A tensor as f32 on the CPU, before any layout change.
+    /// A tensor on the CPU in the dtype its file stores, before any layout change.
     pub fn raw(&mut self, name: &str, shape: &[i64]) -> Result<Tensor> {
         self.source.tensor(name, shape)
     }

@@ -257,8 +257,11 @@ impl GgufFile {
     /// A tensor's values as f32 in torch order, with its torch shape.
     pub fn dequantize(&self, name: &str) -> Result<(Vec<f32>, Vec<i64>)> {
         let info = self.tensor(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
-        let values = dequantize(info.kind, self.tensor_bytes(info)?, info.element_count() as usize)
+        let bytes = self.tensor_bytes(info)?;
+        let values = dequantize(info.kind, bytes, info.element_count() as usize)
             .ok_or_else(|| ModelError::UnsupportedType { tensor: info.name.clone(), kind: info.kind.name() })?;
+        let start = bytes.as_ptr() as usize - self.mmap.as_ptr() as usize;
+        crate::files::release_mapped(&self.mmap, start, start + bytes.len());
         Ok((values, info.torch_shape()))
     }
 }

@@ -1,15 +1,31 @@
 //! `workbench info`: the model's architecture, sizes and memory.
 
 use anyhow::Result;
+use models::footprint::{available_bytes, gib, MemoryNeed};
 
 use super::args::ModelArgs;
 
-/// Prints the summary of the model (as JSON with `--json`).
+/// Prints the memory the model needs, then (when it fits) loads it and prints its summary (as JSON with `--json`).
 pub fn info(args: &ModelArgs) -> Result<()> {
+    let kind = models::parse_kind(&args.dtype)?;
+    let need = MemoryNeed::of(&models::catalogue::resolve(&args.model)?, kind)?;
+    let available = available_bytes()?;
+    let available_text = available.map_or("unknown".to_string(), |bytes| format!("{:.2} GiB", gib(bytes)));
+    if !args.json {
+        println!(
+            "memory        {:.2} GiB needed to load as {kind:?} ({:.2} GiB of weights); {available_text} available",
+            gib(need.needed_bytes),
+            gib(need.weight_bytes)
+        );
+    }
     let model = args.load()?;
     let shape = model.shape();
     if args.json {
-        let value = serde_json::json!({"source": model.source, "shape": shape, "parameters": model.parameter_count(), "bytes": model.parameter_bytes(), "device": format!("{:?}", model.device), "dtype": format!("{:?}", model.kind)});
+        let value = serde_json::json!({
+            "source": model.source, "shape": shape, "parameters": model.parameter_count(),
+            "bytes": model.parameter_bytes(), "device": format!("{:?}", model.device),
+            "dtype": format!("{:?}", model.kind), "memory": {"need": need, "available_bytes": available},
+        });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
