@@ -46,6 +46,18 @@ pub fn write_atomically_with(path: &Path, write: impl FnOnce(&mut std::fs::File)
     Ok(())
 }
 
+/// Drops the resident pages of bytes `start..end` of a read-only file map (from the page holding `start`), once
+/// they have been copied out: a later read faults them in from the file again. Readers call it tensor by tensor, so
+/// that loading holds the weights plus one tensor in flight rather than the weights and the files besides.
+pub(crate) fn release_mapped(map: &memmap2::Mmap, start: usize, end: usize) {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+    let first_page = start - start % page;
+    // SAFETY: the map is read-only, so MADV_DONTNEED drops clean file pages only and later reads see the file's
+    // bytes again. The advice is a hint: when the kernel refuses it, memory is merely not freed.
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first_page, end - first_page) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,16 +73,4 @@ mod tests {
         let missing = dir.path().join("no/such/folder/b.json");
         assert!(matches!(write_atomically(&missing, b"x"), Err(ModelError::Io { .. })));
     }
-}
-
-/// Drops the resident pages of bytes `start..end` of a read-only file map (from the page holding `start`), once
-/// they have been copied out: a later read faults them in from the file again. Readers call it tensor by tensor, so
-/// that loading holds the weights plus one tensor in flight rather than the weights and the files besides.
-pub(crate) fn release_mapped(map: &memmap2::Mmap, start: usize, end: usize) {
-    // SAFETY: sysconf has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
-    let first_page = start - start % page;
-    // SAFETY: the map is read-only, so MADV_DONTNEED drops clean file pages only and later reads see the file's
-    // bytes again. The advice is a hint: when the kernel refuses it, memory is merely not freed.
-    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first_page, end - first_page) };
 }

@@ -13,6 +13,7 @@ use crate::footprint::{self, MemoryNeed};
 use crate::gguf::GgufFile;
 use crate::hooks::{ActivationCache, HookPoint, Hooks};
 use crate::load;
+use crate::memory::LoadingAllocations;
 use crate::progress::{Progress, Silent};
 use crate::safetensors_weights::SafetensorsWeights;
 use crate::tokenizer::Tokenizer;
@@ -151,6 +152,7 @@ impl Model {
 
     /// Loads a GGUF file.
     pub fn from_gguf(path: &Path, options: LoadOptions, progress: &dyn Progress) -> Result<Self> {
+        let _allocations = LoadingAllocations::begin();
         let file = GgufFile::open(path)?;
         let arch = load::from_gguf(&file, options.device, options.kind, progress)?;
         let tokenizer = Tokenizer::from_gguf(&file)?;
@@ -160,6 +162,7 @@ impl Model {
 
     /// Loads a Hugging Face folder: `config.json`, `model.safetensors` (or a sharded index) and `tokenizer.json`.
     pub fn from_hf_dir(dir: &Path, options: LoadOptions, progress: &dyn Progress) -> Result<Self> {
+        let _allocations = LoadingAllocations::begin();
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
         let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::BadFormat {
@@ -185,7 +188,6 @@ impl Model {
         format: ModelFormat,
         display_name: Option<String>,
     ) -> Self {
-        crate::memory::reuse_large_buffers();
         let source = ModelSource { spec: path.display().to_string(), path: path.to_path_buf(), format, display_name };
         Model { arch, tokenizer, device: options.device, kind: options.kind, source, gates: Default::default() }
     }

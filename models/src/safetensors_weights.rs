@@ -1,7 +1,7 @@
 //! Reading a Hugging Face checkpoint: `model.safetensors`, or shards listed by
-//! `model.safetensors.index.json`, memory-mapped and copied out tensor by tensor. Each tensor's pages of the map are
-//! released once it is copied, so the map never adds to the process's resident memory: loading holds the weights
-//! plus one tensor in flight, not the weights and the files besides.
+//! `model.safetensors.index.json`, memory-mapped and copied out tensor by tensor in its stored dtype. The map's
+//! pages are released as they are copied, so the map adds at most one chunk to the process's resident memory:
+//! loading holds the weights, not the weights and the files besides.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -10,11 +10,14 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, Metadata};
 use safetensors::SafeTensors;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{ModelError, Result};
 use crate::files::release_mapped;
 use crate::weights::{check_shape, WeightSource};
+
+/// Bytes copied out of the map before their pages are released: a 150 MB embedding is never resident twice.
+const COPY_CHUNK_BYTES: usize = 8 << 20;
 
 /// One memory-mapped safetensors file with its parsed header.
 struct Shard {
@@ -136,8 +139,17 @@ impl WeightSource for SafetensorsWeights {
                 reason: format!("tensor {name} has {} bytes of data, its shape and dtype need {expected}", end - start),
             });
         }
-        let tensor = Tensor::f_from_data_size(&shard.mmap[start..end], &found, kind)?;
-        release_mapped(&shard.mmap, start, end);
+        let tensor = Tensor::f_empty(&found, (kind, Device::Cpu))?;
+        if end > start {
+            // SAFETY: a new contiguous CPU tensor of `found` elements of `kind`, `end - start` bytes as checked
+            // above, that nothing else references yet.
+            let target = unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr().cast::<u8>(), end - start) };
+            for (i, chunk) in target.chunks_mut(COPY_CHUNK_BYTES).enumerate() {
+                let from = start + i * COPY_CHUNK_BYTES;
+                chunk.copy_from_slice(&shard.mmap[from..from + chunk.len()]);
+                release_mapped(&shard.mmap, from, from + chunk.len());
+            }
+        }
         Ok(tensor)
     }
 

@@ -514,6 +514,27 @@ impl<'a> Loader<'a> {
         Ok(Norm { weight: self.get(&format!("{prefix}.weight"), &[d])?, bias })
     }
 
+    /// Linear layers `{prefix}.weight` `[rows, inp]` (and `{prefix}.bias` `[rows]` when `bias`) stacked row-wise
+    /// into one, as the decoder fuses q/k/v and gate/up. Each part is written into the fused tensor as it is read,
+    /// so loading holds one part in flight rather than every part and their concatenation.
+    pub fn stacked_linear(&mut self, parts: &[(&str, i64)], inp: i64, bias: bool) -> Result<Linear> {
+        let rows = parts.iter().map(|(_, n)| n).sum::<i64>();
+        let options = (self.kind, self.device);
+        let weight = Tensor::empty([rows, inp], options);
+        let fused_bias = bias.then(|| Tensor::empty([rows], options));
+        let mut offset = 0;
+        for &(prefix, n) in parts {
+            let part = self.raw(&format!("{prefix}.weight"), &[n, inp])?;
+            weight.narrow(0, offset, n).copy_(&part);
+            if let Some(fused_bias) = &fused_bias {
+                let part = self.raw(&format!("{prefix}.bias"), &[n])?;
+                fused_bias.narrow(0, offset, n).copy_(&part);
+            }
+            offset += n;
+        }
+        Ok(Linear { weight, bias: fused_bias })
+    }
+
     /// A linear layer `{prefix}.weight` `[out, in]` with an optional `{prefix}.bias`.
     pub fn linear(&mut self, prefix: &str, out: i64, inp: i64, bias: bool) -> Result<Linear> {
         let weight = self.get(&format!("{prefix}.weight"), &[out, inp])?;

@@ -238,19 +238,11 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
                 loader.linear(&format!("{p}.mlp.gate_up_proj"), 2 * mlp, d, false)?,
             )
         } else {
-            let q = loader.linear(&format!("{p}.self_attn.q_proj"), heads * hd, d, config.qkv_bias)?;
-            let k = loader.linear(&format!("{p}.self_attn.k_proj"), kv * hd, d, config.qkv_bias)?;
-            let v = loader.linear(&format!("{p}.self_attn.v_proj"), kv * hd, d, config.qkv_bias)?;
-            let gate = loader.get(&format!("{p}.mlp.gate_proj.weight"), &[mlp, d])?;
-            let up = loader.get(&format!("{p}.mlp.up_proj.weight"), &[mlp, d])?;
-            let qkv = Linear {
-                weight: Tensor::cat(&[q.weight, k.weight, v.weight], 0),
-                bias: match (q.bias, k.bias, v.bias) {
-                    (Some(qb), Some(kb), Some(vb)) => Some(Tensor::cat(&[qb, kb, vb], 0)),
-                    _ => None,
-                },
-            };
-            (qkv, Linear { weight: Tensor::cat(&[gate, up], 0), bias: None })
+            let (q, k, v) =
+                (format!("{p}.self_attn.q_proj"), format!("{p}.self_attn.k_proj"), format!("{p}.self_attn.v_proj"));
+            let qkv = loader.stacked_linear(&[(&q, heads * hd), (&k, kv * hd), (&v, kv * hd)], d, config.qkv_bias)?;
+            let (gate, up) = (format!("{p}.mlp.gate_proj"), format!("{p}.mlp.up_proj"));
+            (qkv, loader.stacked_linear(&[(&gate, mlp), (&up, mlp)], d, false)?)
         };
         let norm = |loader: &mut Loader, name: &str| loader.norm(&format!("{p}.{name}"), d, config.norm);
         let (ln2, post_norms) = if config.sandwich_norms {

@@ -80,19 +80,12 @@ pub fn load(config: &Starcoder2Config, source: &mut dyn WeightSource, device: De
     let mut blocks = Vec::with_capacity(config.num_hidden_layers);
     for l in 0..config.num_hidden_layers {
         let p = format!("model.layers.{l}");
-        let q = loader.linear(&format!("{p}.self_attn.q_proj"), heads * hd, d, bias)?;
-        let k = loader.linear(&format!("{p}.self_attn.k_proj"), kv * hd, d, bias)?;
-        let v = loader.linear(&format!("{p}.self_attn.v_proj"), kv * hd, d, bias)?;
+        let (q, k, v) =
+            (format!("{p}.self_attn.q_proj"), format!("{p}.self_attn.k_proj"), format!("{p}.self_attn.v_proj"));
         blocks.push(Block {
             ln1: loader.norm(&format!("{p}.input_layernorm"), d, NormKind::Layer)?,
             ln2: Some(loader.norm(&format!("{p}.post_attention_layernorm"), d, NormKind::Layer)?),
-            qkv: Linear {
-                weight: Tensor::cat(&[q.weight, k.weight, v.weight], 0),
-                bias: match (q.bias, k.bias, v.bias) {
-                    (Some(qb), Some(kb), Some(vb)) => Some(Tensor::cat(&[qb, kb, vb], 0)),
-                    _ => None,
-                },
-            },
+            qkv: loader.stacked_linear(&[(&q, heads * hd), (&k, kv * hd), (&v, kv * hd)], d, bias)?,
             o: loader.linear(&format!("{p}.self_attn.o_proj"), d, heads * hd, bias)?,
             qk_norm: None,
             post_norms: None,
