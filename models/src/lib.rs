@@ -29,6 +29,7 @@ pub mod model;
 pub mod neurons;
 pub mod progress;
 pub mod safetensors_weights;
+pub mod sentencepiece;
 pub mod supported;
 pub mod tokenizer;
 pub mod weights;

@@ -1,5 +1,5 @@
-//! Tokenizers: byte-level BPE rebuilt from GGUF metadata, or read from a Hugging Face `tokenizer.json`, both
-//! run by the `tokenizers` crate; plus special tokens and the model's chat template.
+//! Tokenizers: byte-level BPE or SentencePiece (`sentencepiece`) rebuilt from GGUF metadata, or read from a Hugging
+//! Face `tokenizer.json`, all run by the `tokenizers` crate; plus special tokens and the model's chat template.
 
 use std::path::Path;
 
@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ModelError, Result};
 use crate::gguf::{GgufFile, MetaValue};
+use crate::sentencepiece;
 
 /// GGUF token type of control tokens (`<|im_start|>` ...), which are matched whole and never split.
 const TOKEN_TYPE_CONTROL: u64 = 3;
@@ -67,19 +68,25 @@ impl Tokenizer {
     /// Rebuilds the tokenizer a GGUF file describes in its `tokenizer.ggml.*` metadata.
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
         let model = file.require_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(ModelError::Tokenizer(format!(
-                "GGUF tokenizer model {model:?} is not supported (byte-level BPE, \"gpt2\", is)"
-            )));
-        }
-        let pre = file.get("tokenizer.ggml.pre").and_then(MetaValue::as_str).unwrap_or("default");
         let tokens = string_array(file, "tokenizer.ggml.tokens")?;
-        let merges = string_array(file, "tokenizer.ggml.merges")?;
         let token_types: Vec<u64> = match file.get("tokenizer.ggml.token_type").and_then(MetaValue::as_array) {
             Some(items) => items.iter().map(|v| v.as_u64().unwrap_or(1)).collect(),
             None => vec![1; tokens.len()],
         };
-        let json = byte_level_bpe_json(&tokens, &merges, &token_types, pre_tokenizer_json(pre)?)?;
+        let added = added_tokens_json(&tokens, &token_types);
+        let json = match model {
+            "gpt2" => {
+                let pre = file.get("tokenizer.ggml.pre").and_then(MetaValue::as_str).unwrap_or("default");
+                let merges = string_array(file, "tokenizer.ggml.merges")?;
+                byte_level_bpe_json(&tokens, &merges, added, pre_tokenizer_json(pre)?)?
+            }
+            "llama" => sentencepiece::tokenizer_json(file, &tokens, added)?,
+            other => {
+                return Err(ModelError::Tokenizer(format!(
+                    "GGUF tokenizer model {other:?} is not supported (byte-level BPE, \"gpt2\", and SentencePiece, \"llama\", are)"
+                )))
+            }
+        };
         let inner = tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes())
             .map_err(|e| ModelError::Tokenizer(format!("building the tokenizer from GGUF metadata: {e}")))?;
         let id = |key: &str| file.get(key).and_then(MetaValue::as_u64).map(|v| v as u32);
@@ -88,7 +95,8 @@ impl Tokenizer {
             bos_id: id("tokenizer.ggml.bos_token_id"),
             eos_id: id("tokenizer.ggml.eos_token_id"),
             pad_id: id("tokenizer.ggml.padding_token_id"),
-            add_bos: file.get("tokenizer.ggml.add_bos_token").and_then(MetaValue::as_bool).unwrap_or(false),
+            // llama.cpp adds BOS to a SentencePiece vocabulary that does not say otherwise.
+            add_bos: file.get("tokenizer.ggml.add_bos_token").and_then(MetaValue::as_bool).unwrap_or(model == "llama"),
             chat_template: file.get("tokenizer.chat_template").and_then(MetaValue::as_str).map(str::to_string),
         })
     }
@@ -223,13 +231,20 @@ fn pre_tokenizer_json(pre: &str) -> Result<Value> {
     })
 }
 
+/// The `added_tokens` entries of a GGUF vocabulary: control tokens as special tokens, user-defined ones as plain
+/// added tokens, both matched whole in the text.
+fn added_tokens_json(tokens: &[String], token_types: &[u64]) -> Vec<Value> {
+    tokens
+        .iter()
+        .zip(token_types)
+        .enumerate()
+        .filter(|(_, (_, &kind))| kind == TOKEN_TYPE_CONTROL || kind == TOKEN_TYPE_USER_DEFINED)
+        .map(|(id, (content, &kind))| json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": kind == TOKEN_TYPE_CONTROL}))
+        .collect()
+}
+
 /// A complete `tokenizer.json` for byte-level BPE over `tokens` and `merges`.
-fn byte_level_bpe_json(
-    tokens: &[String],
-    merges: &[String],
-    token_types: &[u64],
-    pre_tokenizer: Value,
-) -> Result<Value> {
+fn byte_level_bpe_json(tokens: &[String], merges: &[String], added: Vec<Value>, pre_tokenizer: Value) -> Result<Value> {
     let vocab: serde_json::Map<String, Value> =
         tokens.iter().enumerate().map(|(id, t)| (t.clone(), json!(id))).collect();
     // Checked here because the tokenizers crate panics on a merge whose result is not in the vocabulary.
@@ -247,13 +262,6 @@ fn byte_level_bpe_json(
             Ok(json!([a, b]))
         })
         .collect::<Result<_>>()?;
-    let added: Vec<Value> = tokens
-        .iter()
-        .zip(token_types)
-        .enumerate()
-        .filter(|(_, (_, &kind))| kind == TOKEN_TYPE_CONTROL || kind == TOKEN_TYPE_USER_DEFINED)
-        .map(|(id, (content, &kind))| json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": kind == TOKEN_TYPE_CONTROL}))
-        .collect();
     Ok(json!({
         "version": "1.0",
         "truncation": null,

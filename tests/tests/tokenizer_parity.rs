@@ -93,3 +93,34 @@ fn special_tokens_are_single_ids() {
     assert_eq!(tokenizer.eos_id, Some(2));
     assert_eq!(tokenizer.decode(&ids, true).unwrap(), "user");
 }
+
+#[test]
+fn sentencepiece_vocabularies_of_gguf_files_match_transformers() {
+    // spm_gguf.py trains its vocabulary on the first 40 CPython files; these texts are others, and the edge cases.
+    let mut texts: Vec<String> =
+        stdlib_files(52)[40..].iter().map(|p| std::fs::read_to_string(p).expect("a CPython file")).collect();
+    texts.extend(EDGE_CASES.iter().map(|s| s.to_string()));
+    texts.push("  two leading spaces, then \u{2581} itself and \u{e9}t\u{e9}".into());
+    let dir = tempfile::tempdir().unwrap();
+    let texts_path = dir.path().join("texts.json");
+    std::fs::write(&texts_path, serde_json::to_string(&texts).unwrap()).unwrap();
+    for arch in ["llama", "gemma2", "phi3"] {
+        let out = dir.path().join(arch);
+        run_python("spm_gguf.py", &[std::path::Path::new(arch), &texts_path, &out]).expect("spm_gguf.py runs");
+        let reference: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("reference.json")).unwrap()).unwrap();
+        let tokenizer = Tokenizer::from_gguf(&GgufFile::open(out.join("vocab.gguf")).unwrap()).expect("builds");
+        assert!(tokenizer.add_bos, "{arch}: the file asks for BOS");
+        let mut tokens = 0;
+        for case in reference["texts"].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let ids: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+            assert_eq!(tokenizer.encode(text, false).unwrap(), ids, "{arch}: {text:?}");
+            let with_bos: Vec<u32> = serde_json::from_value(case["with_bos"].clone()).unwrap();
+            assert_eq!(tokenizer.encode(text, true).unwrap(), with_bos, "{arch}: {text:?} with BOS");
+            assert_eq!(tokenizer.decode(&ids, false).unwrap(), case["decoded"].as_str().unwrap(), "{arch}: {text:?}");
+            tokens += ids.len();
+        }
+        assert!(tokens > 20_000, "{arch}: only {tokens} tokens compared");
+    }
+}
