@@ -13,6 +13,7 @@ pub mod activations;
 pub mod arch;
 pub mod catalogue;
 pub mod config;
+pub mod cuda;
 pub mod error;
 pub mod files;
 pub mod footprint;

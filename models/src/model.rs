@@ -37,16 +37,17 @@ impl Default for LoadOptions {
 /// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
 pub fn parse_device(spec: &str) -> Result<Device> {
     let cuda = |i: usize| {
-        if tch::Cuda::is_available() && i < tch::Cuda::device_count() as usize {
+        if i < crate::cuda::device_count() {
             Ok(Device::Cuda(i))
         } else {
+            let reason = crate::cuda::unavailable_reason().unwrap_or_else(|| "no such device".into());
             Err(ModelError::InvalidInput(format!(
-                "device {spec:?}: CUDA device {i} is not available here; use cpu or auto"
+                "device {spec:?}: CUDA device {i} is not available here ({reason}); use cpu or auto"
             )))
         }
     };
     match spec {
-        "auto" => Ok(Device::cuda_if_available()),
+        "auto" => Ok(crate::cuda::device_if_available()),
         "cpu" => Ok(Device::Cpu),
         "cuda" | "gpu" => cuda(0),
         s => match s.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {

@@ -135,7 +135,7 @@ pub fn run_program_study(
     let semantic_gap = best_result.accuracy.mean - swapped[best].accuracy.mean;
 
     // The probe's class directions at the best layer, fitted on every row with the C seed 0 chose.
-    let features = to_tensor(&data.features[best], Device::cuda_if_available());
+    let features = to_tensor(&data.features[best], models::cuda::device_if_available());
     let all_rows = Tensor::arange(features.size()[0], (Kind::Int64, features.device()));
     let (mean, std) = feature_scale(&features, &all_rows);
     let labels = Tensor::from_slice(&data.labels.iter().map(|&l| l as i64).collect::<Vec<_>>()).unsqueeze(1);

@@ -291,7 +291,7 @@ pub fn sweep_each(
     if data.labels.is_empty() {
         return Err(ProbeError::InvalidInput("the dataset has no labelled tokens".into()));
     }
-    let device = Device::cuda_if_available();
+    let device = models::cuda::device_if_available();
     let classes = data.labels.iter().max().map_or(1, |m| m + 1).max(2);
     progress.begin("probing", (data.points.len() * config.seeds.len()) as u64);
     let splits: Vec<(Split, Vec<usize>)> = config

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 
 /// The CUDA device, or a panic that says why the test cannot run here.
 fn cuda() -> Device {
-    assert!(models::tch::Cuda::is_available(), "CUDA is not available here: run ./x gpu-check on a CUDA machine");
+    let reason = models::cuda::unavailable_reason();
+    assert!(reason.is_none(), "CUDA is not available here ({reason:?}): run ./x gpu-check on a CUDA machine");
     Device::Cuda(0)
 }
 
