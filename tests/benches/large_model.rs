@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use integration_tests::runtime::median_seconds;
 use integration_tests::{default_model_path, root, run_python, stdlib_files};
 use models::tch::{Device, Kind};
 use models::{GenerationConfig, Hooks, LoadOptions, Model};
@@ -160,26 +161,13 @@ fn load_and_run(dir: &Path, dtype: &str) -> Value {
         "peak_after_run": status_bytes("VmHWM:")})
 }
 
-fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
 fn speed(dir: &Path, dtype: &str, repeats: usize) -> Value {
     models::tch::set_num_threads(THREADS);
     let (model, load_seconds) = load(dir, dtype);
     assert_eq!(model.kind, if dtype == "f32" { Kind::Float } else { Kind::BFloat16 });
     let prompt = prompt(&model);
-    let generation = NEW_TOKENS as f64 / median_seconds(repeats, || generate(&model, &prompt));
-    let cache = prompt.len() as f64 / median_seconds(repeats, || run_with_cache(&model, &prompt));
+    let generation = NEW_TOKENS as f64 / median_seconds(Device::Cpu, repeats, || generate(&model, &prompt));
+    let cache = prompt.len() as f64 / median_seconds(Device::Cpu, repeats, || run_with_cache(&model, &prompt));
     json!({"load_seconds": load_seconds, "generation_tokens_per_s": generation, "cache_tokens_per_s": cache,
         "prompt": prompt})
 }

@@ -34,7 +34,8 @@ fn synchronize(device: Device) {
     }
 }
 
-fn median_seconds(device: Device, repeats: usize, mut f: impl FnMut()) -> f64 {
+/// Median seconds of `repeats` timed runs of `f` on `device`, after one untimed warm-up run.
+pub fn median_seconds(device: Device, repeats: usize, mut f: impl FnMut()) -> f64 {
     f();
     synchronize(device);
     let mut times: Vec<f64> = (0..repeats)
