@@ -154,8 +154,8 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
         block.mlp_in.push_to(&mut out, &format!("{p}.mlp.fc_in"));
         block.mlp_out.push_to(&mut out, &format!("{p}.mlp.fc_out"));
     }
-    e.final_norm.push_to(&mut out, "transformer.ln_f");
-    e.unembed.push_to(&mut out, "lm_head");
+    // CodeGen's lm_head, with its bias, is never tied.
+    e.push_tail_to(&mut out, "transformer.ln_f", "lm_head", false);
     out
 }
 

@@ -225,6 +225,17 @@ pub struct Embeddings {
     pub unembed: Linear,
 }
 
+impl Embeddings {
+    /// Appends the final norm under `{norm}` and, unless the embeddings are `tied`, the unembedding under
+    /// `{unembed}`: the tail of every architecture's list of tensors, for writers.
+    pub fn push_tail_to(&self, out: &mut Vec<(String, Tensor)>, norm: &str, unembed: &str, tied: bool) {
+        self.final_norm.push_to(out, norm);
+        if !tied {
+            self.unembed.push_to(out, unembed);
+        }
+    }
+}
+
 /// A decoder-only transformer ready to run.
 pub struct Decoder {
     config: DecoderConfig,

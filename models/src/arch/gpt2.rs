@@ -206,10 +206,7 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
             );
         }
     }
-    e.final_norm.push_to(&mut out, "transformer.ln_f");
-    if !shape.tied_embeddings {
-        out.push(("lm_head.weight".to_string(), e.unembed.weight.shallow_clone()));
-    }
+    e.push_tail_to(&mut out, "transformer.ln_f", "lm_head", shape.tied_embeddings);
     out
 }
 

@@ -152,10 +152,7 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
         block.mlp_in.push_to(&mut out, &format!("{p}.mlp.dense_h_to_4h"));
         block.mlp_out.push_to(&mut out, &format!("{p}.mlp.dense_4h_to_h"));
     }
-    e.final_norm.push_to(&mut out, "gpt_neox.final_layer_norm");
-    if !shape.tied_embeddings {
-        out.push(("embed_out.weight".to_string(), e.unembed.weight.shallow_clone()));
-    }
+    e.push_tail_to(&mut out, "gpt_neox.final_layer_norm", "embed_out", shape.tied_embeddings);
     out
 }
 

@@ -210,10 +210,7 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
         }
         out.push((format!("{p}.mlp.down_proj.weight"), block.mlp_out.weight.shallow_clone()));
     }
-    out.push(("model.norm.weight".to_string(), embeddings.final_norm.weight.shallow_clone()));
-    if !shape.tied_embeddings {
-        out.push(("lm_head.weight".to_string(), embeddings.unembed.weight.shallow_clone()));
-    }
+    embeddings.push_tail_to(&mut out, "model.norm", "lm_head", shape.tied_embeddings);
     out
 }
 

@@ -150,10 +150,7 @@ pub fn hf_tensors(model: &Decoder) -> Vec<(String, Tensor)> {
         block.mlp_in.push_to(&mut out, &format!("{p}.mlp.c_fc"));
         block.mlp_out.push_to(&mut out, &format!("{p}.mlp.c_proj"));
     }
-    e.final_norm.push_to(&mut out, "model.norm");
-    if !shape.tied_embeddings {
-        out.push(("lm_head.weight".to_string(), e.unembed.weight.shallow_clone()));
-    }
+    e.push_tail_to(&mut out, "model.norm", "lm_head", shape.tied_embeddings);
     out
 }
 
