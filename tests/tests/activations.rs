@@ -34,3 +34,23 @@ fn the_activations_file_holds_transformers_activations_under_hook_names() {
     let error = matching_points(&["blocks.*.hook_nothing".to_string()], 30).unwrap_err().to_string();
     assert!(error.contains("matches no hook point"), "{error}");
 }
+
+#[test]
+fn every_exported_hook_point_equals_transformer_lens_under_the_same_name() {
+    let (dir, _) = integration_tests::hf_reference("llama", "f32");
+    let model_dir = dir.path().join("model");
+    let model = models::Model::load(&model_dir.display().to_string(), models::LoadOptions::default()).unwrap();
+    let texts = vec!["def add(a, b):\n    return a + b\n".to_string(), "for i in range(10):\n    print(i)".to_string()];
+    let points = matching_points(&["*".to_string()], model.shape().n_layers).unwrap();
+    assert_eq!(points.len(), 2 + 7 * model.shape().n_layers, "every hook point but the attention patterns");
+    let file = dir.path().join("acts.safetensors");
+    write_activations(&model, &texts, &points, 64, false, &file, &models::Silent).unwrap();
+    let out = run_python("transformer_lens_reference.py", &[&model_dir, &file]).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(reference["missing"], serde_json::json!([]), "names TransformerLens does not have");
+    let diffs = reference["diffs"].as_object().unwrap();
+    assert_eq!(diffs.len(), points.len());
+    for (name, diff) in diffs {
+        assert!(diff.as_f64().unwrap() < 1e-4, "{name}: relative difference {diff} from TransformerLens");
+    }
+}
