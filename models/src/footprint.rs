@@ -37,12 +37,22 @@ pub struct MemoryNeed {
 impl MemoryNeed {
     /// The need of the checkpoint at `path` (a `.gguf` file or a Hugging Face folder) loaded as `kind`.
     pub fn of(path: &Path, kind: Kind) -> Result<Self> {
-        let sizes: Vec<u64> = if path.is_dir() {
-            SafetensorsWeights::open(path)?.element_counts().collect()
+        Ok(if path.is_dir() {
+            Self::of_safetensors(&SafetensorsWeights::open(path)?, kind)
         } else {
-            GgufFile::open(path)?.tensors.iter().map(|t| t.dims.iter().product()).collect()
-        };
-        Ok(Self::from_element_counts(&sizes, kind))
+            Self::of_gguf(&GgufFile::open(path)?, kind)
+        })
+    }
+
+    /// The need of an opened GGUF file loaded as `kind`.
+    pub fn of_gguf(file: &GgufFile, kind: Kind) -> Self {
+        let sizes: Vec<u64> = file.tensors.iter().map(|t| t.dims.iter().product()).collect();
+        Self::from_element_counts(&sizes, kind)
+    }
+
+    /// The need of an opened safetensors checkpoint loaded as `kind`.
+    pub fn of_safetensors(weights: &SafetensorsWeights, kind: Kind) -> Self {
+        Self::from_element_counts(&weights.element_counts().collect::<Vec<_>>(), kind)
     }
 
     /// The need of tensors of `sizes` elements loaded as `kind`.

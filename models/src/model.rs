@@ -134,14 +134,9 @@ impl Model {
         Self::load_with_progress(spec, options, &Silent)
     }
 
-    /// [`Model::load`], reporting each tensor read to `progress` and stopping when it is cancelled. On the CPU, a
-    /// model that would need more memory than is available is refused before anything is read
-    /// ([`MemoryNeed`]).
+    /// [`Model::load`], reporting each tensor read to `progress` and stopping when it is cancelled.
     pub fn load_with_progress(spec: &str, options: LoadOptions, progress: &dyn Progress) -> Result<Self> {
         let path = catalogue::resolve(spec)?;
-        if options.device == Device::Cpu {
-            MemoryNeed::of(&path, options.kind)?.check_fits(spec, options.kind, footprint::available_bytes()?)?;
-        }
         let mut model = if path.is_dir() {
             Self::from_hf_dir(&path, options, progress)?
         } else {
@@ -151,17 +146,19 @@ impl Model {
         Ok(model)
     }
 
-    /// Loads a GGUF file.
+    /// Loads a GGUF file (refused as [`Model::check_memory`] says).
     pub fn from_gguf(path: &Path, options: LoadOptions, progress: &dyn Progress) -> Result<Self> {
         let _allocations = LoadingAllocations::begin();
         let file = GgufFile::open(path)?;
+        Self::check_memory(MemoryNeed::of_gguf(&file, options.kind), path, options)?;
         let arch = load::from_gguf(&file, options.device, options.kind, progress)?;
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let display_name = file.get("general.name").and_then(|v| v.as_str()).map(str::to_string);
         Ok(Self::assemble(arch, tokenizer, options, path, ModelFormat::Gguf, display_name))
     }
 
-    /// Loads a Hugging Face folder: `config.json`, `model.safetensors` (or a sharded index) and `tokenizer.json`.
+    /// Loads a Hugging Face folder: `config.json`, `model.safetensors` (or a sharded index) and `tokenizer.json`
+    /// (refused as [`Model::check_memory`] says).
     pub fn from_hf_dir(dir: &Path, options: LoadOptions, progress: &dyn Progress) -> Result<Self> {
         let _allocations = LoadingAllocations::begin();
         let config_path = dir.join("config.json");
@@ -173,12 +170,22 @@ impl Model {
         })?;
         let config = HfConfig::new(json);
         let mut weights = SafetensorsWeights::open(dir)?;
+        Self::check_memory(MemoryNeed::of_safetensors(&weights, options.kind), dir, options)?;
         let tensors = weights.names().count();
         let mut reporting = ReportingSource::new(&mut weights, progress, tensors);
         let arch = load::from_hf(&config, &mut reporting, options.device, options.kind)?;
         let tokenizer = Tokenizer::from_hf_dir(dir)?;
         let display_name = config.get("_name_or_path").as_str().filter(|s| !s.is_empty()).map(str::to_string);
         Ok(Self::assemble(arch, tokenizer, options, dir, ModelFormat::HfFolder, display_name))
+    }
+
+    /// On the CPU, refuses a model that would need more memory than is available, from its headers, before any
+    /// weight is read ([`MemoryNeed`]).
+    fn check_memory(need: MemoryNeed, path: &Path, options: LoadOptions) -> Result<()> {
+        if options.device != Device::Cpu {
+            return Ok(());
+        }
+        need.check_fits(&path.display().to_string(), options.kind, footprint::available_bytes()?)
     }
 
     fn assemble(

@@ -230,6 +230,11 @@ impl GgufFile {
 
     /// The raw bytes of a tensor, checked against the end of the file.
     pub fn tensor_bytes(&self, info: &TensorInfo) -> Result<&[u8]> {
+        Ok(&self.mmap[self.tensor_range(info)?])
+    }
+
+    /// Where a tensor's bytes lie in the file, checked against its end.
+    fn tensor_range(&self, info: &TensorInfo) -> Result<std::ops::Range<usize>> {
         let size = info
             .kind
             .storage_bytes(info.element_count())
@@ -251,17 +256,16 @@ impl GgufFile {
                 available: self.mmap.len() as u64,
             });
         }
-        Ok(&self.mmap[start as usize..end as usize])
+        Ok(start as usize..end as usize)
     }
 
     /// A tensor's values as f32 in torch order, with its torch shape.
     pub fn dequantize(&self, name: &str) -> Result<(Vec<f32>, Vec<i64>)> {
         let info = self.tensor(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
-        let bytes = self.tensor_bytes(info)?;
-        let values = dequantize(info.kind, bytes, info.element_count() as usize)
+        let range = self.tensor_range(info)?;
+        let values = dequantize(info.kind, &self.mmap[range.clone()], info.element_count() as usize)
             .ok_or_else(|| ModelError::UnsupportedType { tensor: info.name.clone(), kind: info.kind.name() })?;
-        let start = bytes.as_ptr() as usize - self.mmap.as_ptr() as usize;
-        crate::files::release_mapped(&self.mmap, start, start + bytes.len());
+        crate::files::release_mapped(&self.mmap, range.start, range.end);
         Ok((values, info.torch_shape()))
     }
 }
