@@ -26,6 +26,9 @@ pub enum HookPoint {
     AttnOut(usize),
     /// `blocks.{l}.hook_resid_mid`: the residual after attention.
     ResidMid(usize),
+    /// `blocks.{l}.mlp.hook_in`: the MLP's input, the residual after the block's second norm (its first for a
+    /// parallel residual) `[batch, seq, d_model]`; what a transcoder reads. Named as TransformerLens's bridge names it.
+    MlpIn(usize),
     /// `blocks.{l}.mlp.hook_pre`: MLP pre-activation (the gate side for gated MLPs) `[batch, seq, d_mlp]`.
     MlpPre(usize),
     /// `blocks.{l}.mlp.hook_post`: MLP neuron activations `[batch, seq, d_mlp]`, the neurons MINT addresses.
@@ -48,6 +51,7 @@ impl HookPoint {
                 HookPoint::AttnPattern(l),
                 HookPoint::AttnOut(l),
                 HookPoint::ResidMid(l),
+                HookPoint::MlpIn(l),
                 HookPoint::MlpPre(l),
                 HookPoint::MlpPost(l),
                 HookPoint::MlpOut(l),
@@ -66,6 +70,7 @@ impl HookPoint {
             | HookPoint::AttnPattern(l)
             | HookPoint::AttnOut(l)
             | HookPoint::ResidMid(l)
+            | HookPoint::MlpIn(l)
             | HookPoint::MlpPre(l)
             | HookPoint::MlpPost(l)
             | HookPoint::MlpOut(l)
@@ -101,6 +106,7 @@ impl fmt::Display for HookPoint {
             HookPoint::AttnPattern(l) => write!(f, "blocks.{l}.attn.hook_pattern"),
             HookPoint::AttnOut(l) => write!(f, "blocks.{l}.hook_attn_out"),
             HookPoint::ResidMid(l) => write!(f, "blocks.{l}.hook_resid_mid"),
+            HookPoint::MlpIn(l) => write!(f, "blocks.{l}.mlp.hook_in"),
             HookPoint::MlpPre(l) => write!(f, "blocks.{l}.mlp.hook_pre"),
             HookPoint::MlpPost(l) => write!(f, "blocks.{l}.mlp.hook_post"),
             HookPoint::MlpOut(l) => write!(f, "blocks.{l}.hook_mlp_out"),
@@ -130,11 +136,12 @@ impl FromStr for HookPoint {
             "attn.hook_pattern" => HookPoint::AttnPattern(l),
             "hook_attn_out" => HookPoint::AttnOut(l),
             "hook_resid_mid" => HookPoint::ResidMid(l),
+            "mlp.hook_in" => HookPoint::MlpIn(l),
             "mlp.hook_pre" => HookPoint::MlpPre(l),
             "mlp.hook_post" => HookPoint::MlpPost(l),
             "hook_mlp_out" => HookPoint::MlpOut(l),
             "hook_resid_post" => HookPoint::ResidPost(l),
-            _ => return Err(bad("points are hook_resid_pre, attn.hook_pattern, hook_attn_out, hook_resid_mid, mlp.hook_pre, mlp.hook_post, hook_mlp_out, hook_resid_post")),
+            _ => return Err(bad("points are hook_resid_pre, attn.hook_pattern, hook_attn_out, hook_resid_mid, mlp.hook_in, mlp.hook_pre, mlp.hook_post, hook_mlp_out, hook_resid_post")),
         })
     }
 }
@@ -169,6 +176,17 @@ pub enum Edit {
     /// Add each slot's value where the activation's cosine similarity with its key reaches its threshold (the
     /// model's gated memory, [`crate::gates`]; every position).
     Gated(crate::gates::GatedMemory),
+    /// Replace the activation with what a [`Replacement`] computes from the activation at the point it reads (the
+    /// same point for a sparse autoencoder spliced in, the MLP's input for a transcoder spliced at the MLP's output).
+    Replace(Box<dyn Replacement>),
+}
+
+/// A computation spliced into the forward pass in place of an activation (a sparse dictionary's reconstruction).
+pub trait Replacement: Send + fmt::Debug {
+    /// The point whose activation it reads: the replaced point itself or one earlier in the same block.
+    fn reads(&self) -> HookPoint;
+    /// The new activation, `[.., width of the replaced point]`, from the activation read `[.., width read]`.
+    fn replace(&self, input: &Tensor) -> Result<Tensor>;
 }
 
 /// One change at one hook point.
@@ -239,6 +257,9 @@ type Filter = Box<dyn Fn(HookPoint) -> bool + Send>;
 pub struct Hooks {
     record: Option<Filter>,
     interventions: Vec<Intervention>,
+    /// Activations that a [`Edit::Replace`] at a later point reads, kept as the forward pass passes them.
+    read_later: BTreeMap<HookPoint, Tensor>,
+    stop_after: Option<usize>,
     /// What the forward pass recorded.
     pub cache: ActivationCache,
 }
@@ -281,6 +302,19 @@ impl Hooks {
         self.interventions.push(intervention);
     }
 
+    /// Ends the forward pass after block `layer` (TransformerLens's `stop_at_layer`, exclusive of `layer + 1`), for
+    /// reading activations without paying for the blocks above: the pass then returns that block's residual output,
+    /// not the final norm's.
+    pub fn stop_after(mut self, layer: usize) -> Self {
+        self.stop_after = Some(layer);
+        self
+    }
+
+    /// Whether the forward pass ends after block `layer` (see [`Hooks::stop_after`]).
+    pub fn stops_after(&self, layer: usize) -> bool {
+        self.stop_after == Some(layer)
+    }
+
     /// The interventions, e.g. to check them against a model.
     pub fn interventions(&self) -> &[Intervention] {
         &self.interventions
@@ -308,7 +342,12 @@ impl Hooks {
             return Ok(x);
         }
         for intervention in self.interventions.iter().filter(|i| i.point == point) {
-            x = apply_edit(&x, intervention)?;
+            x = apply_edit(&x, intervention, &self.read_later)?;
+        }
+        let read_later =
+            |i: &Intervention| matches!(&i.edit, Edit::Replace(r) if r.reads() == point && i.point != point);
+        if self.interventions.iter().any(read_later) {
+            self.read_later.insert(point, x.shallow_clone());
         }
         if self.record.as_ref().is_some_and(|f| f(point)) {
             self.cache.insert(point, x.shallow_clone());
@@ -355,7 +394,26 @@ fn index_mask(indices: &[i64], len: i64, point: HookPoint, what: &str) -> Result
     Ok(Tensor::from_slice(&mask))
 }
 
-fn apply_edit(x: &Tensor, intervention: &Intervention) -> Result<Tensor> {
+/// `replacement`'s output from `input`, at the intervention's positions of `x`.
+fn replace(x: &Tensor, intervention: &Intervention, replacement: &dyn Replacement, input: &Tensor) -> Result<Tensor> {
+    let point = intervention.point;
+    let new = replacement.replace(input)?;
+    if new.size() != x.size() {
+        return Err(ModelError::InvalidInput(format!(
+            "the replacement at {point} gives shape {:?}, the activation is {:?}",
+            new.size(),
+            x.size()
+        )));
+    }
+    let new = new.to_kind(x.kind());
+    Ok(match &intervention.positions {
+        Positions::All => new,
+        positions => new.where_self(&selection_mask(x, point, positions, None)?, x),
+    })
+}
+
+/// `x` after `intervention`; `read_later` holds what replacements at this point read from earlier points.
+fn apply_edit(x: &Tensor, intervention: &Intervention, read_later: &BTreeMap<HookPoint, Tensor>) -> Result<Tensor> {
     let Intervention { point, positions, edit } = intervention;
     let width = *x.size().last().unwrap_or(&0);
     let check_vector = |v: &Tensor, what: &str| -> Result<()> {
@@ -383,6 +441,16 @@ fn apply_edit(x: &Tensor, intervention: &Intervention) -> Result<Tensor> {
             x + mask.to_kind(x.kind()) * vector.to_device(x.device()).to_kind(x.kind())
         }
         Edit::Gated(memory) => memory.apply(x),
+        Edit::Replace(replacement) => {
+            let reads = replacement.reads();
+            let input = if reads == *point { Some(x) } else { read_later.get(&reads) };
+            let input = input.ok_or_else(|| {
+                ModelError::InvalidInput(format!(
+                    "the replacement at {point} reads {reads}, which the forward pass has not passed"
+                ))
+            })?;
+            replace(x, intervention, replacement.as_ref(), input)?
+        }
         Edit::Patch(source) => {
             let (found, want) = (source.size(), x.size());
             if found.len() != want.len() || found[1..] != want[1..] || (found[0] != 1 && found[0] != want[0]) {
@@ -414,7 +482,7 @@ mod tests {
             let name = point.to_string();
             assert_eq!(name.parse::<HookPoint>().unwrap(), point, "{name}");
         }
-        assert_eq!(HookPoint::all(3).len(), 2 + 3 * 8);
+        assert_eq!(HookPoint::all(3).len(), 2 + 3 * 9);
     }
 
     #[test]
@@ -445,19 +513,63 @@ mod tests {
         let v = Tensor::from_slice(&[1f32, 2.]);
         let intervention =
             Intervention { point: HookPoint::ResidPost(0), positions: Positions::Only(vec![0]), edit: Edit::Add(v) };
-        let y = apply_edit(&x, &intervention).unwrap();
+        let y = apply_edit(&x, &intervention, &BTreeMap::new()).unwrap();
         assert_eq!(Vec::<f32>::try_from(y.flatten(0, -1)).unwrap(), [1., 2., 0., 0.]);
         let wrong = Intervention {
             point: HookPoint::ResidPost(0),
             positions: Positions::All,
             edit: Edit::Add(Tensor::from_slice(&[1f32])),
         };
-        assert!(apply_edit(&x, &wrong).is_err());
+        assert!(apply_edit(&x, &wrong, &BTreeMap::new()).is_err());
         let out_of_range = Intervention {
             point: HookPoint::ResidPost(0),
             positions: Positions::Only(vec![5]),
             edit: Edit::ZeroAblate(None),
         };
-        assert!(apply_edit(&x, &out_of_range).is_err());
+        assert!(apply_edit(&x, &out_of_range, &BTreeMap::new()).is_err());
+    }
+
+    /// Doubles what it reads.
+    #[derive(Debug)]
+    struct Double(HookPoint);
+
+    impl Replacement for Double {
+        fn reads(&self) -> HookPoint {
+            self.0
+        }
+        fn replace(&self, input: &Tensor) -> Result<Tensor> {
+            Ok(input * 2.0)
+        }
+    }
+
+    #[test]
+    fn a_replacement_reads_an_earlier_point_and_changes_only_its_positions() {
+        let ones = Tensor::ones([1, 3, 2], (Kind::Float, tch::Device::Cpu));
+        let mut hooks = Hooks::default().with(Intervention {
+            point: HookPoint::MlpOut(0),
+            positions: Positions::Only(vec![1]),
+            edit: Edit::Replace(Box::new(Double(HookPoint::MlpIn(0)))),
+        });
+        let mlp_in = Tensor::from_slice(&[1f32, 2., 3., 4., 5., 6.]).view([1, 3, 2]);
+        let passed = hooks.apply(HookPoint::MlpIn(0), mlp_in).unwrap();
+        assert_eq!(Vec::<f32>::try_from(passed.flatten(0, -1)).unwrap(), [1., 2., 3., 4., 5., 6.]);
+        let out = hooks.apply(HookPoint::MlpOut(0), ones.shallow_clone()).unwrap();
+        assert_eq!(Vec::<f32>::try_from(out.flatten(0, -1)).unwrap(), [1., 1., 6., 8., 1., 1.]);
+
+        // Reading a point the pass has not reached, or giving the wrong shape, is an error that says so.
+        let mut early = Hooks::default().with(Intervention {
+            point: HookPoint::MlpOut(0),
+            positions: Positions::All,
+            edit: Edit::Replace(Box::new(Double(HookPoint::MlpIn(1)))),
+        });
+        let error = early.apply(HookPoint::MlpOut(0), ones.shallow_clone()).unwrap_err().to_string();
+        assert!(error.contains("blocks.1.mlp.hook_in") && error.contains("has not passed"), "{error}");
+        let mut wide = Hooks::default().with(Intervention {
+            point: HookPoint::MlpOut(0),
+            positions: Positions::All,
+            edit: Edit::Replace(Box::new(Double(HookPoint::MlpIn(0)))),
+        });
+        let _ = wide.apply(HookPoint::MlpIn(0), Tensor::ones([1, 3, 5], (Kind::Float, tch::Device::Cpu))).unwrap();
+        assert!(wide.apply(HookPoint::MlpOut(0), ones).unwrap_err().to_string().contains("[1, 3, 5]"));
     }
 }

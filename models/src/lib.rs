@@ -39,7 +39,7 @@ pub mod writers;
 pub use arch::{Architecture, ModelShape};
 pub use error::{ModelError, Result};
 pub use generate::{Generation, GenerationConfig, Sampling, StopReason};
-pub use hooks::{ActivationCache, Edit, HookPoint, Hooks, Intervention, Positions};
+pub use hooks::{ActivationCache, Edit, HookPoint, Hooks, Intervention, Positions, Replacement};
 pub use model::{parse_device, parse_kind, Batch, LoadOptions, Model, ModelFormat};
 pub use neurons::{Neuron, NeuronWeights, WeightSnapshot};
 pub use progress::{CancelToken, Progress, Silent};

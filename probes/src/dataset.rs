@@ -173,8 +173,13 @@ fn run_batch(
     let inputs = model.batch(&prompts)?;
     let seq = inputs.seq_len() as usize;
     let wanted = points.to_vec();
+    let last_layer = points.iter().map(|p| p.layer()).collect::<Option<Vec<_>>>().and_then(|l| l.into_iter().max());
     let mut hooks = models::Hooks::recording(move |p| wanted.contains(&p));
-    let _normalized = model.forward(&inputs, None, &mut hooks)?;
+    if let Some(layer) = last_layer {
+        // No point above the highest block recorded is needed: the pass stops there.
+        hooks = hooks.stop_after(layer);
+    }
+    let _ = model.forward(&inputs, None, &mut hooks)?;
     // Row r of the batch is left-padded by seq - len: token i sits at flat index r * seq + (seq - len) + i.
     let mut flat = Vec::new();
     for (r, pending) in batch.iter().enumerate() {

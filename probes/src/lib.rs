@@ -11,6 +11,7 @@ pub mod logit_lens;
 pub mod plots;
 pub mod program_study;
 pub mod protocol;
+pub mod sparse;
 pub mod steering;
 pub mod structure;
 pub mod study;

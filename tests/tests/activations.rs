@@ -42,7 +42,7 @@ fn every_exported_hook_point_equals_transformer_lens_under_the_same_name() {
     let model = models::Model::load(&model_dir.display().to_string(), models::LoadOptions::default()).unwrap();
     let texts = vec!["def add(a, b):\n    return a + b\n".to_string(), "for i in range(10):\n    print(i)".to_string()];
     let points = matching_points(&["*".to_string()], model.shape().n_layers).unwrap();
-    assert_eq!(points.len(), 2 + 7 * model.shape().n_layers, "every hook point but the attention patterns");
+    assert_eq!(points.len(), 2 + 8 * model.shape().n_layers, "every hook point but the attention patterns");
     let file = dir.path().join("acts.safetensors");
     write_activations(&model, &texts, &points, 64, false, &file, &models::Silent).unwrap();
     let out = run_python("transformer_lens_reference.py", &[&model_dir, &file]).unwrap();

@@ -230,3 +230,15 @@ fn neuron_weights_read_write_and_restore_bit_exactly() {
     assert!(model.neuron_weights(Neuron { layer: 30, index: 0 }).is_err());
     assert!(model.set_neuron_output(neuron, &[1.0; 3]).is_err());
 }
+
+#[test]
+fn a_pass_stopped_after_a_block_returns_its_residual_and_goes_no_further() {
+    let model = default_model();
+    let ids = ids(&model);
+    let (_, cache) = model.run_with_cache(&ids, |_| true).unwrap();
+    let mut hooks = Hooks::record_all().stop_after(4);
+    let batch = model.batch(std::slice::from_ref(&ids)).unwrap();
+    let out = models::tch::no_grad(|| model.forward(&batch, None, &mut hooks)).unwrap();
+    assert_eq!(max_diff(&out, cache.require(HookPoint::ResidPost(4)).unwrap()), 0.0);
+    assert!(hooks.cache.get(HookPoint::ResidPost(4)).is_some() && hooks.cache.get(HookPoint::ResidPre(5)).is_none());
+}

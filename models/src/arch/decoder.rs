@@ -380,6 +380,7 @@ impl Decoder {
             (Residual::Parallel, Some(ln2)) => self.norm(&resid_pre, ln2),
             _ => h,
         };
+        let mlp_in = hooks.apply(HookPoint::MlpIn(l), mlp_in)?;
         let mlp_out = self.mlp_forward(l, &mlp_in, hooks)?;
         hooks.apply(HookPoint::ResidPost(l), resid_mid + mlp_out)
     }
@@ -409,6 +410,9 @@ impl Architecture for Decoder {
                 _ => input,
             };
             x = self.block_forward(l, x, input, rope.as_ref(), cache.as_deref_mut(), hooks)?;
+            if hooks.stops_after(l) {
+                return Ok(x);
+            }
         }
         if let Some(c) = cache {
             c.advance(input.ids.size()[1]);
