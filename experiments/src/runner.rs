@@ -278,6 +278,10 @@ fn visit<V: StepVisitor>(step: &Step, visitor: V) -> V::Output {
         Step::RepairCases(settings) => visitor.whole(settings.as_ref()),
         Step::RepairSet(settings) => visitor.whole(settings.as_ref()),
         Step::RepairSequence(settings) => visitor.split(settings.as_ref()),
+        Step::TrainDictionary(settings) => visitor.whole(settings.as_ref()),
+        Step::EvalDictionary(settings) => visitor.whole(settings),
+        Step::FeaturePages(settings) => visitor.whole(settings),
+        Step::SteerFeatures(settings) => visitor.whole(settings),
         Step::Export(settings) => visitor.whole(settings),
     }
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ExperimentError, Result};
+use crate::ops::dictionary::{EvalDictionarySettings, TrainDictionarySettings};
 use crate::ops::export::ExportSettings;
+use crate::ops::features::{FeaturePagesSettings, SteerFeaturesSettings};
 use crate::ops::humaneval::HumanEvalSettings;
 use crate::ops::interpret::InterpretSettings;
 use crate::ops::lens::LensSettings;
@@ -48,6 +50,15 @@ pub enum Step {
     RepairSet(Box<RepairSetSettings>),
     /// The sequential-repair study: N = 1, 10, 25, 50 ... repairs by every method, measured at each N.
     RepairSequence(Box<RepairSequenceSettings>),
+    /// A sparse autoencoder or transcoder trained on activations of the standard library's packages, saved in
+    /// SAELens's format and measured on held-out files.
+    TrainDictionary(Box<TrainDictionarySettings>),
+    /// A dictionary in SAELens's format measured on held-out files (L0, explained variance, CE and KL scores).
+    EvalDictionary(EvalDictionarySettings),
+    /// Pages of a dictionary's features beside pages of neurons of its layer, with their simulation scores.
+    FeaturePages(FeaturePagesSettings),
+    /// Features' decoder directions added to prompts, against random directions of the same norm.
+    SteerFeatures(SteerFeaturesSettings),
     /// The model with a patch set (by default the last earlier step's) as a Hugging Face folder and/or GGUF.
     Export(ExportSettings),
 }
@@ -67,6 +78,10 @@ impl Step {
             Step::RepairCases(_) => "repair-cases",
             Step::RepairSet(_) => "repair-set",
             Step::RepairSequence(_) => "repair-sequence",
+            Step::TrainDictionary(_) => "train-dictionary",
+            Step::EvalDictionary(_) => "eval-dictionary",
+            Step::FeaturePages(_) => "feature-pages",
+            Step::SteerFeatures(_) => "steer-features",
             Step::Export(_) => "export",
         }
     }

@@ -1,7 +1,7 @@
 //! FIND-style function interpretation (shared/reference/FIND.md): the suite of numeric and string functions,
 //! the black-box protocol with a budget and a transcript, interpreters (the search scientist, an LM agent over
 //! the loaded model or, with the `http` feature, an OpenAI-compatible endpoint), FIND's scores, and adapters that
-//! turn neurons of a loaded model into functions, with their description pages.
+//! turn neurons (or sparse features) of a loaded model into functions, with their description pages.
 
 pub mod agent;
 #[cfg(feature = "http")]
@@ -18,6 +18,7 @@ pub mod score;
 pub mod session;
 pub mod strings;
 pub mod suite;
+pub mod units;
 pub mod value;
 
 pub use error::{FindError, Result};

@@ -1,17 +1,16 @@
-//! Neuron pages: the top-activating examples of every neuron of a layer over a code corpus (streaming top-k in
-//! one pass), a description made from them, and its simulation score (OpenAI's automated interpretability):
-//! predict each held-out token's activation from the description alone and correlate with the real activations.
+//! Neuron and feature pages: the top-activating examples of every unit of a layer over a code corpus (streaming
+//! top-k in one pass), a description made from them, and its simulation score (OpenAI's automated
+//! interpretability): predict each held-out token's activation from the description alone and correlate with the
+//! real activations.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use models::tch::{Device, Kind};
-use models::{HookPoint, Model, Progress};
-
-use super::neurons::record_point;
+use models::{Model, Progress};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FindError, Result};
+use crate::units::{Neurons, UnitKind, Units};
 
 /// One top-activating place.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,12 +29,15 @@ pub struct Example {
     pub centre: usize,
 }
 
-/// Everything known about one neuron.
+/// Everything known about one neuron or feature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NeuronPage {
+pub struct UnitPage {
+    /// Neuron or feature.
+    #[serde(default)]
+    pub kind: UnitKind,
     /// Layer.
     pub layer: usize,
-    /// Index on `mlp.hook_post`.
+    /// Index on `mlp.hook_post`, or among the dictionary's features.
     pub index: usize,
     /// Top-activating examples, strongest first.
     pub top: Vec<Example>,
@@ -53,25 +55,24 @@ fn token_texts(model: &Model, ids: &[u32]) -> Vec<String> {
     ids.iter().map(|&id| model.tokenizer.token_text(id)).collect()
 }
 
-/// Per token of a document, the activations `[seq, d_mlp]` of layer `layer`'s neurons.
-fn layer_activations(model: &Model, layer: usize, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
-    let acts = record_point(model, ids, HookPoint::MlpPost(layer))?.to_kind(Kind::Float).to_device(Device::Cpu);
-    Vec::<Vec<f32>>::try_from(acts).map_err(|e| FindError::Model(e.into()))
+/// Per token of a document, the activations of every unit.
+fn unit_activations(model: &Model, units: &dyn Units, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+    Vec::<Vec<f32>>::try_from(units.activations(model, ids)?).map_err(|e| FindError::Model(e.into()))
 }
 
-/// The `k` strongest examples of every neuron of `layer` over `documents` (first `max_tokens` tokens each),
-/// with `window` tokens of context on each side, in one pass.
+/// The `k` strongest examples of every unit over `documents` (first `max_tokens` tokens each), with `window`
+/// tokens of context on each side, in one pass.
 pub fn top_examples(
     model: &Model,
-    layer: usize,
+    units: &dyn Units,
     documents: &[String],
     max_tokens: usize,
     k: usize,
     window: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<Vec<Example>>> {
-    HookPoint::MlpPost(layer).check(model.shape().n_layers)?;
-    let mut top: Vec<Vec<Example>> = vec![Vec::new(); model.shape().d_mlp];
+    units.check(model, 0)?;
+    let mut top: Vec<Vec<Example>> = vec![Vec::new(); units.count(model)];
     progress.begin("top activations", documents.len() as u64);
     for (document, text) in documents.iter().enumerate() {
         progress.check()?;
@@ -79,7 +80,7 @@ pub fn top_examples(
         if ids.is_empty() {
             continue;
         }
-        let acts = layer_activations(model, layer, &ids)?;
+        let acts = unit_activations(model, units, &ids)?;
         let texts = token_texts(model, &ids);
         for (neuron, best) in top.iter_mut().enumerate() {
             let floor = if best.len() < k { f32::NEG_INFINITY } else { best[k - 1].activation };
@@ -135,8 +136,7 @@ pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
-/// Pages for `neurons` of `layer`: top examples over `documents`, descriptions, and simulation scores over
-/// `held_out` (the simulator predicts the neuron's mean top activation on the named tokens and 0 elsewhere).
+/// Pages for `neurons` of `layer` (see [`pages`]).
 pub fn neuron_pages(
     model: &Model,
     layer: usize,
@@ -145,20 +145,32 @@ pub fn neuron_pages(
     held_out: &[String],
     max_tokens: usize,
     progress: &dyn Progress,
-) -> Result<Vec<NeuronPage>> {
-    if let Some(&bad) = neurons.iter().find(|&&n| n >= model.shape().d_mlp) {
-        return Err(FindError::InvalidInput(format!(
-            "neuron {bad} does not exist: layers have {} neurons",
-            model.shape().d_mlp
-        )));
+) -> Result<Vec<UnitPage>> {
+    pages(model, &Neurons(layer), neurons, documents, held_out, max_tokens, progress)
+}
+
+/// Pages for units `indices` of `units`: top examples over `documents`, descriptions, and simulation scores over
+/// `held_out` (the simulator predicts the unit's mean top activation on the named tokens and 0 elsewhere).
+pub fn pages(
+    model: &Model,
+    units: &dyn Units,
+    indices: &[usize],
+    documents: &[String],
+    held_out: &[String],
+    max_tokens: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<UnitPage>> {
+    for &index in indices {
+        units.check(model, index)?;
     }
-    let top = top_examples(model, layer, documents, max_tokens, 10, 8, progress)?;
-    let mut pages: Vec<NeuronPage> = neurons
+    let top = top_examples(model, units, documents, max_tokens, 10, 8, progress)?;
+    let mut pages: Vec<UnitPage> = indices
         .iter()
         .map(|&index| {
             let (description, tokens) = describe(&top[index]);
-            NeuronPage {
-                layer,
+            UnitPage {
+                kind: units.kind(),
+                layer: units.layer(),
                 index,
                 top: top[index].clone(),
                 description,
@@ -180,7 +192,7 @@ pub fn neuron_pages(
         if ids.is_empty() {
             continue;
         }
-        let acts = layer_activations(model, layer, &ids)?;
+        let acts = unit_activations(model, units, &ids)?;
         let texts = token_texts(model, &ids);
         for (p, (page, &level)) in pages.iter().zip(&levels).enumerate() {
             for (row, token) in acts.iter().zip(&texts) {
@@ -202,10 +214,18 @@ fn shade(token: &str, activation: f32, max: f32) -> String {
     format!("<span style=\"background: rgba(255, 80, 0, {alpha:.2})\">{text}</span>")
 }
 
-impl NeuronPage {
+impl UnitPage {
     /// The page as Markdown with inline HTML: tokens shaded by activation.
     pub fn to_markdown(&self) -> String {
-        let mut out = format!("# Neuron {}.{}\n\n{}\n\nSimulation score (correlation on {} held-out tokens): {:.3}\n\n## Top examples\n\n", self.layer, self.index, self.description, self.held_out_tokens, self.simulation_score);
+        let mut out = format!(
+            "# {} {}.{}\n\n{}\n\nSimulation score (correlation on {} held-out tokens): {:.3}\n\n## Top examples\n\n",
+            self.kind.title(),
+            self.layer,
+            self.index,
+            self.description,
+            self.held_out_tokens,
+            self.simulation_score
+        );
         let max = self.top.first().map_or(0.0, |e| e.activation);
         for e in &self.top {
             let shaded: String = e.tokens.iter().zip(&e.activations).map(|(t, &a)| shade(t, a, max)).collect();
@@ -217,12 +237,13 @@ impl NeuronPage {
         out
     }
 
-    /// The name of the page's files, without extension: `L{layer}N{index}`.
+    /// The name of the page's files, without extension: `L{layer}N{index}` for a neuron, `L{layer}F{index}` for a
+    /// feature.
     pub fn file_stem(&self) -> String {
-        format!("L{}N{}", self.layer, self.index)
+        format!("L{}{}{}", self.layer, self.kind.letter(), self.index)
     }
 
-    /// Writes `L{layer}N{index}.json` and `.md` into `dir` (atomically).
+    /// Writes the page's `.json` and `.md` into `dir` (atomically).
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(models::files::at(dir))?;
         let stem = dir.join(self.file_stem());

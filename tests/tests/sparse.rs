@@ -123,3 +123,78 @@ fn dictionaries_trained_here_match_saelens_in_format_encodings_and_metrics() {
         }
     }
 }
+
+/// A dictionary on SmolLM2's last residual stream whose features write the unembedding directions of three tokens.
+fn token_dictionary(model: &Model, tokens: &[u32]) -> probes::sparse::Dictionary {
+    let point = HookPoint::ResidPost(model.shape().n_layers - 1);
+    let index = Tensor::from_slice(&tokens.iter().map(|&t| i64::from(t)).collect::<Vec<_>>());
+    let rows = model.unembedding().to_kind(Kind::Float).to_device(models::tch::Device::Cpu).index_select(0, &index);
+    let w_dec = &rows / rows.norm_scalaropt_dim(2, [-1], true);
+    probes::sparse::Dictionary {
+        activation: probes::sparse::Activation::Relu,
+        reads: point,
+        writes: point,
+        apply_b_dec_to_input: true,
+        w_enc: w_dec.tr().contiguous(),
+        b_enc: Tensor::zeros([tokens.len() as i64], (Kind::Float, models::tch::Device::Cpu)),
+        b_dec: Tensor::zeros([w_dec.size()[1]], (Kind::Float, models::tch::Device::Cpu)),
+        w_dec,
+        threshold: None,
+        w_skip: None,
+    }
+}
+
+#[test]
+fn a_features_direction_steers_towards_its_tokens_and_random_directions_do_not() {
+    let model = integration_tests::default_model();
+    let tokens: Vec<u32> = ["return", " import", " self"].iter().map(|t| model.encode(t).unwrap()[0]).collect();
+    let dictionary = token_dictionary(&model, &tokens);
+    let prompts: Vec<Vec<u32>> = TEXTS.iter().map(|t| model.encode_prefix(t, 24).unwrap()).collect();
+    let report =
+        probes::sparse::steering::steer(&model, &dictionary, &[0, 1, 2], &prompts, 20.0, 3, &models::Silent).unwrap();
+    eprintln!("{report:?}");
+    for (row, token) in report.features.iter().zip(&tokens) {
+        assert_eq!(row.targets[0], model.tokenizer.token_text(*token), "a feature's first target is its own token");
+        assert!(row.feature_delta > 1.0 && row.random_delta.abs() < 0.5 * row.feature_delta, "{row:?}");
+    }
+    assert!(report.effect_size > 1.0 && report.features_above_random == 1.0, "{report:?}");
+    assert!(probes::sparse::steering::steer(&model, &dictionary, &[3], &prompts, 1.0, 0, &models::Silent).is_err());
+}
+
+#[test]
+fn feature_pages_read_the_dictionarys_encoding() {
+    use find::units::{UnitKind, Units};
+    let model = integration_tests::default_model();
+    let tokens: Vec<u32> = ["return", " import", " self"].iter().map(|t| model.encode(t).unwrap()[0]).collect();
+    let features = experiments::ops::features::Features { dictionary: token_dictionary(&model, &tokens) };
+    let ids = model.encode_prefix(TEXTS[2], 40).unwrap();
+    let point = features.dictionary.reads;
+    let (_, cache) = model.run_with_cache(&ids, move |p| p == point).unwrap();
+    let expected = features.dictionary.encode(&cache.require(point).unwrap().get(0));
+    assert!(features.activations(&model, &ids).unwrap().allclose(&expected, 1e-5, 1e-5, false));
+    let documents: Vec<String> = TEXTS.iter().map(|t| t.to_string()).collect();
+    let pages =
+        find::pages::pages(&model, &features, &[0, 2], &documents[..3], &documents[3..], 64, &models::Silent).unwrap();
+    assert_eq!(
+        pages.iter().map(|p| (p.kind, p.index)).collect::<Vec<_>>(),
+        [(UnitKind::Feature, 0), (UnitKind::Feature, 2)]
+    );
+    assert_eq!(pages[1].file_stem(), format!("L{}F2", model.shape().n_layers - 1));
+    // The strongest example of each feature is where the dictionary's encoding is largest over the documents.
+    for page in &pages {
+        let best = documents[..3]
+            .iter()
+            .map(|text| {
+                let ids = model.encode_prefix(text, 64).unwrap();
+                features.activations(&model, &ids).unwrap().select(1, page.index as i64).max().double_value(&[])
+            })
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(
+            (f64::from(page.top[0].activation) - best).abs() < 1e-4,
+            "{}: {} vs {best}",
+            page.index,
+            page.top[0].activation
+        );
+    }
+    assert!(find::pages::pages(&model, &features, &[3], &documents, &documents, 64, &models::Silent).is_err());
+}

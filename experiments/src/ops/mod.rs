@@ -3,7 +3,9 @@
 //! and a [`Report::write`]. The spec runner, the command line and the app all call these, so the same settings
 //! give the same numbers through every front-end.
 
+pub mod dictionary;
 pub mod export;
+pub mod features;
 pub mod humaneval;
 pub mod interpret;
 pub mod lens;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use find::pages::{neuron_pages, NeuronPage};
+use find::pages::{neuron_pages, UnitPage};
 use models::{Model, Progress};
 use serde::{Deserialize, Serialize};
 
@@ -60,12 +60,12 @@ impl PagesSettings {
     }
 
     /// Every neuron's page, read in one pass (what the app shows).
-    pub fn pages(&self, model: &Model, progress: &dyn Progress) -> Result<Vec<NeuronPage>> {
+    pub fn pages(&self, model: &Model, progress: &dyn Progress) -> Result<Vec<UnitPage>> {
         self.pages_of(&self.neurons, model, progress)
     }
 
     /// The pages of `neurons` of the layer.
-    fn pages_of(&self, neurons: &[usize], model: &Model, progress: &dyn Progress) -> Result<Vec<NeuronPage>> {
+    fn pages_of(&self, neurons: &[usize], model: &Model, progress: &dyn Progress) -> Result<Vec<UnitPage>> {
         let mut documents = probes::corpus::stdlib_documents(self.files + self.held_out)?;
         let held_out = documents.split_off(self.files.min(documents.len()));
         Ok(neuron_pages(model, self.layer, neurons, &documents, &held_out, self.max_tokens, progress)?)
@@ -88,7 +88,7 @@ impl PagesSettings {
 #[serde(transparent)]
 pub struct PagesReport {
     /// The pages.
-    pub pages: Vec<NeuronPage>,
+    pub pages: Vec<UnitPage>,
 }
 
 impl Operation for PagesSettings {
@@ -102,7 +102,7 @@ impl Operation for PagesSettings {
 /// One unit per group of `neurons_per_unit` neurons: their pages alone. A page depends only on its own neuron, so
 /// any grouping gives the same pages.
 impl Split for PagesSettings {
-    type Unit = Vec<NeuronPage>;
+    type Unit = Vec<UnitPage>;
 
     fn units(&self) -> Result<usize> {
         Ok(self.unit_neurons()?.len())
@@ -112,7 +112,7 @@ impl Split for PagesSettings {
         true
     }
 
-    fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<Vec<NeuronPage>> {
+    fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<Vec<UnitPage>> {
         let units = self.unit_neurons()?;
         let neurons = units
             .get(index)
@@ -120,7 +120,7 @@ impl Split for PagesSettings {
         self.pages_of(neurons, model, context.progress)
     }
 
-    fn merge(&self, units: Vec<Vec<NeuronPage>>, _model: &Model, _context: &Context) -> Result<PagesReport> {
+    fn merge(&self, units: Vec<Vec<UnitPage>>, _model: &Model, _context: &Context) -> Result<PagesReport> {
         Ok(PagesReport { pages: units.concat() })
     }
 }

@@ -200,15 +200,6 @@ pub fn top_k(pre: &Tensor, k: i64) -> Tensor {
     pre.zeros_like().scatter(-1, &indices, &values.relu())
 }
 
-/// `pre` with only the `k × rows` largest values over all of it kept (through a ReLU): BatchTopK's activation.
-pub fn batch_top_k(pre: &Tensor, k: i64) -> Tensor {
-    let flat = pre.flatten(0, -1);
-    let rows = flat.size()[0] / pre.size().last().copied().unwrap_or(1).max(1);
-    let keep = (k * rows).min(flat.size()[0]);
-    let (values, indices) = flat.topk(keep, -1, true, false);
-    flat.zeros_like().scatter(-1, &indices, &values.relu()).view_as(pre)
-}
-
 /// A tensor read from a file in the kind a dictionary computes in (f32).
 pub(crate) fn as_f32(t: Tensor) -> Tensor {
     if t.kind() == Kind::Float {
@@ -255,13 +246,6 @@ mod tests {
         skip.w_skip = Some(Tensor::from_slice(&[0f32, 0., 0., 1., 1., 0.]).view([3, 2]));
         assert_eq!(values(&skip.reconstruct(&x)), [3.5, 7., 3.]);
         skip.check().unwrap();
-    }
-
-    #[test]
-    fn batch_top_k_keeps_k_per_row_on_average_over_the_batch() {
-        let pre = Tensor::from_slice(&[5f32, 4., -1., 0.1, 0.2, 0.3]).view([2, 3]);
-        assert_eq!(values(&batch_top_k(&pre, 1)), [5., 4., 0., 0., 0., 0.]);
-        assert_eq!(values(&batch_top_k(&pre, 2)), [5., 4., 0., 0., 0.2, 0.3]);
     }
 
     #[test]

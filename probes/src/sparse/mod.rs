@@ -5,6 +5,7 @@
 pub mod dictionary;
 pub mod metrics;
 pub mod saelens;
+pub mod steering;
 pub mod train;
 
 use std::path::Path;

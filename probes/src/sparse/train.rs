@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::dictionary::{batch_top_k, top_k, Activation, Dictionary};
+use super::dictionary::{top_k, Activation, Dictionary};
 use crate::error::{ProbeError, Result};
 
 /// How features are chosen while training.
@@ -22,8 +22,8 @@ use crate::error::{ProbeError, Result};
 pub enum Sparsity {
     /// The `k` largest pre-activations of each token; the dictionary stays TopK.
     TopK,
-    /// The `k × batch` largest over the batch; the dictionary becomes JumpReLU with one threshold, the running
-    /// mean of the smallest activation kept (as SAELens saves BatchTopK).
+    /// The `k × batch` largest over the batch (at most `4k` in one token); the dictionary becomes JumpReLU with
+    /// one threshold, the running mean of the smallest activation kept (as SAELens saves BatchTopK).
     BatchTopK,
 }
 
@@ -386,6 +386,45 @@ fn open_checkpoint(dir: &Path, config: &TrainConfig, fresh: State) -> Result<Sta
     Ok(fresh)
 }
 
+/// The features a batch activates, as (row, feature, value) triples: `k` per row for TopK, the `k × rows` largest
+/// pre-activations of the whole batch for BatchTopK. Decoding gathers only their decoder rows, so the decoder costs
+/// `k` rows per token instead of a dense product with every feature.
+struct Chosen {
+    rows: Tensor,
+    features: Tensor,
+    /// After the ReLU, with the gradient to the pre-activations.
+    values: Tensor,
+    batch: i64,
+}
+
+impl Chosen {
+    fn of(pre: &Tensor, k: i64, sparsity: Sparsity) -> Chosen {
+        let (batch, width) = (pre.size()[0], pre.size()[1]);
+        let (values, rows, features) = match sparsity {
+            Sparsity::TopK => {
+                let (values, features) = pre.topk(k, -1, true, false);
+                let rows = Tensor::arange(batch, (Kind::Int64, pre.device())).unsqueeze(1).expand([batch, k], false);
+                (values.reshape([-1]), rows.reshape([-1]), features.reshape([-1]))
+            }
+            Sparsity::BatchTopK => {
+                // The batch's k × rows largest, taken among each row's 4k largest (a full sort of the batch costs
+                // ten times more): a token holds at most 4k features.
+                let per_row = (4 * k).min(width);
+                let (candidates, columns) = pre.topk(per_row, -1, true, false);
+                let (values, flat) = candidates.reshape([-1]).topk((k * batch).min(batch * per_row), -1, true, false);
+                (values, flat.floor_divide_scalar(per_row), columns.reshape([-1]).index_select(0, &flat))
+            }
+        };
+        Chosen { rows, features, values: values.relu(), batch }
+    }
+
+    /// `Σ value × W_dec[feature]` per row, `[batch, d_out]`.
+    fn decode(&self, w_dec: &Tensor) -> Tensor {
+        let written = w_dec.index_select(0, &self.features) * self.values.unsqueeze(-1);
+        Tensor::zeros([self.batch, w_dec.size()[1]], (w_dec.kind(), w_dec.device())).index_add(0, &self.rows, &written)
+    }
+}
+
 /// One optimiser step on a batch (`x`, `y` already scaled); returns the batch's curve point.
 fn step(state: &mut State, config: &TrainConfig, x: &Tensor, y: &Tensor, autoencoder: bool) -> CurvePoint {
     let k = config.k as i64;
@@ -393,11 +432,8 @@ fn step(state: &mut State, config: &TrainConfig, x: &Tensor, y: &Tensor, autoenc
         (state.param("W_enc"), state.param("b_enc"), state.param("W_dec"), state.param("b_dec"));
     let centred = if autoencoder { x - b_dec } else { x.shallow_clone() };
     let pre = centred.matmul(w_enc) + b_enc;
-    let acts = match config.sparsity {
-        Sparsity::TopK => top_k(&pre, k),
-        Sparsity::BatchTopK => batch_top_k(&pre, k),
-    };
-    let decoded = acts.matmul(w_dec) + b_dec;
+    let chosen = Chosen::of(&pre, k, config.sparsity);
+    let decoded = chosen.decode(w_dec) + b_dec;
     let out = if state.has("W_skip") { decoded + x.matmul(&state.param("W_skip").tr()) } else { decoded };
     let mse = (&out - y).square().sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float);
     let variance =
@@ -446,15 +482,17 @@ fn step(state: &mut State, config: &TrainConfig, x: &Tensor, y: &Tensor, autoenc
     let w_dec = state.param("W_dec");
     let norms = w_dec.norm_scalaropt_dim(2, [-1], true).clamp_min(1e-8);
     w_dec.detach().copy_(&(w_dec.detach() / norms));
-    let fired = acts.gt(0.0).any_dim(0, false);
+    let active = chosen.values.gt(0.0);
+    let fired = chosen.features.masked_select(&active);
+    let fired = state.since_fired.zeros_like().index_fill(0, &fired, 1).gt(0);
     state.since_fired = (&state.since_fired + x.size()[0]).masked_fill(&fired, 0);
     if config.sparsity == Sparsity::BatchTopK {
-        let positive = acts.detach().masked_fill(&acts.le(0.0), f64::INFINITY).min().double_value(&[]);
+        let positive = chosen.values.detach().masked_fill(&active.logical_not(), f64::INFINITY).min().double_value(&[]);
         if positive.is_finite() {
             state.threshold = if state.step == 1 { positive } else { 0.99 * state.threshold + 0.01 * positive };
         }
     }
-    let l0 = acts.gt(0.0).sum(Kind::Float).double_value(&[]) / x.size()[0] as f64;
+    let l0 = active.sum(Kind::Float).double_value(&[]) / x.size()[0] as f64;
     CurvePoint {
         step: state.step,
         fvu: mse.double_value(&[]) / variance.double_value(&[]).max(1e-12),
@@ -553,6 +591,20 @@ mod tests {
         let fvu = (dictionary.reconstruct(&x) - &x).square().sum(Kind::Float).double_value(&[])
             / (&x - x.mean_dim(0, true, Kind::Float)).square().sum(Kind::Float).double_value(&[]);
         assert!(fvu < 0.1, "{fvu}");
+    }
+
+    #[test]
+    fn chosen_features_decode_as_the_dense_product() {
+        let pre = Tensor::from_slice(&[5f32, 4., -1., 0.1, 0.2, 0.3]).view([2, 3]);
+        let w_dec = Tensor::from_slice(&[1f32, 0., 0., 1., 1., 1.]).view([3, 2]);
+        let dense = |chosen: &Chosen| Vec::<f32>::try_from(chosen.decode(&w_dec).flatten(0, -1)).unwrap();
+        // TopK 1: 5 from row 0, 0.3 from row 1.
+        assert_eq!(dense(&Chosen::of(&pre, 1, Sparsity::TopK)), [5., 0., 0.3, 0.3]);
+        // BatchTopK 1 keeps the two largest of the batch, both in row 0; with 2, the four largest.
+        assert_eq!(dense(&Chosen::of(&pre, 1, Sparsity::BatchTopK)), [5., 4., 0., 0.]);
+        let four = Chosen::of(&pre, 2, Sparsity::BatchTopK);
+        assert_eq!(Vec::<i64>::try_from(&four.rows.sort(0, false).0).unwrap(), [0, 0, 1, 1]);
+        assert_eq!(dense(&four), [5., 4., 0.3, 0.5]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod args;
 mod cache;
 mod cluster;
 mod eval;
+mod features;
 mod generate;
 mod info;
 mod inspect;
@@ -47,6 +48,8 @@ enum Command {
     Interpret(interpret::InterpretArgs),
     /// Benchmarks: HumanEval (sandboxed), line completion and perplexity on held-out code.
     Eval(eval::EvalArgs),
+    /// Sparse dictionaries: train a transcoder or sparse autoencoder (SAELens's format), measure one.
+    Features(features::FeaturesArgs),
     /// MINT repair: rank neurons, patch one or two so the model writes the desired continuation, measure side
     /// effects, save the patch set; or the repair study of MINT beside the baselines.
     Repair(repair::RepairArgs),
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lens(args) => probe::lens(&args),
         Command::Interpret(args) => interpret::run(&args.command),
         Command::Eval(args) => eval::run(&args.command),
+        Command::Features(args) => features::run(&args.command),
         Command::Repair(args) => repair::repair(&args),
         Command::Export(args) => repair::export(&args),
         Command::Run(args) => run::run_spec(&args),

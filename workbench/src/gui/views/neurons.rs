@@ -6,7 +6,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use experiments::ops::pages::PagesSettings;
 use find::expr::{Expr, Value};
 use find::neurons::NeuronNumeric;
-use find::pages::NeuronPage;
+use find::pages::UnitPage;
 use find::scientist::Scientist;
 use find::session::{Answer, BlackBox, Budget, Interpreter, Session};
 use models::Neuron;
@@ -20,7 +20,7 @@ use crate::gui::shared::{Shared, View};
 /// What the view's jobs send.
 pub enum Found {
     /// The neuron's page.
-    Page(Box<NeuronPage>),
+    Page(Box<UnitPage>),
     /// One call the interpreter made: x and the neuron's activation.
     Call(f64, f64),
     /// The interpreter's answer.
@@ -43,7 +43,7 @@ pub struct NeuronsView {
     pub rounds: usize,
     /// The neuron's page.
     #[serde(skip)]
-    pub page: Option<NeuronPage>,
+    pub page: Option<UnitPage>,
     /// The interpreter's calls so far: (x, activation).
     #[serde(skip)]
     pub calls: Vec<[f64; 2]>,
@@ -223,8 +223,8 @@ impl NeuronsView {
     }
 }
 
-fn show_page(ui: &mut egui::Ui, page: &NeuronPage) {
-    ui.label(format!("Neuron {}.{}: {}", page.layer, page.index, page.description));
+fn show_page(ui: &mut egui::Ui, page: &UnitPage) {
+    ui.label(format!("{} {}.{}: {}", page.kind.title(), page.layer, page.index, page.description));
     ui.label(format!(
         "Simulation score {:.3} (correlation over {} held-out tokens)",
         page.simulation_score, page.held_out_tokens

@@ -1,0 +1,269 @@
+//! Sparse dictionaries as operations: `TrainDictionary` (activations from the standard library's packages, a
+//! TopK/BatchTopK sparse autoencoder or transcoder trained with checkpoints, saved in SAELens's format, measured on
+//! held-out files) and `EvalDictionary` (a SAELens folder measured on held-out files).
+
+use std::path::{Path, PathBuf};
+
+use models::{HookPoint, Model};
+use probes::plots::{Curve, LayerPlot};
+use probes::sparse::metrics::{evaluate, DictionaryMetrics};
+use probes::sparse::train::{train, TrainConfig, TrainReport, TrainingData};
+use probes::sparse::{collect_training_data, saelens};
+use serde::{Deserialize, Serialize};
+
+use super::{names, write_file, write_json, Context, Operation, Report};
+use crate::code_metrics::held_out_files;
+use crate::error::{ExperimentError, Result};
+
+/// Where a dictionary is measured: held-out top-level CPython files (the perplexity benchmark's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeldOut {
+    /// Held-out files.
+    pub files: usize,
+    /// Tokens read per file.
+    pub max_tokens: usize,
+}
+
+impl Default for HeldOut {
+    fn default() -> Self {
+        HeldOut { files: 16, max_tokens: 256 }
+    }
+}
+
+impl HeldOut {
+    /// Measures `dictionary` on `model` over these files.
+    fn measure(
+        &self,
+        model: &Model,
+        dictionary: &probes::sparse::Dictionary,
+        context: &Context,
+    ) -> Result<DictionaryMetrics> {
+        let texts = held_out_files(self.files)?;
+        Ok(evaluate(model, dictionary, &texts, self.max_tokens, context.progress)?)
+    }
+}
+
+/// What to train a dictionary on, how, and where to measure it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainDictionarySettings {
+    /// The hook point read (TransformerLens name): `blocks.{l}.mlp.hook_in` for a transcoder, any point for a
+    /// sparse autoencoder.
+    pub reads: String,
+    /// The hook point written, for a transcoder (`blocks.{l}.hook_mlp_out`); a sparse autoencoder when absent.
+    pub writes: Option<String>,
+    /// Files of the standard library's packages the activations come from.
+    pub files: usize,
+    /// Tokens read per file.
+    pub max_tokens: usize,
+    /// The training itself.
+    pub training: TrainConfig,
+    /// Where it is measured afterwards.
+    pub held_out: HeldOut,
+}
+
+impl Default for TrainDictionarySettings {
+    fn default() -> Self {
+        TrainDictionarySettings {
+            reads: "blocks.15.mlp.hook_in".into(),
+            writes: Some("blocks.15.hook_mlp_out".into()),
+            files: 516,
+            max_tokens: 2048,
+            training: TrainConfig::default(),
+            held_out: HeldOut::default(),
+        }
+    }
+}
+
+/// What training found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainDictionaryReport {
+    /// The settings.
+    pub settings: TrainDictionarySettings,
+    /// Seconds spent collecting activations (0 when an earlier run's were reused).
+    pub collect_seconds: f64,
+    /// The training.
+    pub training: TrainReport,
+    /// The metrics on held-out files.
+    pub metrics: DictionaryMetrics,
+    /// The SAELens folder, relative to the run folder.
+    pub dictionary: String,
+}
+
+/// Name of the activation dataset in the run folder.
+const ACTIVATIONS: &str = "activations.safetensors";
+/// Name of the dictionary's SAELens folder in the run folder.
+pub const DICTIONARY: &str = "dictionary";
+
+impl TrainDictionarySettings {
+    /// The points read and written.
+    pub fn points(&self, n_layers: usize) -> Result<(HookPoint, HookPoint)> {
+        let reads: HookPoint = self.reads.parse()?;
+        let writes: HookPoint = match &self.writes {
+            Some(name) => name.parse()?,
+            None => reads,
+        };
+        for point in [reads, writes] {
+            point.check(n_layers)?;
+            if point.position_dim() != 1 {
+                return Err(ExperimentError::Data(format!("{point} is not indexed by token position")));
+            }
+        }
+        Ok((reads, writes))
+    }
+}
+
+impl Operation for TrainDictionarySettings {
+    type Report = TrainDictionaryReport;
+
+    fn run(&self, model: &Model, context: &Context) -> Result<TrainDictionaryReport> {
+        let (reads, writes) = self.points(model.shape().n_layers)?;
+        std::fs::create_dir_all(context.out).map_err(models::files::at(context.out))?;
+        let activations = context.out.join(ACTIVATIONS);
+        let started = std::time::Instant::now();
+        // Activations of an interrupted run are reused: the file appears only once complete.
+        if !activations.exists() {
+            let files = probes::corpus::stdlib_package_files(self.files)?;
+            let documents: Vec<String> = files
+                .iter()
+                .map(|p| std::fs::read_to_string(p).map_err(models::files::at(p)))
+                .collect::<Result<_, _>>()?;
+            collect_training_data(model, &documents, reads, writes, self.max_tokens, &activations, context.progress)?;
+        }
+        let collect_seconds = started.elapsed().as_secs_f64();
+        let data = TrainingData::load(&activations)?;
+        if (data.reads, data.writes) != (reads, writes) {
+            return Err(ExperimentError::Data(format!(
+                "{} holds activations of {} -> {}; remove it to collect {reads} -> {writes}",
+                activations.display(),
+                data.reads,
+                data.writes
+            )));
+        }
+        let checkpoints = context.out.join("checkpoint");
+        let (dictionary, training) = train(&data, &self.training, Some(&checkpoints), context.progress)?;
+        drop(data);
+        let model_name = model.source.display_name.as_deref().unwrap_or(&model.source.spec);
+        saelens::save(&dictionary, &context.out.join(DICTIONARY), model_name)?;
+        let metrics = self.held_out.measure(model, &dictionary, context)?;
+        Ok(TrainDictionaryReport {
+            settings: self.clone(),
+            collect_seconds,
+            training,
+            metrics,
+            dictionary: DICTIONARY.into(),
+        })
+    }
+}
+
+/// The metric lines every dictionary report starts with.
+fn metric_lines(metrics: &DictionaryMetrics) -> Vec<String> {
+    vec![
+        format!(
+            "{} held-out tokens: L0 {:.1}, explained variance {:.3}, CE loss recovered {:.3} (CE {:.3} clean, {:.3} spliced, {:.3} zero-ablated), KL score {:.3}",
+            metrics.tokens,
+            metrics.l0,
+            metrics.explained_variance,
+            metrics.ce_loss_score,
+            metrics.ce_loss_without_sae,
+            metrics.ce_loss_with_sae,
+            metrics.ce_loss_with_ablation,
+            metrics.kl_div_score
+        ),
+        format!(
+            "{} dead and {} dense features (active on > {:.0}% of tokens) of {}",
+            metrics.dead_features,
+            metrics.dense_features,
+            probes::sparse::metrics::DENSE_SHARE * 100.0,
+            metrics.feature_density.len()
+        ),
+    ]
+}
+
+impl Report for TrainDictionaryReport {
+    fn summary(&self) -> Vec<String> {
+        let t = &self.training;
+        let mut lines = vec![format!(
+            "{} features, k {}, trained {} steps of {} tokens on {} rows in {:.0} s (+{:.0} s collecting); saved in SAELens's format in {}/",
+            t.config.features,
+            t.config.k,
+            t.config.steps,
+            t.config.batch_size,
+            t.rows,
+            t.seconds,
+            self.collect_seconds,
+            self.dictionary
+        )];
+        lines.extend(metric_lines(&self.metrics));
+        lines
+    }
+
+    fn write(&self, dir: &Path) -> Result<Vec<String>> {
+        write_json(dir, "results.json", self)?;
+        let csv: String = std::iter::once("step,fvu,l0,dead\n".to_string())
+            .chain(self.training.curve.iter().map(|c| format!("{},{:.5},{:.2},{}\n", c.step, c.fvu, c.l0, c.dead)))
+            .collect();
+        write_file(dir, "curve.csv", csv.as_bytes())?;
+        let plot = LayerPlot {
+            title: "training: fraction of variance unexplained per batch".into(),
+            x_label: "step".into(),
+            y_label: "1 - explained variance".into(),
+            curves: vec![Curve {
+                name: "training batches".into(),
+                points: self.training.curve.iter().map(|c| (c.step as f64, c.fvu, c.fvu, c.fvu)).collect(),
+            }],
+        };
+        plot.write(&dir.join("curve"))?;
+        Ok(names(&["curve.png", "curve.svg", "curve.csv", "results.json"]))
+    }
+}
+
+/// A dictionary in a SAELens folder, measured on held-out files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalDictionarySettings {
+    /// The SAELens folder (`cfg.json` + `sae_weights.safetensors`).
+    pub dictionary: PathBuf,
+    /// Where it is measured.
+    #[serde(default)]
+    pub held_out: HeldOut,
+}
+
+/// What measuring found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalDictionaryReport {
+    /// The folder measured.
+    pub dictionary: PathBuf,
+    /// SAELens's architecture name.
+    pub architecture: String,
+    /// The metrics.
+    pub metrics: DictionaryMetrics,
+}
+
+impl Operation for EvalDictionarySettings {
+    type Report = EvalDictionaryReport;
+
+    fn run(&self, model: &Model, context: &Context) -> Result<EvalDictionaryReport> {
+        let dictionary = saelens::load(&self.dictionary)?;
+        let metrics = self.held_out.measure(model, &dictionary, context)?;
+        Ok(EvalDictionaryReport {
+            dictionary: self.dictionary.clone(),
+            architecture: saelens::architecture(&dictionary)?.into(),
+            metrics,
+        })
+    }
+}
+
+impl Report for EvalDictionaryReport {
+    fn summary(&self) -> Vec<String> {
+        let mut lines = vec![format!("{} ({})", self.dictionary.display(), self.architecture)];
+        lines.extend(metric_lines(&self.metrics));
+        lines
+    }
+
+    fn write(&self, dir: &Path) -> Result<Vec<String>> {
+        write_json(dir, "results.json", self)?;
+        Ok(names(&["results.json"]))
+    }
+}
