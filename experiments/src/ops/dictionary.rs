@@ -119,6 +119,8 @@ impl Operation for TrainDictionarySettings {
 
     fn run(&self, model: &Model, context: &Context) -> Result<TrainDictionaryReport> {
         let (reads, writes) = self.points(model.shape().n_layers)?;
+        // The held-out files are read first, so that asking for more than there are fails before the training.
+        let held_out = held_out_files(self.held_out.files)?;
         std::fs::create_dir_all(context.out).map_err(models::files::at(context.out))?;
         let activations = context.out.join(ACTIVATIONS);
         let started = std::time::Instant::now();
@@ -146,7 +148,7 @@ impl Operation for TrainDictionarySettings {
         drop(data);
         let model_name = model.source.display_name.as_deref().unwrap_or(&model.source.spec);
         saelens::save(&dictionary, &context.out.join(DICTIONARY), model_name)?;
-        let metrics = self.held_out.measure(model, &dictionary, context)?;
+        let metrics = evaluate(model, &dictionary, &held_out, self.held_out.max_tokens, context.progress)?;
         Ok(TrainDictionaryReport {
             settings: self.clone(),
             collect_seconds,
