@@ -4,19 +4,20 @@ use std::path::PathBuf;
 
 use crate::error::{ProbeError, Result};
 
+/// Whether `path` is a `.py` file of 2 to 40 KB, the files the corpora read.
+fn is_code_file(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|x| x == "py")
+        && std::fs::metadata(path).is_ok_and(|m| (2_000..40_000).contains(&m.len()))
+}
+
 /// The first `count` top-level `.py` files of the CPython standard library in the data directory, sorted by
 /// name, between 2 and 40 KB: a fixed list of real code.
 pub fn stdlib_files(count: usize) -> Result<Vec<PathBuf>> {
     let dir = models::catalogue::data_dir().join("cpython-stdlib");
     let entries = std::fs::read_dir(&dir)
         .map_err(|e| ProbeError::InvalidInput(format!("{}: {e} (run ./x setup)", dir.display())))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "py")
-                && std::fs::metadata(p).is_ok_and(|m| (2_000..40_000).contains(&m.len()))
-        })
-        .collect();
+    let mut files: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_code_file(p)).collect();
     files.sort();
     if files.len() < count {
         return Err(ProbeError::InvalidInput(format!(
@@ -49,9 +50,7 @@ pub fn stdlib_package_files(count: usize) -> Result<Vec<PathBuf>> {
         for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
             if path.is_dir() {
                 folders.push(path);
-            } else if path.extension().is_some_and(|x| x == "py")
-                && std::fs::metadata(&path).is_ok_and(|m| (2_000..40_000).contains(&m.len()))
-            {
+            } else if is_code_file(&path) {
                 files.push(path);
             }
         }
