@@ -1,12 +1,13 @@
-//! Neurons of a loaded model as FIND functions, so the same interpreters run on them unchanged: a numeric
-//! function puts a number into a prompt template and returns the neuron's activation at the last token; a token
-//! function puts a string into a context template and returns the activation (as text, two decimals).
+//! Neurons and features of a loaded model as FIND functions, so the same interpreters run on them unchanged: a
+//! numeric function puts a number into a prompt template and returns the unit's activation at the last token; a
+//! token function puts a string into a context template and returns the activation (as text, two decimals).
 
 use models::tch::Tensor;
-use models::{HookPoint, Hooks, Model, Neuron};
+use models::{HookPoint, Hooks, Model};
 
 use super::session::BlackBox;
 use crate::error::{FindError, Result};
+use crate::units::Units;
 use crate::value::Value;
 
 /// The activation `[seq, width]` at `point` of one run over `ids`.
@@ -17,40 +18,48 @@ pub fn record_point(model: &Model, ids: &[u32], point: HookPoint) -> Result<Tens
     Ok(activation.get(0))
 }
 
-/// The activation of `neuron` (`mlp.hook_post`) at the last token of `prompt`.
-pub fn activation_at_end(model: &Model, neuron: Neuron, prompt: &str) -> Result<f64> {
+/// The activation of unit `index` of `units` at the last token of `prompt`.
+pub fn activation_at_end(model: &Model, units: &dyn Units, index: usize, prompt: &str) -> Result<f64> {
     let ids = model.encode(prompt)?;
-    let activation = record_point(model, &ids, HookPoint::MlpPost(neuron.layer))?;
-    let value = activation.get(ids.len() as i64 - 1).get(neuron.index as i64);
-    Ok(f64::try_from(value).map_err(models::ModelError::from)?)
+    let activations = units.activations(model, &ids)?;
+    Ok(f64::try_from(activations.get(ids.len() as i64 - 1).get(index as i64)).map_err(models::ModelError::from)?)
 }
 
-fn check(model: &Model, neuron: Neuron, template: &str) -> Result<()> {
-    let shape = model.shape();
-    if neuron.layer >= shape.n_layers || neuron.index >= shape.d_mlp {
-        return Err(FindError::InvalidInput(format!(
-            "neuron {}.{} does not exist: {} layers of {} neurons",
-            neuron.layer, neuron.index, shape.n_layers, shape.d_mlp
-        )));
-    }
-    if !template.contains("{x}") {
-        return Err(FindError::InvalidInput(format!("the template {template:?} has no {{x}}")));
-    }
-    Ok(())
-}
-
-/// A neuron as a function of a number.
-pub struct NeuronNumeric<'a> {
+/// A unit to call: which one, and the text it is read on.
+struct Probe<'a> {
     model: &'a Model,
-    neuron: Neuron,
+    units: Box<dyn Units + 'a>,
+    index: usize,
     template: String,
 }
 
-impl<'a> NeuronNumeric<'a> {
-    /// f(x) = the activation of `neuron` at the last token of `template` with `{x}` replaced by x.
-    pub fn new(model: &'a Model, neuron: Neuron, template: &str) -> Result<Self> {
-        check(model, neuron, template)?;
-        Ok(NeuronNumeric { model, neuron, template: template.to_string() })
+impl<'a> Probe<'a> {
+    fn new(model: &'a Model, units: Box<dyn Units + 'a>, index: usize, template: &str) -> Result<Self> {
+        units.check(model, index)?;
+        if !template.contains("{x}") {
+            return Err(FindError::InvalidInput(format!("the template {template:?} has no {{x}}")));
+        }
+        Ok(Probe { model, units, index, template: template.to_string() })
+    }
+
+    /// The unit's activation at the end of the template with `x` written in.
+    fn at(&self, x: &str) -> Result<f64> {
+        activation_at_end(self.model, self.units.as_ref(), self.index, &self.template.replace("{x}", x))
+    }
+
+    /// "neuron 12 of layer 5", "feature 40 of layer 15".
+    fn name(&self) -> String {
+        format!("{} {} of layer {}", self.units.kind().title().to_lowercase(), self.index, self.units.layer())
+    }
+}
+
+/// A neuron or feature as a function of a number.
+pub struct UnitNumeric<'a>(Probe<'a>);
+
+impl<'a> UnitNumeric<'a> {
+    /// f(x) = the activation of unit `index` of `units` at the last token of `template` with `{x}` replaced by x.
+    pub fn new(model: &'a Model, units: Box<dyn Units + 'a>, index: usize, template: &str) -> Result<Self> {
+        Ok(UnitNumeric(Probe::new(model, units, index, template)?))
     }
 }
 
@@ -63,53 +72,48 @@ fn number_text(x: f64) -> String {
     }
 }
 
-impl BlackBox for NeuronNumeric<'_> {
+impl BlackBox for UnitNumeric<'_> {
     fn numeric_input(&self) -> bool {
         true
     }
 
     fn hint(&self) -> Option<String> {
         Some(format!(
-            "f(x) is the activation of neuron {} of layer {} on the last token of the text {:?} with x written in.",
-            self.neuron.index, self.neuron.layer, self.template
+            "f(x) is the activation of {} on the last token of the text {:?} with x written in.",
+            self.0.name(),
+            self.0.template
         ))
     }
 
     fn call(&mut self, x: &Value) -> Result<Value> {
         match x {
-            Value::Num(v) => {
-                let prompt = self.template.replace("{x}", &number_text(*v));
-                Ok(Value::Num(activation_at_end(self.model, self.neuron, &prompt)?))
-            }
-            Value::Str(s) => Err(FindError::InvalidInput(format!("a numeric neuron function got {s:?}"))),
+            Value::Num(v) => Ok(Value::Num(self.0.at(&number_text(*v))?)),
+            Value::Str(s) => Err(FindError::InvalidInput(format!("a numeric unit function got {s:?}"))),
         }
     }
 }
 
-/// A neuron as a function of a token (any string), in a context.
-pub struct NeuronToken<'a> {
-    model: &'a Model,
-    neuron: Neuron,
-    context: String,
-}
+/// A neuron or feature as a function of a token (any string), in a context.
+pub struct UnitToken<'a>(Probe<'a>);
 
-impl<'a> NeuronToken<'a> {
-    /// f(x) = the activation of `neuron` at the last token of `context` with `{x}` replaced by x, as text.
-    pub fn new(model: &'a Model, neuron: Neuron, context: &str) -> Result<Self> {
-        check(model, neuron, context)?;
-        Ok(NeuronToken { model, neuron, context: context.to_string() })
+impl<'a> UnitToken<'a> {
+    /// f(x) = the activation of unit `index` of `units` at the last token of `context` with `{x}` replaced by x,
+    /// as text.
+    pub fn new(model: &'a Model, units: Box<dyn Units + 'a>, index: usize, context: &str) -> Result<Self> {
+        Ok(UnitToken(Probe::new(model, units, index, context)?))
     }
 }
 
-impl BlackBox for NeuronToken<'_> {
+impl BlackBox for UnitToken<'_> {
     fn numeric_input(&self) -> bool {
         false
     }
 
     fn hint(&self) -> Option<String> {
         Some(format!(
-            "f(x) is the activation of neuron {} of layer {} after the text {:?} with x written in, to two decimals.",
-            self.neuron.index, self.neuron.layer, self.context
+            "f(x) is the activation of {} after the text {:?} with x written in, to two decimals.",
+            self.0.name(),
+            self.0.template
         ))
     }
 
@@ -118,7 +122,6 @@ impl BlackBox for NeuronToken<'_> {
             Value::Str(s) => s.clone(),
             Value::Num(v) => number_text(*v),
         };
-        let prompt = self.context.replace("{x}", &text);
-        Ok(Value::Str(format!("{:.2}", activation_at_end(self.model, self.neuron, &prompt)?)))
+        Ok(Value::Str(format!("{:.2}", self.0.at(&text)?)))
     }
 }

@@ -10,6 +10,7 @@ use models::{Model, Progress};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FindError, Result};
+use crate::session::Answer;
 use crate::units::{Neurons, UnitKind, Units};
 
 /// One top-activating place.
@@ -49,6 +50,20 @@ pub struct UnitPage {
     pub simulation_score: f64,
     /// Held-out tokens the score is over.
     pub held_out_tokens: usize,
+    /// The FIND interpreter's answer for the unit as a function of `x` written into a template, when asked for.
+    #[serde(default)]
+    pub interpretation: Option<Interpretation>,
+}
+
+/// What a FIND interpreter made of a unit as a function ([`crate::neurons`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interpretation {
+    /// The template `x` was written into.
+    pub template: String,
+    /// Whether `x` was a number (else a token).
+    pub numeric: bool,
+    /// The interpreter's description, domain and code.
+    pub answer: Answer,
 }
 
 fn token_texts(model: &Model, ids: &[u32]) -> Vec<String> {
@@ -176,6 +191,7 @@ pub fn pages(
                 description,
                 tokens,
                 simulation_score: 0.0,
+                interpretation: None,
                 held_out_tokens: 0,
             }
         })
@@ -218,7 +234,7 @@ impl UnitPage {
     /// The page as Markdown with inline HTML: tokens shaded by activation.
     pub fn to_markdown(&self) -> String {
         let mut out = format!(
-            "# {} {}.{}\n\n{}\n\nSimulation score (correlation on {} held-out tokens): {:.3}\n\n## Top examples\n\n",
+            "# {} {}.{}\n\n{}\n\nSimulation score (correlation on {} held-out tokens): {:.3}\n\n",
             self.kind.title(),
             self.layer,
             self.index,
@@ -226,6 +242,14 @@ impl UnitPage {
             self.held_out_tokens,
             self.simulation_score
         );
+        if let Some(found) = &self.interpretation {
+            let input = if found.numeric { "a number" } else { "a token" };
+            out.push_str(&format!(
+                "As a function of {input} x in `{}` (FIND interpreter): {}; domain {}; `f(x) = {}`\n\n",
+                found.template, found.answer.description, found.answer.domain, found.answer.code
+            ));
+        }
+        out.push_str("## Top examples\n\n");
         let max = self.top.first().map_or(0.0, |e| e.activation);
         for e in &self.top {
             let shaded: String = e.tokens.iter().zip(&e.activations).map(|(t, &a)| shade(t, a, max)).collect();

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::{revert_all, ChangeTarget, WeightChange};
 use crate::error::{RepairError, Result};
+use crate::features::FeatureScore;
 use crate::target::NeuronScore;
 
 /// A way to repair a case.
@@ -36,11 +37,14 @@ pub enum Method {
     AlphaEdit,
     /// Fine-tuning of the set's layers on all its cases with a KL penalty ([`crate::gradient::finetune_set`]).
     FineTuneKl,
+    /// MINT on a transcoder's features: the top-ranked features' decoder rows moved along J^T(u_d − u_w), each as
+    /// a rank-one change of the down projection ([`crate::features`]).
+    MintFeatures,
 }
 
 impl Method {
     /// Every method that repairs one case alone, MINT first (the joint solve repairs sets: [`crate::lifelong`]).
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Mint,
         Method::MintGradient,
         Method::RandomNeurons,
@@ -48,7 +52,13 @@ impl Method {
         Method::RankOne,
         Method::MintPublished,
         Method::Gated,
+        Method::MintFeatures,
     ];
+
+    /// Whether the method works on a transcoder's features (and needs one: [`crate::features::FeatureConfig`]).
+    pub fn needs_transcoder(self) -> bool {
+        self == Method::MintFeatures
+    }
 
     /// The name used on the command line, in specs and tables.
     pub fn name(self) -> &'static str {
@@ -64,6 +74,7 @@ impl Method {
             Method::Memit => "memit",
             Method::AlphaEdit => "alphaedit",
             Method::FineTuneKl => "fine-tune-kl",
+            Method::MintFeatures => "mint-features",
         }
     }
 }
@@ -109,8 +120,11 @@ pub struct StepLog {
     pub wrong: u32,
     /// logit_d − logit_w before.
     pub gap_before: f32,
-    /// The top-ranked neurons with their scores.
+    /// The top-ranked neurons with their scores (neuron methods).
     pub top: Vec<NeuronScore>,
+    /// The top-ranked features with their scores (feature methods).
+    #[serde(default)]
+    pub features: Vec<FeatureScore>,
     /// The edits made.
     pub edits: Vec<EditLog>,
 }

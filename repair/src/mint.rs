@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::case::{check, margins, Tokens};
 use crate::change::{ChangeTarget, LineEdit, WeightChange};
 use crate::error::{RepairError, Result};
+use crate::features::{FeatureBasis, FeatureScore, FeatureTargeting};
 use crate::method::{EditLog, Method, Repair, StepLog};
 use crate::statistics::KeyStatistics;
-use crate::target::{gap_gradients, target, Ranking, Targeting};
+use crate::target::{gap_gradients, target, Gap, Ranking, Targeting};
 
 /// Settings of the token-by-token repair loop.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -71,6 +72,9 @@ pub enum Editor<'a> {
     /// One rank-one edit of the down projection of the top-ranked neuron's layer, with key statistics for
     /// its covariance.
     RankOne(&'a mut KeyStatistics),
+    /// A transcoder's top-ranked features: each decoder-row patch made as the rank-one change of the down
+    /// projection through the feature's readout ([`crate::features`]).
+    Features(&'a FeatureBasis),
 }
 
 impl Editor<'_> {
@@ -84,8 +88,87 @@ impl Editor<'_> {
             Editor::Mint => Method::Mint,
             Editor::RandomNeurons(_) => Method::RandomNeurons,
             Editor::RankOne(_) => Method::RankOne,
+            Editor::Features(_) => Method::MintFeatures,
         }
     }
+
+    /// The next edit at desired token `step`: targeting (recomputed, since an edit can change the strongest
+    /// competitor), the unit chosen among those not in `tried` (which it joins), and the edit along its line.
+    fn propose(
+        &mut self,
+        model: &Model,
+        tokens: &Tokens,
+        step: usize,
+        config: &MintConfig,
+        activation_rms: Option<&Tensor>,
+        tried: &mut Vec<(usize, usize)>,
+    ) -> Result<Proposal> {
+        let (context, desired) = (tokens.context(step), tokens.desired(step));
+        let ranked_neurons = |tried: &mut Vec<(usize, usize)>| -> Result<(Targeting, StepLog, Neuron)> {
+            let targeting = target(model, context, desired, config.ranking == Ranking::Attribution, activation_rms)?;
+            let ranked: Vec<_> = targeting
+                .top(config.ranking, 10 + tried.len())?
+                .into_iter()
+                .filter(|s| !tried.contains(&(s.neuron.layer, s.neuron.index)))
+                .collect();
+            let best = ranked.first().ok_or_else(|| RepairError::Settings("no neuron left to try".into()))?.neuron;
+            tried.push((best.layer, best.index));
+            let log = StepLog {
+                step,
+                desired,
+                wrong: targeting.wrong,
+                gap_before: targeting.logit_gap,
+                top: ranked,
+                features: Vec::new(),
+                edits: Vec::new(),
+            };
+            Ok((targeting, log, best))
+        };
+        let ((edit, slope, cap), log) = match self {
+            Editor::Mint => {
+                let (targeting, log, best) = ranked_neurons(tried)?;
+                (neuron_edit(model, &targeting, best, config)?, log)
+            }
+            Editor::RandomNeurons(rng) => {
+                let (targeting, log, _) = ranked_neurons(tried)?;
+                let shape = model.shape();
+                let neuron = Neuron { layer: rng.gen_range(0..shape.n_layers), index: rng.gen_range(0..shape.d_mlp) };
+                (neuron_edit(model, &targeting, neuron, config)?, log)
+            }
+            Editor::RankOne(keys) => {
+                let (targeting, log, best) = ranked_neurons(tried)?;
+                (rank_one_edit(model, context, &targeting, best.layer, keys, config)?, log)
+            }
+            Editor::Features(basis) => {
+                let (gap, targeting) = FeatureTargeting::at(model, context, desired, basis)?;
+                let skip: Vec<usize> = tried.iter().map(|&(_, feature)| feature).collect();
+                let features = targeting.top(basis, config.ranking == Ranking::Selective, 10, &skip)?;
+                let best = features.first().ok_or_else(|| RepairError::Settings("no feature left to try".into()))?;
+                tried.push((best.layer, best.feature));
+                let edit = feature_edit(model, basis, &gap, best, config)?;
+                let log = StepLog {
+                    step,
+                    desired,
+                    wrong: gap.wrong,
+                    gap_before: gap.logit_gap,
+                    top: Vec::new(),
+                    features,
+                    edits: Vec::new(),
+                };
+                (edit, log)
+            }
+        };
+        Ok(Proposal { log, edit, slope, cap })
+    }
+}
+
+/// An edit proposed at a wrong token: the targeting's log, the line to search along, the margin's first-order
+/// slope per unit of scale and the scale's cap.
+struct Proposal {
+    log: StepLog,
+    edit: LineEdit,
+    slope: f64,
+    cap: f64,
 }
 
 /// Repairs `tokens` in the model (the changes stay applied; [`Repair::revert`] undoes them). `activation_rms`
@@ -141,42 +224,14 @@ fn repair_step(
     changes: &mut Vec<WeightChange>,
 ) -> Result<(StepLog, bool)> {
     let mut log: Option<StepLog> = None;
-    let mut edited: Vec<Neuron> = Vec::new();
+    let mut tried = Vec::new();
     for _ in 0..config.neurons_per_token {
         if changes.len() >= config.max_edits {
             break;
         }
-        let targeting = target(
-            model,
-            tokens.context(step),
-            tokens.desired(step),
-            config.ranking == Ranking::Attribution,
-            activation_rms,
-        )?;
-        let ranked: Vec<_> = targeting
-            .top(config.ranking, 10 + edited.len())?
-            .into_iter()
-            .filter(|s| !edited.contains(&s.neuron))
-            .collect();
-        let log = log.get_or_insert_with(|| StepLog {
-            step,
-            desired: targeting.desired,
-            wrong: targeting.wrong,
-            gap_before: targeting.logit_gap,
-            top: ranked.clone(),
-            edits: Vec::new(),
-        });
-        let best = ranked[0].neuron;
-        edited.push(best);
-        let (edit, slope, cap) = match editor {
-            Editor::Mint => neuron_edit(model, &targeting, best, config)?,
-            Editor::RandomNeurons(rng) => {
-                let shape = model.shape();
-                let neuron = Neuron { layer: rng.gen_range(0..shape.n_layers), index: rng.gen_range(0..shape.d_mlp) };
-                neuron_edit(model, &targeting, neuron, config)?
-            }
-            Editor::RankOne(keys) => rank_one_edit(model, tokens.context(step), &targeting, best.layer, keys, config)?,
-        };
+        let Proposal { log: proposed, edit, slope, cap } =
+            editor.propose(model, tokens, step, config, activation_rms, &mut tried)?;
+        let log = log.get_or_insert(proposed);
         let found = smallest_scale(model, &edit, tokens, step, config.margin, current, slope, cap)?;
         if found.scale == 0.0 {
             continue;
@@ -240,6 +295,26 @@ fn rank_one_edit(
     let edit = LineEdit::new(model, target, direction)?;
     let output_norm = f64::try_from(edit.base.mv(&key).norm())?;
     Ok((edit, gradient_norm, config.max_scale * output_norm))
+}
+
+/// A feature's decoder row moved along J^T(u_d − u_w), made in the model as `W_down += t · ĝ u_iᵀ` with `u_i` the
+/// feature's readout (sign-flipped when the readout is negative at the key), with the slope |u_iᵀ h| · |J^T(u_d −
+/// u_w)| and the cap `max_scale · |d_i|` (t is how far the decoder row moves).
+fn feature_edit(
+    model: &Model,
+    basis: &FeatureBasis,
+    gap: &Gap,
+    feature: &FeatureScore,
+    config: &MintConfig,
+) -> Result<(LineEdit, f64, f64)> {
+    let gradient = gap.direction.to_device(Device::Cpu);
+    let gradient_norm = f64::try_from(gradient.norm())?.max(1e-12);
+    let readout = f64::from(feature.readout);
+    let sign = if readout < 0.0 { -1.0 } else { 1.0 };
+    let direction = (gradient * (sign / gradient_norm)).outer(&basis.readouts.get(feature.feature as i64));
+    let edit = LineEdit::new(model, ChangeTarget::Parameter(model.mlp_output(basis.layer()).0), direction)?;
+    let decoder_norm = f64::try_from(basis.decoder().get(feature.feature as i64).norm())?;
+    Ok((edit, readout.abs() * gradient_norm, config.max_scale * decoder_norm))
 }
 
 /// Where a scale search ended.

@@ -183,7 +183,7 @@ impl PreservationStats {
 }
 
 /// Indices of the real (not padding) rows of a `[batch × seq]` flattening; prompts are left-padded.
-fn valid_rows(prompts: &[Vec<u32>], seq: i64) -> Tensor {
+pub(crate) fn valid_rows(prompts: &[Vec<u32>], seq: i64) -> Tensor {
     let rows: Vec<i64> = prompts
         .iter()
         .enumerate()

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::case::{check, RepairCase, Tokens};
 use crate::error::RepairError;
 use crate::error::Result;
+use crate::features::{FeatureBasis, FeatureConfig};
 use crate::gated::{gated_repair, GatedConfig};
 use crate::gradient::{gradient_repair, GradientConfig, Trainable};
 use crate::measure::{measure, variants_correct, RepairMetrics, Unrelated};
@@ -28,6 +29,8 @@ pub struct RepairConfig {
     pub published: PublishedConfig,
     /// The gated alternative.
     pub gated: GatedConfig,
+    /// MINT on a transcoder's features.
+    pub features: FeatureConfig,
 }
 
 /// Repairs cases with any [`Method`] and measures them against one set of unrelated prompts.
@@ -40,6 +43,8 @@ pub struct Repairer {
     activation_rms: models::tch::Tensor,
     /// MINT as published needs it; made at its first repair.
     semantic: Option<SemanticBasis>,
+    /// Feature repairs need it ([`Repairer::with_features`]).
+    features: Option<FeatureBasis>,
     repairs: u64,
 }
 
@@ -56,8 +61,15 @@ impl Repairer {
             keys,
             activation_rms,
             semantic: None,
+            features: None,
             repairs: 0,
         })
+    }
+
+    /// Gives the repairer a transcoder's features, for [`Method::MintFeatures`].
+    pub fn with_features(mut self, basis: FeatureBasis) -> Self {
+        self.features = Some(basis);
+        self
     }
 
     /// Takes the repairs made so far to be `repairs`: the random-neuron baseline draws its neurons from the count, so
@@ -82,6 +94,14 @@ impl Repairer {
                 published_repair(model, tokens, &self.config.published, basis)
             }
             Method::Gated => gated_repair(model, tokens, &self.config.gated),
+            Method::MintFeatures => {
+                let basis = self.features.as_ref().ok_or_else(|| {
+                    RepairError::Settings(
+                        "mint-features repairs through a transcoder: give one (features: (transcoder: Some(\"DIR\")) in a spec, --transcoder DIR on the command line)".into(),
+                    )
+                })?;
+                repair_tokens(model, tokens, mint, &mut Editor::Features(basis), rms)
+            }
             Method::Joint | Method::Memit | Method::AlphaEdit | Method::FineTuneKl => Err(RepairError::Settings(
                 format!("{method} repairs sets of cases: use a repair set (workbench repair --cases F.jsonl)"),
             )),

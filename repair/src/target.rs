@@ -115,6 +115,36 @@ pub fn competitor(logits: &Tensor, desired: u32) -> Result<u32> {
     Ok(masked.argmax(0, false).int64_value(&[]) as u32)
 }
 
+/// The desired token against its strongest competitor at the end of a context.
+pub struct Gap {
+    /// The desired token.
+    pub desired: u32,
+    /// The strongest competitor (the top-1 when the model is wrong).
+    pub wrong: u32,
+    /// logit_d − logit_w.
+    pub logit_gap: f32,
+    /// ∂(logit_d − logit_w)/∂(final residual) at the last position, `[d_model]`: J^T (u_d − u_w).
+    pub direction: Tensor,
+}
+
+/// The gap for `desired` after `context`, with the activations at the last position of every point `record`
+/// accepts (`[width]` each, f32).
+pub fn gap_at(
+    model: &Model,
+    context: &[u32],
+    desired: u32,
+    record: impl Fn(HookPoint) -> bool + Send + 'static,
+) -> Result<(Gap, impl Fn(HookPoint) -> Result<Tensor>)> {
+    let last_layer = model.shape().n_layers - 1;
+    let (logits, cache) = model.run_with_cache(context, move |p| record(p) || p == HookPoint::ResidPost(last_layer))?;
+    let wrong = competitor(&logits.get(-1), desired)?;
+    let last = move |point: HookPoint| -> Result<Tensor> {
+        Ok(cache.get_named(&point.to_string())?.get(0).get(-1).to_kind(Kind::Float))
+    };
+    let (direction, logit_gap) = gap_gradient(model, &last(HookPoint::ResidPost(last_layer))?, desired, wrong)?;
+    Ok((Gap { desired, wrong, logit_gap, direction }, last))
+}
+
 /// Scores every MLP neuron for making `desired` the next token after `context`; attribution scores when
 /// `with_attribution`, selectivity when `activation_rms` (see [`crate::statistics::activation_rms`]) is given.
 pub fn target(
@@ -125,17 +155,10 @@ pub fn target(
     activation_rms: Option<&Tensor>,
 ) -> Result<Targeting> {
     let n_layers = model.shape().n_layers;
-    let last_layer = n_layers - 1;
-    let (logits, cache) = model.run_with_cache(context, move |p| {
-        matches!(p, HookPoint::MlpPost(_)) || p == HookPoint::ResidPost(last_layer)
-    })?;
-    let wrong = competitor(&logits.get(-1), desired)?;
-    let last = |point: HookPoint| -> Result<Tensor> {
-        Ok(cache.get_named(&point.to_string())?.get(0).get(-1).to_kind(Kind::Float))
-    };
+    let (Gap { desired, wrong, logit_gap, direction }, last) =
+        gap_at(model, context, desired, |p| matches!(p, HookPoint::MlpPost(_)))?;
     let activations =
         Tensor::stack(&(0..n_layers).map(|l| last(HookPoint::MlpPost(l))).collect::<Result<Vec<_>>>()?, 0);
-    let (direction, logit_gap) = gap_gradient(model, &last(HookPoint::ResidPost(last_layer))?, desired, wrong)?;
     let _guard = models::tch::no_grad_guard();
     let projected = Tensor::stack(
         &(0..n_layers)

@@ -3,12 +3,13 @@
 //! are errors.
 
 use find::expr::{Expr, Value};
-use find::neurons::{record_point, NeuronNumeric, NeuronToken};
+use find::neurons::{record_point, UnitNumeric, UnitToken};
 use find::pages::neuron_pages;
 use find::scientist::Scientist;
 use find::session::{BlackBox, Budget, Interpreter, Session};
+use find::units::Neurons;
 use integration_tests::{default_model, stdlib_files};
-use models::{HookPoint, Neuron, Silent};
+use models::{HookPoint, Silent};
 
 #[test]
 fn top_examples_match_separate_prefix_runs_and_pages_are_written() {
@@ -43,8 +44,7 @@ fn top_examples_match_separate_prefix_runs_and_pages_are_written() {
 #[test]
 fn interpreters_run_unchanged_on_neurons() {
     let model = default_model();
-    let neuron = Neuron { layer: 5, index: 12 };
-    let mut function = NeuronNumeric::new(&model, neuron, "x = {x}").unwrap();
+    let mut function = UnitNumeric::new(&model, Box::new(Neurons(5)), 12, "x = {x}").unwrap();
     let direct = record_point(&model, &model.encode("x = 5").unwrap(), HookPoint::MlpPost(5)).unwrap();
     let expected = f64::try_from(direct.get(-1).get(12)).unwrap();
     assert_eq!(function.call(&Value::Num(5.0)).unwrap(), Value::Num(expected));
@@ -53,11 +53,12 @@ fn interpreters_run_unchanged_on_neurons() {
     assert!(Expr::parse(&answer.code).is_ok(), "{answer:?}");
     assert!(session.transcript.len() <= 3);
 
-    let mut token = NeuronToken::new(&model, neuron, "import {x}").unwrap();
+    let mut token = UnitToken::new(&model, Box::new(Neurons(5)), 12, "import {x}").unwrap();
     let Value::Str(text) = token.call(&Value::Str("json".into())).unwrap() else {
         panic!("a token function returns text")
     };
     assert!(text.parse::<f64>().is_ok(), "{text}");
-    assert!(NeuronNumeric::new(&model, Neuron { layer: 30, index: 0 }, "x = {x}").is_err());
-    assert!(NeuronNumeric::new(&model, neuron, "no placeholder").is_err());
+    assert!(UnitNumeric::new(&model, Box::new(Neurons(30)), 0, "x = {x}").is_err());
+    assert!(UnitNumeric::new(&model, Box::new(Neurons(5)), 1536, "x = {x}").is_err());
+    assert!(UnitNumeric::new(&model, Box::new(Neurons(5)), 12, "no placeholder").is_err());
 }

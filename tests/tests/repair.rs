@@ -5,10 +5,14 @@
 
 use integration_tests::{default_model, max_abs_diff, read_f32, run_python, HF_LOGIT_TOLERANCE};
 use models::gguf::GgmlType;
+use models::tch::{Kind, Tensor};
 use models::writers::{save_gguf, save_hf_folder};
 use models::{LoadOptions, Model};
 use repair::patchset::{weights_sha256, ModelIdentity, PatchSet};
-use repair::{check, target, ChangeTarget, Example, Method, Repair, RepairCase, RepairConfig, Repairer, Tokens};
+use repair::{
+    check, target, ChangeTarget, Example, FeatureBasis, Method, Repair, RepairCase, RepairConfig, Repairer, Tokens,
+    Transcoder,
+};
 use serde_json::json;
 
 /// A real failure of SmolLM2: after `os.path.` it writes `join`, not `expanduser`.
@@ -232,12 +236,120 @@ fn baselines_edit_exactly_what_they_claim_and_revert() {
                 let tokens = Tokens::new(&model, &case.example).unwrap();
                 gates_leave_the_weights_and_unrelated_logits_alone(&model, &tokens, &done, &original)
             }
-            Method::Mint | Method::Joint | Method::Memit | Method::AlphaEdit | Method::FineTuneKl => unreachable!(),
+            Method::Mint
+            | Method::Joint
+            | Method::Memit
+            | Method::AlphaEdit
+            | Method::FineTuneKl
+            | Method::MintFeatures => unreachable!(),
         }
         // Reverting the recorded changes restores every weight, so nothing was changed without being recorded.
         done.revert(&model).unwrap();
         assert_eq!(weights_sha256(&model).unwrap(), original, "{method} does not revert bit-exactly");
     }
+}
+
+/// A transcoder whose features are the neurons of one MLP layer of SmolLM2 (gate and up fused in `mlp.in`):
+/// `f(x) = silu(x W_gateᵀ) ⊙ (x W_upᵀ)`, decoder
+/// rows the down projection's columns. Feature repairs through it must do what neuron MINT does in that layer.
+struct NeuronsAsFeatures {
+    layer: usize,
+    gate: Tensor,
+    up: Tensor,
+    down: Tensor,
+}
+
+impl NeuronsAsFeatures {
+    fn of(model: &Model, layer: usize) -> Self {
+        let cpu = |t: Tensor| t.to_kind(Kind::Float).to_device(models::tch::Device::Cpu).copy();
+        let fused = format!("blocks.{layer}.mlp.in.weight");
+        let (_, gate_up) = model.parameters().into_iter().find(|(n, _)| *n == fused).unwrap();
+        let d_mlp = model.shape().d_mlp as i64;
+        NeuronsAsFeatures {
+            layer,
+            gate: cpu(gate_up.narrow(0, 0, d_mlp)),
+            up: cpu(gate_up.narrow(0, d_mlp, d_mlp)),
+            down: cpu(model.mlp_output(layer).1),
+        }
+    }
+}
+
+impl Transcoder for NeuronsAsFeatures {
+    fn layer(&self) -> usize {
+        self.layer
+    }
+    fn encode(&self, mlp_in: &Tensor) -> Tensor {
+        mlp_in.matmul(&self.gate.tr()).silu() * mlp_in.matmul(&self.up.tr())
+    }
+    fn decoder(&self) -> Tensor {
+        self.down.tr().contiguous()
+    }
+}
+
+#[test]
+fn feature_repairs_through_neuron_features_redo_neuron_mint_as_plain_weights() {
+    let model = default_model();
+    let original = weights_sha256(&model).unwrap();
+    let case = expanduser_case();
+    let tokens = Tokens::new(&model, &case.example).unwrap();
+    let step = check(&model, &tokens).unwrap().first_below(0.0).unwrap();
+    let ranking = repair::Ranking::Direct;
+    let neurons = target(&model, tokens.context(step), tokens.desired(step), false, None).unwrap();
+    let top = neurons.top(ranking, 1).unwrap().remove(0).neuron;
+
+    // Readouts of exactly linear features: u_j = e_j, R² = 1 (up to the ridge).
+    let reference: Vec<Vec<u32>> = integration_tests::stdlib_files(16)
+        .iter()
+        .map(|p| model.encode_prefix(&std::fs::read_to_string(p).unwrap(), 256).unwrap())
+        .collect();
+    let transcoder = Box::new(NeuronsAsFeatures::of(&model, top.layer));
+    let basis = FeatureBasis::fit(&model, transcoder, &reference, &models::Silent).unwrap();
+    assert!(basis.tokens >= 3000, "{} reference tokens", basis.tokens);
+    let readout = basis.readouts.get(top.index as i64);
+    let on_own = readout.double_value(&[top.index as i64]);
+    let norm = f64::try_from(readout.norm()).unwrap();
+    assert!((on_own - 1.0).abs() < 0.02 && on_own / norm > 0.98, "readout of neuron {top:?}: {on_own} of norm {norm}");
+    let fit = basis.fit.get(top.index as i64).double_value(&[]);
+    assert!(fit > 0.99, "R² {fit}");
+
+    // Neuron MINT on the direct ranking, then feature MINT through the neurons-as-features: same unit, same margin.
+    let mut config = RepairConfig::default();
+    config.mint.ranking = ranking;
+    let unrelated = experiments::ops::repair::unrelated_prompts(&model, 8, 48).unwrap();
+    let mut with_features = Repairer::new(&model, config, unrelated, 8).unwrap().with_features(basis);
+    let neuron = with_features.repair(&model, &tokens, Method::Mint).unwrap();
+    neuron.revert(&model).unwrap();
+    let features = with_features.repair(&model, &tokens, Method::MintFeatures).unwrap();
+    let (first_neuron, first_feature) = (&neuron.steps[0], &features.steps[0]);
+    assert_eq!(first_neuron.top[0].neuron, top);
+    assert_eq!((first_feature.features[0].layer, first_feature.features[0].feature), (top.layer, top.index));
+    let neuron_direct = first_neuron.top[0].direct;
+    assert!(
+        (first_feature.features[0].direct - neuron_direct).abs() <= 1e-3 * neuron_direct.abs(),
+        "direct effects: feature {} vs neuron {neuron_direct}",
+        first_feature.features[0].direct
+    );
+    let (margin_neuron, margin_feature) = (first_neuron.edits[0].margin_after, first_feature.edits[0].margin_after);
+    assert!(
+        (margin_feature - margin_neuron).abs() < 0.25,
+        "margins after the first edit: {margin_feature} vs {margin_neuron}"
+    );
+    assert_eq!(features.fixed(), neuron.fixed());
+
+    // Each change is a rank-one change of the down projection: plain weights, reverted bit for bit.
+    for change in &features.changes {
+        assert_eq!(change.target, ChangeTarget::Parameter(model.mlp_output(top.layer).0));
+        let delta = (&change.new - &change.old).to_kind(Kind::Double);
+        let (_, singular, _) = delta.svd(true, false);
+        let (first, second) = (singular.double_value(&[0]), singular.double_value(&[1]));
+        assert!(second <= 1e-4 * first, "feature edit has singular values {first} and {second}");
+    }
+    features.revert(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), original, "feature repairs do not revert bit-exactly");
+    // Without a transcoder the method says what it needs.
+    let mut plain = repairer(&model);
+    let error = plain.repair(&model, &tokens, Method::MintFeatures).unwrap_err().to_string();
+    assert!(error.contains("transcoder"), "{error}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use probes::sparse::metrics::{evaluate, DictionaryMetrics};
 use probes::sparse::train::{train, TrainConfig, TrainReport, TrainingData};
 use probes::sparse::{collect_training_data, saelens};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{names, write_file, write_json, Context, Operation, Report};
 use crate::code_metrics::held_out_files;
@@ -81,8 +82,10 @@ impl Default for TrainDictionarySettings {
 pub struct TrainDictionaryReport {
     /// The settings.
     pub settings: TrainDictionarySettings,
-    /// Seconds spent collecting activations (0 when an earlier run's were reused).
+    /// Seconds spent collecting activations (about 0 when an earlier run's were in the cache).
     pub collect_seconds: f64,
+    /// The activation dataset trained on (in the cache).
+    pub activations: PathBuf,
     /// The training.
     pub training: TrainReport,
     /// The metrics on held-out files.
@@ -91,8 +94,6 @@ pub struct TrainDictionaryReport {
     pub dictionary: String,
 }
 
-/// Name of the activation dataset in the run folder.
-const ACTIVATIONS: &str = "activations.safetensors";
 /// Name of the dictionary's SAELens folder in the run folder.
 pub const DICTIONARY: &str = "dictionary";
 
@@ -112,6 +113,37 @@ impl TrainDictionarySettings {
         }
         Ok((reads, writes))
     }
+
+    /// The activation dataset of these settings: the cache's when any earlier run collected it (same weights,
+    /// points, file texts and tokens per file), else collected into the cache. A dictionary of another size or
+    /// sparsity over the same layer so trains without collecting again.
+    fn activations(
+        &self,
+        model: &Model,
+        reads: HookPoint,
+        writes: HookPoint,
+        progress: &dyn models::Progress,
+    ) -> Result<PathBuf> {
+        let files = probes::corpus::stdlib_package_files(self.files)?;
+        let documents: Vec<String> =
+            files.iter().map(|p| std::fs::read_to_string(p).map_err(models::files::at(p))).collect::<Result<_, _>>()?;
+        let mut hasher = Sha256::new();
+        hasher.update(repair::patchset::weights_sha256(model)?.as_bytes());
+        hasher.update(format!("{reads} -> {writes}, {} tokens per file", self.max_tokens).as_bytes());
+        for document in &documents {
+            hasher.update((document.len() as u64).to_le_bytes());
+            hasher.update(document.as_bytes());
+        }
+        let key: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let dir = models::catalogue::cache_dir().join("activations");
+        let path = dir.join(format!("{key}.safetensors"));
+        // The file appears only once complete, so an interrupted collection starts again.
+        if !path.exists() {
+            std::fs::create_dir_all(&dir).map_err(models::files::at(&dir))?;
+            collect_training_data(model, &documents, reads, writes, self.max_tokens, &path, progress)?;
+        }
+        Ok(path)
+    }
 }
 
 impl Operation for TrainDictionarySettings {
@@ -121,28 +153,10 @@ impl Operation for TrainDictionarySettings {
         let (reads, writes) = self.points(model.shape().n_layers)?;
         // The held-out files are read first, so that asking for more than there are fails before the training.
         let held_out = held_out_files(self.held_out.files)?;
-        std::fs::create_dir_all(context.out).map_err(models::files::at(context.out))?;
-        let activations = context.out.join(ACTIVATIONS);
         let started = std::time::Instant::now();
-        // Activations of an interrupted run are reused: the file appears only once complete.
-        if !activations.exists() {
-            let files = probes::corpus::stdlib_package_files(self.files)?;
-            let documents: Vec<String> = files
-                .iter()
-                .map(|p| std::fs::read_to_string(p).map_err(models::files::at(p)))
-                .collect::<Result<_, _>>()?;
-            collect_training_data(model, &documents, reads, writes, self.max_tokens, &activations, context.progress)?;
-        }
+        let activations = self.activations(model, reads, writes, context.progress)?;
         let collect_seconds = started.elapsed().as_secs_f64();
         let data = TrainingData::load(&activations)?;
-        if (data.reads, data.writes) != (reads, writes) {
-            return Err(ExperimentError::Data(format!(
-                "{} holds activations of {} -> {}; remove it to collect {reads} -> {writes}",
-                activations.display(),
-                data.reads,
-                data.writes
-            )));
-        }
         let checkpoints = context.out.join("checkpoint");
         let (dictionary, training) = train(&data, &self.training, Some(&checkpoints), context.progress)?;
         drop(data);
@@ -152,6 +166,7 @@ impl Operation for TrainDictionarySettings {
         Ok(TrainDictionaryReport {
             settings: self.clone(),
             collect_seconds,
+            activations,
             training,
             metrics,
             dictionary: DICTIONARY.into(),

@@ -4,15 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
-use find::pages::{pages, UnitPage};
+use find::neurons::{UnitNumeric, UnitToken};
+use find::pages::{pages, Interpretation, UnitPage};
+use find::scientist::Scientist;
+use find::session::{BlackBox, Budget, Interpreter, Session};
 use find::units::{Neurons, UnitKind, Units};
 use models::tch::{Device, Kind, Tensor};
-use models::{Model, Progress};
+use models::{HookPoint, Model, Progress};
 use probes::sparse::steering::{steer, SteeringReport};
 use probes::sparse::{saelens, Dictionary};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{names, write_file, write_json, Context, Operation, Report};
 use crate::code_metrics::held_out_files;
@@ -41,6 +45,46 @@ impl Units for Features {
         let input = find::neurons::record_point(model, ids, self.dictionary.reads)?;
         Ok(models::tch::no_grad(|| self.dictionary.encode(&input)).to_kind(Kind::Float).to_device(Device::Cpu))
     }
+}
+
+impl Features {
+    /// These features as a transcoder of one MLP layer, for feature repairs; an error for any other dictionary.
+    pub fn into_transcoder(self) -> Result<Features> {
+        let (reads, writes) = (self.dictionary.reads, self.dictionary.writes);
+        match (reads, writes) {
+            (HookPoint::MlpIn(l), HookPoint::MlpOut(m)) if l == m => Ok(self),
+            _ => Err(ExperimentError::Spec(format!(
+                "feature repairs need a transcoder from blocks.L.mlp.hook_in to blocks.L.hook_mlp_out; this dictionary maps {reads} to {writes}"
+            ))),
+        }
+    }
+}
+
+impl repair::Transcoder for Features {
+    fn layer(&self) -> usize {
+        Units::layer(self)
+    }
+
+    fn encode(&self, mlp_in: &Tensor) -> Tensor {
+        let device = self.dictionary.w_enc.device();
+        models::tch::no_grad(|| self.dictionary.encode(&mlp_in.to_device(device)))
+            .to_kind(Kind::Float)
+            .to_device(Device::Cpu)
+    }
+
+    fn decoder(&self) -> Tensor {
+        self.dictionary.w_dec.to_kind(Kind::Float).to_device(Device::Cpu)
+    }
+}
+
+/// SHA-256 of a SAELens folder's two files, naming a dictionary in caches.
+pub fn folder_sha256(dir: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    for name in [saelens::CFG_FILE, saelens::WEIGHTS_FILE] {
+        let path = dir.join(name);
+        hasher.update(std::fs::read(&path).map_err(models::files::at(&path))?);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Loads a SAELens folder onto the model's device, checked against the model.
@@ -76,6 +120,35 @@ pub struct FeaturePagesSettings {
     /// Tokens read of each file.
     #[serde(default = "max_tokens")]
     pub max_tokens: usize,
+    /// Every paged unit also described by the FIND interpreter as a function of `x` written into a template.
+    #[serde(default)]
+    pub function: Option<UnitFunction>,
+}
+
+/// A unit as a FIND function: its activation at the end of `template` with `x` written in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitFunction {
+    /// The text with `{x}`, e.g. `"x = {x}"` or `"import {x}"`.
+    pub template: String,
+    /// `x` is a number (else a token).
+    pub numeric: bool,
+    /// Rounds of the interpreter (the search scientist), 16 inputs each.
+    pub rounds: usize,
+}
+
+impl UnitFunction {
+    /// The interpreter's answer for unit `index` of `units`.
+    fn interpret(&self, model: &Model, units: Box<dyn Units + '_>, index: usize, seed: u64) -> Result<Interpretation> {
+        let mut function: Box<dyn BlackBox> = if self.numeric {
+            Box::new(UnitNumeric::new(model, units, index, &self.template)?)
+        } else {
+            Box::new(UnitToken::new(model, units, index, &self.template)?)
+        };
+        let mut session = Session::new(function.as_mut(), Budget { rounds: self.rounds, inputs_per_round: 16 });
+        let answer = Scientist::new(seed).interpret(&mut session);
+        Ok(Interpretation { template: self.template.clone(), numeric: self.numeric, answer })
+    }
 }
 
 fn sample() -> usize {
@@ -179,6 +252,18 @@ impl Operation for FeaturePagesSettings {
             neurons.truncate(self.neurons);
             neurons.sort_unstable();
             all.extend(pages(model, &layer, &neurons, &documents, &held_out, self.max_tokens, context.progress)?);
+        }
+        if let Some(function) = &self.function {
+            context.progress.begin("interpreting units as functions", all.len() as u64);
+            for page in &mut all {
+                context.progress.check()?;
+                let units: Box<dyn Units> = match page.kind {
+                    UnitKind::Feature => Box::new(Features { dictionary: features.dictionary.shallow_clone() }),
+                    UnitKind::Neuron => Box::new(Neurons(page.layer)),
+                };
+                page.interpretation = Some(function.interpret(model, units, page.index, context.seed)?);
+                context.progress.advance(1);
+            }
         }
         let scores =
             [UnitKind::Feature, UnitKind::Neuron].into_iter().filter_map(|k| ScoreSummary::of(k, &all)).collect();

@@ -36,6 +36,24 @@ pub struct Context<'a> {
     pub out: &'a Path,
 }
 
+/// A path as a spec names it: taken from the run folder (the parent of `out`) when it is relative and something
+/// there has that name, so that a step can name an earlier step's output (`step-00-train-dictionary/dictionary`);
+/// else as given.
+pub fn in_run(out: &Path, path: &Path) -> std::path::PathBuf {
+    match out.parent().map(|run| run.join(path)) {
+        Some(inside) if path.is_relative() && inside.exists() => inside,
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Settings of every repair method with the transcoder's path taken from the run folder when it names an earlier
+/// step's dictionary ([`in_run`]).
+pub fn repair_config_in_run(config: &::repair::RepairConfig, out: &Path) -> ::repair::RepairConfig {
+    let mut config = config.clone();
+    config.features.transcoder = config.features.transcoder.map(|path| in_run(out, &path));
+    config
+}
+
 /// An operation: its settings are `self`.
 pub trait Operation {
     /// What it found.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use models::Model;
 use repair::patchset::{ModelIdentity, PatchSet};
-use repair::{Method, RepairCase, RepairConfig, RepairMetrics, Repairer, StepLog};
+use repair::{FeatureBasis, Method, RepairCase, RepairConfig, RepairMetrics, Repairer, StepLog};
 use serde::{Deserialize, Serialize};
 
 use super::{names, write_json, Context, Operation, Report};
@@ -45,10 +45,32 @@ pub fn unrelated_prompts(model: &Model, count: usize, tokens: usize) -> Result<V
     Ok(prompts)
 }
 
-/// A repairer for `model` as it is now, measuring side effects on the unrelated prompts of `unrelated`.
+/// A repairer for `model` as it is now, measuring side effects on the unrelated prompts of `unrelated`, with the
+/// features of the transcoder `config.features` names (their readouts fitted once per model and transcoder, then
+/// read from the cache).
 pub fn repairer(model: &Model, config: RepairConfig, unrelated: UnrelatedSettings) -> Result<Repairer> {
     let prompts = unrelated_prompts(model, unrelated.prompts, unrelated.tokens)?;
-    Ok(Repairer::new(model, config, prompts, unrelated.positions)?)
+    let features = config.features.clone();
+    let repairer = Repairer::new(model, config, prompts, unrelated.positions)?;
+    let Some(dir) = &features.transcoder else { return Ok(repairer) };
+    let transcoder = super::features::load_features(model, dir)?.into_transcoder()?;
+    let files = probes::corpus::stdlib_package_files(features.reference_files)?;
+    let reference: Vec<Vec<u32>> = files
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).map_err(models::files::at(path))?;
+            Ok(model.encode_prefix(&text, features.reference_tokens)?)
+        })
+        .collect::<Result<_>>()?;
+    let basis = FeatureBasis::cached(
+        model,
+        Box::new(transcoder),
+        &super::features::folder_sha256(dir)?,
+        &reference,
+        &models::catalogue::cache_dir().join("feature-readouts"),
+        &models::Silent,
+    )?;
+    Ok(repairer.with_features(basis))
 }
 
 /// Which cases, which method, on top of which patches.
@@ -161,7 +183,7 @@ impl Operation for RepairSettings {
         let cases = self.all_cases()?;
         let mut patches = starting_set(model, self.apply.as_deref())?;
         let outcome = (|| -> Result<(Vec<CaseResult>, Vec<String>, Option<Together>)> {
-            let mut repairer = repairer(model, self.config.clone(), self.unrelated)?;
+            let mut repairer = repairer(model, super::repair_config_in_run(&self.config, context.out), self.unrelated)?;
             context.progress.begin("repairing", cases.len() as u64);
             let (mut results, mut narrative) = (Vec::new(), Vec::new());
             for case in &cases {

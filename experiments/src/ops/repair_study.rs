@@ -1,5 +1,5 @@
 //! The repair study as an operation: every method on mined failures, a case per unit, one table, and with
-//! `sequential` the MINT repairs in a row saved as a patch set.
+//! `sequential` the repairs of one method in a row saved as a patch set.
 
 use std::path::Path;
 
@@ -20,7 +20,7 @@ use crate::units::Split;
 pub struct StudyRun {
     /// Every repair, the table, the repairs in a row.
     pub report: RepairStudyReport,
-    /// The MINT repairs in a row (saved as patches.ron), when `sequential` was on.
+    /// The repairs in a row (saved as patches.ron), when `sequential` was on.
     #[serde(skip)]
     pub patches: Option<PatchSet>,
 }
@@ -32,6 +32,13 @@ impl Operation for RepairStudySpec {
     /// kept); the model is reverted to how it was afterwards.
     fn run(&self, model: &Model, context: &Context) -> Result<StudyRun> {
         crate::units::run_journalled(self, model, context)
+    }
+}
+
+impl RepairStudySpec {
+    /// The study with its transcoder taken from the run folder when it names an earlier step's dictionary.
+    fn in_run(&self, out: &Path) -> RepairStudySpec {
+        RepairStudySpec { config: super::repair_config_in_run(&self.config, out), ..self.clone() }
     }
 }
 
@@ -51,12 +58,14 @@ impl Split for RepairStudySpec {
     }
 
     fn run_unit(&self, index: usize, model: &Model, context: &Context) -> Result<Vec<RepairRow>> {
-        case_rows(model, self, &Prepared::once(model, self, context.out)?, index)
+        let spec = self.in_run(context.out);
+        case_rows(model, &spec, &Prepared::once(model, &spec, context.out)?, index)
     }
 
     fn merge(&self, units: Vec<Vec<RepairRow>>, model: &Model, context: &Context) -> Result<StudyRun> {
-        let prepared = Prepared::once(model, self, context.out)?;
-        let (report, patches) = finish_study(model, self, prepared, units.concat())?;
+        let spec = self.in_run(context.out);
+        let prepared = Prepared::once(model, &spec, context.out)?;
+        let (report, patches) = finish_study(model, &spec, prepared, units.concat())?;
         if let Some(patches) = &patches {
             patches.revert(model)?;
         }
@@ -70,8 +79,9 @@ impl Report for StudyRun {
         lines.extend(summary_markdown(&self.report.summary).lines().map(str::to_string));
         if let Some(sequential) = &self.report.sequential {
             lines.push(format!(
-                "in a row: {} MINT repairs applied, {} still right together; unrelated top-1 unchanged {:.4}, mean KL {:.2e}; perplexity {:.3} -> {:.3}",
+                "in a row: {} {} repairs applied, {} still right together; unrelated top-1 unchanged {:.4}, mean KL {:.2e}; perplexity {:.3} -> {:.3}",
                 sequential.repairs,
+                sequential.method,
                 sequential.still_fixed,
                 sequential.specificity.top1_unchanged,
                 sequential.specificity.mean_kl,

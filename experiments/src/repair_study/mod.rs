@@ -47,8 +47,10 @@ pub struct RepairStudySpec {
     pub unrelated_positions: usize,
     /// Benchmarks before and after.
     pub benchmarks: BenchmarkSpec,
-    /// Apply every MINT repair in a row afterwards.
+    /// Apply every case's repair in a row afterwards.
     pub sequential: bool,
+    /// The method of the repairs in a row.
+    pub sequential_method: Method,
 }
 
 impl Default for RepairStudySpec {
@@ -60,20 +62,23 @@ impl Default for RepairStudySpec {
             user_cases: None,
             line_context: 96,
             max_desired_tokens: 6,
-            methods: Method::ALL.to_vec(),
+            methods: Method::ALL.into_iter().filter(|m| !m.needs_transcoder()).collect(),
             config: RepairConfig::default(),
             unrelated_prompts: 24,
             unrelated_tokens: 48,
             unrelated_positions: 8,
             benchmarks: BenchmarkSpec::default(),
             sequential: true,
+            sequential_method: Method::Mint,
         }
     }
 }
 
-/// The MINT repairs applied one after another.
+/// The repairs of one method applied one after another.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SequentialReport {
+    /// The method.
+    pub method: Method,
     /// Repairs applied (the effective ones).
     pub repairs: usize,
     /// Of their cases, how many are still right with all repairs applied.
@@ -187,7 +192,7 @@ pub fn case_rows(model: &Model, spec: &RepairStudySpec, prepared: &Prepared, ind
     Ok(rows)
 }
 
-/// The study's report from every case's rows: the table, and with `sequential` the MINT repairs applied in a row,
+/// The study's report from every case's rows: the table, and with `sequential` the repairs applied in a row,
 /// which stay applied, in the returned patch set.
 pub fn finish_study(
     model: &Model,
@@ -210,7 +215,8 @@ pub fn finish_study(
     Ok((RepairStudyReport { cases, baseline, rows, summary, sequential }, patches))
 }
 
-/// Applies the MINT repair of every case on top of the earlier ones (keeping the effective ones).
+/// Applies the repair of every case by the study's sequential method on top of the earlier ones (keeping the
+/// effective ones).
 fn repair_in_a_row(
     model: &Model,
     cases: &[RepairCase],
@@ -224,7 +230,7 @@ fn repair_in_a_row(
     let mut patches = PatchSet::new(identity);
     let mut kept = Vec::new();
     for case in cases {
-        let (repair, metrics) = repairer.repair_case(model, case, Method::Mint)?;
+        let (repair, metrics) = repairer.repair_case(model, case, spec.sequential_method)?;
         if metrics.effective {
             patches.push(&repair, Some(case.clone()), Some(metrics));
             kept.push(case);
@@ -237,6 +243,7 @@ fn repair_in_a_row(
         still_fixed += usize::from(repair::check(model, &repair::Tokens::new(model, &case.example)?)?.correct());
     }
     let report = SequentialReport {
+        method: spec.sequential_method,
         repairs: kept.len(),
         still_fixed,
         specificity: repairer.unrelated.compare(model)?,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use experiments::ops::dictionary::{EvalDictionarySettings, HeldOut, TrainDictionarySettings};
-use experiments::ops::features::{FeaturePagesSettings, SteerFeaturesSettings};
+use experiments::ops::features::{FeaturePagesSettings, SteerFeaturesSettings, UnitFunction};
 use probes::sparse::train::{Sparsity, TrainConfig};
 
 use super::args::{output_dir, run_operation, ModelArgs};
@@ -58,6 +58,16 @@ pub struct PagesArgs {
     /// Tokens read per file.
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
+    /// Also describe every paged unit with the FIND interpreter as a function of x written into this template
+    /// ('x = {x}' for numbers, 'import {x}' with --token).
+    #[arg(long)]
+    template: Option<String>,
+    /// x is a token, not a number.
+    #[arg(long, requires = "template")]
+    token: bool,
+    /// Rounds of the interpreter.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Seed of the samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -232,6 +242,11 @@ pub fn run(command: &FeaturesCommand) -> Result<()> {
                 files: args.files,
                 held_out: args.held_out,
                 max_tokens: args.max_tokens,
+                function: args.template.as_ref().map(|template| UnitFunction {
+                    template: template.clone(),
+                    numeric: !args.token,
+                    rounds: args.rounds,
+                }),
             };
             let out = output_dir(&args.out, "features-pages")?;
             run_operation(&settings, &args.model.load()?, args.seed, &out, args.model.json)

@@ -9,9 +9,9 @@ use clap::{Args, Subcommand};
 use experiments::ops::interpret::InterpretSettings;
 use experiments::ops::pages::PagesSettings;
 use find::interpreters::InterpreterKind;
-use find::neurons::NeuronNumeric;
+use find::neurons::UnitNumeric;
 use find::session::{Budget, Session};
-use models::Neuron;
+use find::units::Neurons;
 
 use super::args::{output_dir, run_operation, ModelArgs};
 
@@ -148,7 +148,7 @@ fn suite(args: &SuiteArgs) -> Result<()> {
 
 fn neuron(args: &NeuronArgs) -> Result<()> {
     let model = args.model.load()?;
-    let mut function = NeuronNumeric::new(&model, Neuron { layer: args.layer, index: args.index }, &args.template)?;
+    let mut function = UnitNumeric::new(&model, Box::new(Neurons(args.layer)), args.index, &args.template)?;
     let mut chosen = args.interpreter.build(&model, 0)?;
     let mut session = Session::new(&mut function, Budget { rounds: args.rounds, inputs_per_round: args.inputs });
     let answer = chosen.interpret(&mut session);

@@ -5,10 +5,11 @@
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use experiments::ops::pages::PagesSettings;
 use find::expr::{Expr, Value};
-use find::neurons::NeuronNumeric;
+use find::neurons::UnitNumeric;
 use find::pages::UnitPage;
 use find::scientist::Scientist;
 use find::session::{Answer, BlackBox, Budget, Interpreter, Session};
+use find::units::Neurons;
 use models::Neuron;
 use serde::{Deserialize, Serialize};
 
@@ -73,7 +74,7 @@ impl Default for NeuronsView {
 
 /// A black box that tells the UI about every call the interpreter makes.
 struct Watched<'a, 'j> {
-    inner: NeuronNumeric<'a>,
+    inner: UnitNumeric<'a>,
     job: &'j JobContext<Found>,
 }
 
@@ -177,7 +178,8 @@ impl NeuronsView {
         self.calls.clear();
         self.answer = None;
         self.job = shared.start_with_model(ctx, View::Neurons, "interpreting", move |model, job| {
-            let mut watched = Watched { inner: NeuronNumeric::new(model, neuron, &template)?, job };
+            let function = UnitNumeric::new(model, Box::new(Neurons(neuron.layer)), neuron.index, &template)?;
+            let mut watched = Watched { inner: function, job };
             let mut session = Session::new(&mut watched, Budget { rounds, inputs_per_round: 32 });
             let answer = Scientist::new(0).interpret(&mut session);
             Ok(Found::Answer(Box::new(answer)))
