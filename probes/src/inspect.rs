@@ -23,10 +23,10 @@ pub struct PromptInspection {
     pub neurons: Vec<Vec<Vec<f32>>>,
 }
 
-/// A neuron with its activation at one place.
+/// A unit (a neuron on `mlp.hook_post`, or a dictionary's feature) with its activation at one place.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct NeuronActivation {
-    /// Index on `mlp.hook_post`.
+pub struct UnitActivation {
+    /// Its index.
     pub index: usize,
     /// Its activation.
     pub activation: f32,
@@ -58,14 +58,16 @@ pub fn inspect_prompt(model: &Model, text: &str, k: usize) -> Result<PromptInspe
 
 impl PromptInspection {
     /// The `count` neurons of `layer` with the largest absolute activation at `position`, strongest first.
-    pub fn top_neurons(&self, layer: usize, position: usize, count: usize) -> Vec<NeuronActivation> {
-        let Some(row) = self.neurons.get(layer).and_then(|l| l.get(position)) else {
-            return Vec::new();
-        };
-        let mut all: Vec<NeuronActivation> =
-            row.iter().enumerate().map(|(index, &activation)| NeuronActivation { index, activation }).collect();
-        all.sort_by(|a, b| b.activation.abs().total_cmp(&a.activation.abs()));
-        all.truncate(count);
-        all
+    pub fn top_neurons(&self, layer: usize, position: usize, count: usize) -> Vec<UnitActivation> {
+        self.neurons.get(layer).and_then(|l| l.get(position)).map_or_else(Vec::new, |row| strongest(row, count))
     }
+}
+
+/// The `count` units of `row` (activations of one position) with the largest absolute activation, strongest first.
+pub fn strongest(row: &[f32], count: usize) -> Vec<UnitActivation> {
+    let mut all: Vec<UnitActivation> =
+        row.iter().enumerate().map(|(index, &activation)| UnitActivation { index, activation }).collect();
+    all.sort_by(|a, b| b.activation.abs().total_cmp(&a.activation.abs()));
+    all.truncate(count);
+    all
 }

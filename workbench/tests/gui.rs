@@ -253,6 +253,101 @@ fn neuron_view_shows_top_examples_and_an_interpreters_calls() {
 }
 
 #[test]
+fn features_view_trains_and_measures_a_transcoder_pages_a_feature_and_the_inspector_shows_its_features() {
+    let mut h = loaded();
+    click(&mut h, "Features");
+    click(&mut h, "Feature page");
+    assert!(h.state().features.page.is_none() && !h.state().shared.busy(), "no page without a dictionary");
+    let runs = tempfile::tempdir().unwrap();
+    {
+        let view = &mut h.state_mut().features;
+        view.layer = 3;
+        (view.training.files, view.training.max_tokens, view.training.held_out.files) = (4, 128, 2);
+        let config = &mut view.training.training;
+        (config.features, config.k, config.steps, config.batch_size) = (128, 8, 30, 256);
+        view.files = 2;
+        view.runs = runs.path().display().to_string();
+    }
+    click(&mut h, "Train transcoder");
+    wait(&mut h);
+    assert_eq!(failure(&h), None);
+    let trained = h.state().features.loaded.clone().expect("the trained dictionary is loaded");
+    assert!(trained.folder.starts_with(runs.path()), "{}", trained.folder.display());
+    assert_eq!(h.state().shared.dictionary.as_ref(), Some(&trained.folder), "the inspector reads it");
+    assert!(trained.description.contains("128 features: blocks.3.mlp.hook_in -> blocks.3.hook_mlp_out"));
+    assert!(h.query_by_label_contains(&trained.description).is_some());
+    for line in &trained.summary {
+        assert!(h.query_by_label(line).is_some(), "{line}");
+    }
+
+    // Measuring again reads the saved folder: SAELens's metrics of the folder, computed here directly.
+    click(&mut h, "Evaluate on held-out files");
+    wait(&mut h);
+    assert_eq!(failure(&h), None);
+    let measured = h.state().features.loaded.clone().unwrap().metrics.expect("metrics");
+    let model = reference_model();
+    let dictionary = probes::sparse::saelens::load(&trained.folder).unwrap();
+    let held_out = experiments::code_metrics::held_out_files(2).unwrap();
+    let direct = probes::sparse::metrics::evaluate(&model, &dictionary, &held_out, 256, &models::Silent).unwrap();
+    assert_eq!((measured.tokens, measured.dead_features), (direct.tokens, direct.dead_features));
+    for (shown, expected) in [
+        (measured.l0, direct.l0),
+        (measured.explained_variance, direct.explained_variance),
+        (measured.ce_loss_score, direct.ce_loss_score),
+    ] {
+        assert!((shown - expected).abs() < 1e-6, "{shown} vs {expected}");
+    }
+
+    // The page of the most frequent feature.
+    let density = &measured.feature_density;
+    let busiest = (0..density.len()).max_by(|&a, &b| density[a].total_cmp(&density[b])).unwrap();
+    h.state_mut().features.index = busiest;
+    click(&mut h, "Feature page");
+    wait(&mut h);
+    assert_eq!(failure(&h), None);
+    let page = h.state().features.page.clone().expect("a page");
+    assert_eq!((page.layer, page.index), (3, busiest));
+    assert!(!page.top.is_empty() && page.top.windows(2).all(|w| w[0].activation >= w[1].activation));
+    assert!(h.query_by_label(&format!("Feature 3.{busiest}: {}", page.description)).is_some());
+
+    // The inspector shows the dictionary's features beside the neurons: its encoding of blocks.3.mlp.hook_in.
+    click(&mut h, "Prompt inspector");
+    let prompt = "for i in range(10):\n    print(i)";
+    type_into(&mut h, "Prompt", prompt);
+    click(&mut h, "Inspect");
+    wait(&mut h);
+    assert_eq!(failure(&h), None);
+    let ids = model.encode(prompt).unwrap();
+    let (_, cache) = model.run_with_cache(&ids, |p| p == HookPoint::MlpIn(3)).unwrap();
+    let expected = dictionary.encode(&cache.get(HookPoint::MlpIn(3)).unwrap().squeeze_dim(0));
+    let shown = h.state().inspector.features.clone().expect("features on the prompt");
+    assert_eq!(shown.activations.len(), ids.len());
+    for (position, row) in shown.activations.iter().enumerate() {
+        for (feature, &activation) in row.iter().enumerate() {
+            let direct = expected.double_value(&[position as i64, feature as i64]) as f32;
+            assert!((activation - direct).abs() < 1e-4, "feature {feature} at {position}: {activation} vs {direct}");
+        }
+    }
+    // Select the token where some feature fires hardest; its strongest feature opens in the Features view.
+    let position = (0..ids.len())
+        .max_by(|&a, &b| {
+            let top = |p: usize| probes::inspect::strongest(&shown.activations[p], 1)[0].activation.abs();
+            top(a).total_cmp(&top(b))
+        })
+        .unwrap();
+    h.state_mut().inspector.selected = position;
+    h.run_steps(2);
+    let first = probes::inspect::strongest(&shown.activations[position], 1)[0];
+    assert!(first.activation != 0.0, "some feature fires on the prompt");
+    assert!(h.query_by_label_contains("Top features at").is_some());
+    // The button sits below the heat maps, out of the window: clicked as a screen reader does.
+    h.get_by_role_and_label(Role::Button, &format!("Open feature {}", first.index)).click_accesskit();
+    h.run_steps(2);
+    assert_eq!(h.state().view, workbench::gui::View::Features);
+    assert_eq!(h.state().features.index, first.index);
+}
+
+#[test]
 fn repair_previews_applies_and_reverts_a_patch_and_benchmarks_compare_before_and_after() {
     let mut h = loaded();
     click(&mut h, "Repair");

@@ -83,7 +83,16 @@ fn the_real_app_shows_every_view_and_saves_screenshots() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(status.success(), "the app exited with {status}; its log:\n{}", app_log());
-    let names = ["1-model", "2-prompt-inspector", "3-probes", "4-neurons", "5-repair", "6-benchmarks", "7-experiments"];
+    let names = [
+        "1-model",
+        "2-prompt-inspector",
+        "3-probes",
+        "4-neurons",
+        "5-features",
+        "6-repair",
+        "7-benchmarks",
+        "8-experiments",
+    ];
     let mut previous: Option<Vec<u8>> = None;
     for name in names {
         let path = out.join(format!("{name}.png"));

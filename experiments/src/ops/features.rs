@@ -96,6 +96,12 @@ pub fn load_features(model: &Model, dir: &Path) -> Result<Features> {
     Ok(Features { dictionary: dictionary.to_device(model.device) })
 }
 
+/// Every feature's activation at every token of `ids` (`[position][feature]`), for the prompt inspector.
+pub fn feature_activations(model: &Model, dir: &Path, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+    let activations = load_features(model, dir)?.activations(model, ids)?;
+    Vec::<Vec<f32>>::try_from(activations).map_err(|e| ExperimentError::Data(format!("feature activations: {e}")))
+}
+
 /// Which features and neurons get pages, over how much text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,6 +210,32 @@ pub struct FeaturePagesReport {
 }
 
 impl FeaturePagesSettings {
+    /// Pages of `dictionary`'s features with the defaults of a spec that names only the folder.
+    pub fn new(dictionary: PathBuf) -> Self {
+        FeaturePagesSettings {
+            dictionary,
+            features: sample(),
+            chosen: Vec::new(),
+            neurons: sample(),
+            files: files(),
+            held_out: held_out(),
+            max_tokens: max_tokens(),
+            function: None,
+        }
+    }
+
+    /// The files searched for top examples and the held-out files of the simulation scores.
+    fn texts(&self) -> Result<(Vec<String>, Vec<String>)> {
+        Ok((probes::corpus::stdlib_documents(self.files)?, held_out_files(self.held_out)?))
+    }
+
+    /// The page of feature `index` alone (what the app shows): no sampling, no neurons, no interpretation.
+    pub fn feature_page(&self, model: &Model, index: usize, progress: &dyn Progress) -> Result<UnitPage> {
+        let features = load_features(model, &self.dictionary)?;
+        let (documents, held_out) = self.texts()?;
+        Ok(pages(model, &features, &[index], &documents, &held_out, self.max_tokens, progress)?.remove(0))
+    }
+
     /// The features to page: `chosen`, or a seeded sample of those active somewhere in `documents`.
     fn choose(
         &self,
@@ -241,8 +273,7 @@ impl Operation for FeaturePagesSettings {
 
     fn run(&self, model: &Model, context: &Context) -> Result<FeaturePagesReport> {
         let features = load_features(model, &self.dictionary)?;
-        let documents = probes::corpus::stdlib_documents(self.files)?;
-        let held_out = held_out_files(self.held_out)?;
+        let (documents, held_out) = self.texts()?;
         let (chosen, live_features) = self.choose(model, &features, &documents, context.seed, context.progress)?;
         let mut all = pages(model, &features, &chosen, &documents, &held_out, self.max_tokens, context.progress)?;
         if self.neurons > 0 {

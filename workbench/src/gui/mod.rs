@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use shared::{Shared, View};
 use views::{
-    benchmarks::BenchmarksView, experiments::ExperimentsView, inspector::InspectorView, model::ModelView,
-    neurons::NeuronsView, probes::ProbesView, repair::RepairView,
+    benchmarks::BenchmarksView, experiments::ExperimentsView, features::FeaturesView, inspector::InspectorView,
+    model::ModelView, neurons::NeuronsView, probes::ProbesView, repair::RepairView,
 };
 
 /// The desktop app: the views (their settings are kept between launches) and what they share.
@@ -33,6 +33,8 @@ pub struct WorkbenchApp {
     pub probes: ProbesView,
     /// Neurons view.
     pub neurons: NeuronsView,
+    /// Features view.
+    pub features: FeaturesView,
     /// Repair view.
     pub repair: RepairView,
     /// Benchmarks view.
@@ -73,6 +75,10 @@ impl WorkbenchApp {
             self.neurons.open(neuron);
             self.view = View::Neurons;
         }
+        if let Some(feature) = self.shared.open_feature.take() {
+            self.features.open(feature);
+            self.view = View::Features;
+        }
         egui::SidePanel::left("views").resizable(false).show(ctx, |ui| {
             ui.heading("workbench");
             ui.separator();
@@ -89,6 +95,7 @@ impl WorkbenchApp {
                     View::Inspector => self.inspector.show(ui, shared),
                     View::Probes => self.probes.show(ui, shared),
                     View::Neurons => self.neurons.show(ui, shared),
+                    View::Features => self.features.show(ui, shared),
                     View::Repair => self.repair.show(ui, shared),
                     View::Benchmarks => self.benchmarks.show(ui, shared),
                     View::Experiments => self.experiments.show(ui, shared),
@@ -115,6 +122,7 @@ impl WorkbenchApp {
             View::Model | View::Inspector => false,
             View::Probes => self.probes.demo(ctx, shared, stage),
             View::Neurons => self.neurons.demo(ctx, shared, stage),
+            View::Features => self.features.demo(ctx, shared, stage),
             View::Repair => self.repair.demo(ctx, shared, stage),
             View::Benchmarks => self.benchmarks.demo(ctx, shared, stage),
             View::Experiments => self.experiments.demo(ctx, shared, stage),
@@ -155,6 +163,7 @@ impl WorkbenchApp {
         self.inspector.poll(ctx, shared);
         self.probes.poll(ctx, shared);
         self.neurons.poll(ctx, shared);
+        self.features.poll(ctx, shared);
         self.repair.poll(ctx, shared);
         self.benchmarks.poll(ctx, shared);
         self.experiments.poll(ctx, shared);

@@ -1,7 +1,9 @@
 //! What the views share, at the bottom of the app: the model, its summary, the applied patches, the one running
 //! job's progress (for the status bar; the job itself belongs to the view that started it), the last failure,
-//! and a neuron one view asks another to open. Views import this and nothing above it.
+//! the loaded sparse dictionary, and a neuron or feature one view asks another to open. Views import this and
+//! nothing above it.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -23,6 +25,8 @@ pub enum View {
     Probes,
     /// One neuron: examples, description, function.
     Neurons,
+    /// A sparse dictionary: train or load, metrics, a feature's page.
+    Features,
     /// MINT repair.
     Repair,
     /// Benchmarks before and after patches.
@@ -33,8 +37,16 @@ pub enum View {
 
 impl View {
     /// Every view, in side-bar order.
-    pub const ALL: [View; 7] =
-        [View::Model, View::Inspector, View::Probes, View::Neurons, View::Repair, View::Benchmarks, View::Experiments];
+    pub const ALL: [View; 8] = [
+        View::Model,
+        View::Inspector,
+        View::Probes,
+        View::Neurons,
+        View::Features,
+        View::Repair,
+        View::Benchmarks,
+        View::Experiments,
+    ];
 
     /// The side bar's name of the view.
     pub fn title(self) -> &'static str {
@@ -43,6 +55,7 @@ impl View {
             View::Inspector => "Prompt inspector",
             View::Probes => "Probes",
             View::Neurons => "Neurons",
+            View::Features => "Features",
             View::Repair => "Repair",
             View::Benchmarks => "Benchmarks",
             View::Experiments => "Experiments",
@@ -113,6 +126,11 @@ pub struct Shared {
     pub failure: Option<(View, String)>,
     /// A neuron another view asked to open in the Neurons view.
     pub open_neuron: Option<models::Neuron>,
+    /// The sparse dictionary loaded in the Features view (a SAELens folder): the Prompt inspector shows its
+    /// features beside the neurons.
+    pub dictionary: Option<PathBuf>,
+    /// A feature of that dictionary another view asked to open in the Features view.
+    pub open_feature: Option<usize>,
 }
 
 impl Shared {

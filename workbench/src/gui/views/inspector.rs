@@ -1,9 +1,13 @@
 //! The prompt inspector: the prompt as a strip of tokens; for the selected token its top-k next tokens, the
 //! logit-lens heatmap (layers x tokens), attention patterns per layer and head, the layer's MLP neuron
-//! activations and its top neurons; and generation with settings.
+//! activations and its top neurons, beside the top features of the dictionary loaded in the Features view; and
+//! generation with settings.
 
+use std::path::PathBuf;
+
+use experiments::ops::features::feature_activations;
 use models::{GenerationConfig, Neuron, Sampling};
-use probes::inspect::{inspect_prompt, PromptInspection};
+use probes::inspect::{inspect_prompt, strongest, PromptInspection};
 use serde::{Deserialize, Serialize};
 
 use super::{labelled_number, run_button, visible_token};
@@ -11,10 +15,19 @@ use crate::gui::heatmap::Heatmap;
 use crate::gui::job::Job;
 use crate::gui::shared::{Shared, View};
 
+/// The loaded dictionary's features on the inspected prompt.
+#[derive(Debug, Clone)]
+pub struct InspectedFeatures {
+    /// The dictionary's SAELens folder.
+    pub folder: PathBuf,
+    /// `activations[position][feature]`.
+    pub activations: Vec<Vec<f32>>,
+}
+
 /// What the inspector's jobs return.
 pub enum Found {
-    /// An inspected prompt.
-    Inspection(Box<PromptInspection>),
+    /// An inspected prompt, with the loaded dictionary's features on it.
+    Inspection(Box<PromptInspection>, Option<InspectedFeatures>),
     /// Generated text.
     Generation(String),
 }
@@ -44,6 +57,9 @@ pub struct InspectorView {
     /// The last inspection.
     #[serde(skip)]
     pub inspection: Option<PromptInspection>,
+    /// The loaded dictionary's features on the last inspected prompt.
+    #[serde(skip)]
+    pub features: Option<InspectedFeatures>,
     /// The last generation.
     #[serde(skip)]
     pub generation: Option<String>,
@@ -65,6 +81,7 @@ impl Default for InspectorView {
             seed: 0,
             chat: false,
             inspection: None,
+            features: None,
             generation: None,
             job: None,
         }
@@ -76,7 +93,10 @@ impl InspectorView {
     pub fn poll(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         for found in shared.poll(ctx, View::Inspector, &mut self.job) {
             match found {
-                Found::Inspection(inspection) => self.inspection = Some(*inspection),
+                Found::Inspection(inspection, features) => {
+                    self.inspection = Some(*inspection);
+                    self.features = features;
+                }
                 Found::Generation(text) => self.generation = Some(text),
             }
         }
@@ -106,10 +126,18 @@ impl InspectorView {
 
     /// Starts inspecting the prompt.
     pub fn inspect(&mut self, ctx: &egui::Context, shared: &mut Shared) {
-        let (prompt, k) = (self.prompt.clone(), self.top_k);
+        let (prompt, k, dictionary) = (self.prompt.clone(), self.top_k, shared.dictionary.clone());
         self.selected = 0;
         self.job = shared.start_with_model(ctx, View::Inspector, "inspecting the prompt", move |model, _| {
-            Ok(Found::Inspection(Box::new(inspect_prompt(model, &prompt, k)?)))
+            let inspection = inspect_prompt(model, &prompt, k)?;
+            let features = match dictionary {
+                Some(folder) => {
+                    let activations = feature_activations(model, &folder, &inspection.ids)?;
+                    Some(InspectedFeatures { folder, activations })
+                }
+                None => None,
+            };
+            Ok(Found::Inspection(Box::new(inspection), features))
         });
     }
 
@@ -186,13 +214,37 @@ impl InspectorView {
         }
         .show(ui);
         let selected = self.selected.min(tokens.len().saturating_sub(1));
-        ui.heading(format!("Top neurons of layer {layer} at {:?}", tokens[selected]));
-        egui::Grid::new("top neurons").striped(true).show(ui, |ui| {
-            for top in inspection.top_neurons(layer, selected, 10) {
-                ui.monospace(format!("{layer}.{}", top.index));
+        ui.columns(2, |columns| {
+            columns[0].heading(format!("Top neurons of layer {layer} at {:?}", tokens[selected]));
+            egui::Grid::new("top neurons").striped(true).show(&mut columns[0], |ui| {
+                for top in inspection.top_neurons(layer, selected, 10) {
+                    ui.monospace(format!("{layer}.{}", top.index));
+                    ui.monospace(format!("{:+.3}", top.activation));
+                    if ui.button(format!("Open neuron {layer}.{}", top.index)).clicked() {
+                        shared.open_neuron = Some(Neuron { layer, index: top.index });
+                    }
+                    ui.end_row();
+                }
+            });
+            self.show_features(&mut columns[1], &tokens[selected], selected, shared);
+        });
+    }
+
+    /// The loaded dictionary's strongest features at the selected token, beside the neurons.
+    fn show_features(&self, ui: &mut egui::Ui, token: &str, selected: usize, shared: &mut Shared) {
+        let Some(features) = &self.features else {
+            ui.label("Load a dictionary in the Features view to see its features here.");
+            return;
+        };
+        ui.heading(format!("Top features at {token:?}"));
+        ui.label(format!("of {}", features.folder.display()));
+        let row = features.activations.get(selected).map_or(&[][..], |r| r.as_slice());
+        egui::Grid::new("top features").striped(true).show(ui, |ui| {
+            for top in strongest(row, 10).into_iter().filter(|t| t.activation != 0.0) {
+                ui.monospace(format!("feature {}", top.index));
                 ui.monospace(format!("{:+.3}", top.activation));
-                if ui.button(format!("Open neuron {layer}.{}", top.index)).clicked() {
-                    shared.open_neuron = Some(Neuron { layer, index: top.index });
+                if ui.button(format!("Open feature {}", top.index)).clicked() {
+                    shared.open_feature = Some(top.index);
                 }
                 ui.end_row();
             }

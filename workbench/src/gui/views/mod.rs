@@ -3,6 +3,7 @@
 pub mod applied_set;
 pub mod benchmarks;
 pub mod experiments;
+pub mod features;
 pub mod inspector;
 pub mod model;
 pub mod neurons;

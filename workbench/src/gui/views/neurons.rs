@@ -225,7 +225,8 @@ impl NeuronsView {
     }
 }
 
-fn show_page(ui: &mut egui::Ui, page: &UnitPage) {
+/// A neuron's or feature's page: description, simulation score, top examples shaded by activation.
+pub fn show_page(ui: &mut egui::Ui, page: &UnitPage) {
     ui.label(format!("{} {}.{}: {}", page.kind.title(), page.layer, page.index, page.description));
     ui.label(format!(
         "Simulation score {:.3} (correlation over {} held-out tokens)",
