@@ -542,3 +542,63 @@ fn run_repairs_and_exports_from_a_spec() {
     let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(report.contains("## Step 1: export") && report.contains("exported as model.gguf"), "{report}");
 }
+
+#[test]
+fn features_frontier_reads_the_dictionaries_a_run_trained_and_refuses_a_run_without_any() {
+    let run = tempfile::tempdir().unwrap();
+    for (step, features) in [("step-00-train-dictionary", "128"), ("step-01-train-dictionary", "64")] {
+        let out = run.path().join(step);
+        let trained = workbench(&[
+            "features",
+            "train",
+            "--model",
+            "smollm2-135m-instruct",
+            "--transcoder",
+            "3",
+            "--skip",
+            "--features",
+            features,
+            "--k",
+            "8",
+            "--steps",
+            "20",
+            "--batch-size",
+            "256",
+            "--files",
+            "4",
+            "--max-tokens",
+            "128",
+            "--eval-files",
+            "2",
+            "--eval-tokens",
+            "64",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(trained.status.success(), "{}", String::from_utf8_lossy(&trained.stderr));
+    }
+    let frontier = |dir: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_workbench")).args(["features", "frontier"]).arg(dir).output().unwrap()
+    };
+    let output = frontier(run.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let csv = std::fs::read_to_string(run.path().join("frontier.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = csv.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), [64.0, 128.0], "one row per size, smallest first");
+    for (row, step) in rows.iter().zip(["step-01-train-dictionary", "step-00-train-dictionary"]) {
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.path().join(step).join("results.json")).unwrap())
+                .unwrap();
+        let metrics = &report["metrics"];
+        assert!((row[2] - metrics["l0"].as_f64().unwrap()).abs() < 1e-3, "{step}: L0");
+        assert!((row[4] - metrics["ce_loss_score"].as_f64().unwrap()).abs() < 1e-4, "{step}: CE loss recovered");
+        assert_eq!(row[6], metrics["dead_features"].as_f64().unwrap(), "{step}: dead features");
+    }
+    assert!(std::fs::metadata(run.path().join("frontier.png")).unwrap().len() > 1000, "the plot is drawn");
+
+    let empty = tempfile::tempdir().unwrap();
+    let refused = frontier(empty.path());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && !stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("has no finished TrainDictionary step"), "{stderr}");
+}

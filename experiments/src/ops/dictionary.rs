@@ -284,3 +284,102 @@ impl Report for EvalDictionaryReport {
         Ok(names(&["results.json"]))
     }
 }
+
+/// One dictionary of a run on the frontier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FrontierPoint {
+    /// The step folder that trained it.
+    pub step: String,
+    /// Features.
+    pub features: usize,
+    /// Active features per token while training.
+    pub k: usize,
+    /// Its metrics on held-out files.
+    pub metrics: DictionaryMetrics,
+}
+
+/// The sparsity/fidelity frontier of the dictionaries one run trained: L0 against CE loss recovered and explained
+/// variance, one point per finished `TrainDictionary` step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Frontier {
+    /// The points, fewest features first.
+    pub points: Vec<FrontierPoint>,
+}
+
+impl Frontier {
+    /// Reads the report of every finished `TrainDictionary` step of the run folder `run`.
+    pub fn of_run(run: &Path) -> Result<Frontier> {
+        let mut steps: Vec<PathBuf> = std::fs::read_dir(run)
+            .map_err(models::files::at(run))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("-train-dictionary")))
+            .filter(|p| p.join("results.json").is_file())
+            .collect();
+        steps.sort();
+        let mut points = Vec::with_capacity(steps.len());
+        for step in steps {
+            let path = step.join("results.json");
+            let text = std::fs::read_to_string(&path).map_err(models::files::at(&path))?;
+            let report: TrainDictionaryReport = serde_json::from_str(&text)
+                .map_err(|e| ExperimentError::Data(format!("{}: not a TrainDictionary report: {e}", path.display())))?;
+            let name = step.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let config = &report.training.config;
+            points.push(FrontierPoint { step: name, features: config.features, k: config.k, metrics: report.metrics });
+        }
+        if points.is_empty() {
+            return Err(ExperimentError::Spec(format!("{} has no finished TrainDictionary step", run.display())));
+        }
+        points.sort_by_key(|p| p.features);
+        Ok(Frontier { points })
+    }
+}
+
+impl Report for Frontier {
+    fn summary(&self) -> Vec<String> {
+        self.points
+            .iter()
+            .map(|p| {
+                let m = &p.metrics;
+                format!(
+                    "{} features, k {}: L0 {:.1}, explained variance {:.3}, CE loss recovered {:.3}, KL score {:.3}, {} dead ({})",
+                    p.features, p.k, m.l0, m.explained_variance, m.ce_loss_score, m.kl_div_score, m.dead_features, p.step
+                )
+            })
+            .collect()
+    }
+
+    fn write(&self, dir: &Path) -> Result<Vec<String>> {
+        write_json(dir, "frontier.json", self)?;
+        let csv: String =
+            std::iter::once("features,k,l0,explained_variance,ce_loss_recovered,kl_score,dead\n".to_string())
+                .chain(self.points.iter().map(|p| {
+                    let m = &p.metrics;
+                    format!(
+                        "{},{},{:.3},{:.4},{:.4},{:.4},{}\n",
+                        p.features, p.k, m.l0, m.explained_variance, m.ce_loss_score, m.kl_div_score, m.dead_features
+                    )
+                }))
+                .collect();
+        write_file(dir, "frontier.csv", csv.as_bytes())?;
+        let curve = |name: &str, pick: fn(&DictionaryMetrics) -> f64| Curve {
+            name: name.into(),
+            points: self
+                .points
+                .iter()
+                .map(|p| (p.metrics.l0, pick(&p.metrics), pick(&p.metrics), pick(&p.metrics)))
+                .collect(),
+        };
+        let sizes: Vec<String> = self.points.iter().map(|p| p.features.to_string()).collect();
+        let plot = LayerPlot {
+            title: format!("held-out fidelity against sparsity ({} features)", sizes.join(", ")),
+            x_label: "L0 (active features per token)".into(),
+            y_label: "score".into(),
+            curves: vec![
+                curve("CE loss recovered", |m| m.ce_loss_score),
+                curve("explained variance", |m| m.explained_variance),
+            ],
+        };
+        plot.write(&dir.join("frontier"))?;
+        Ok(names(&["frontier.png", "frontier.svg", "frontier.csv", "frontier.json"]))
+    }
+}

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
-use experiments::ops::dictionary::{EvalDictionarySettings, HeldOut, TrainDictionarySettings};
+use experiments::ops::dictionary::{EvalDictionarySettings, Frontier, HeldOut, TrainDictionarySettings};
 use experiments::ops::features::{FeaturePagesSettings, SteerFeaturesSettings, UnitFunction};
+use experiments::ops::Report;
 use probes::sparse::train::{Sparsity, TrainConfig};
 
 use super::args::{output_dir, run_operation, ModelArgs};
@@ -31,6 +32,16 @@ pub enum FeaturesCommand {
     /// Add features' decoder directions to held-out prompts: do the tokens they promote gain, against random
     /// directions of the same norm?
     Steer(SteerArgs),
+    /// The L0 / CE-loss-recovered frontier of the dictionaries a run trained (experiments/specs/transcoder-frontier.ron):
+    /// frontier.png, .svg, .csv and .json written into the run folder.
+    Frontier(FrontierArgs),
+}
+
+/// `features frontier`.
+#[derive(Debug, Args)]
+pub struct FrontierArgs {
+    /// The run folder whose TrainDictionary steps are compared.
+    run: PathBuf,
 }
 
 /// `features pages`.
@@ -261,6 +272,15 @@ pub fn run(command: &FeaturesCommand) -> Result<()> {
             };
             let out = output_dir(&args.out, "features-steer")?;
             run_operation(&settings, &args.model.load()?, args.seed, &out, args.model.json)
+        }
+        FeaturesCommand::Frontier(args) => {
+            let frontier = Frontier::of_run(&args.run)?;
+            let files = frontier.write(&args.run)?;
+            for line in frontier.summary() {
+                println!("{line}");
+            }
+            println!("{} in {}", files.join(", "), args.run.display());
+            Ok(())
         }
     }
 }
