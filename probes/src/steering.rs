@@ -88,11 +88,21 @@ fn log_probs(
         .to_device(Device::Cpu))
 }
 
+/// Mean and sample standard deviation (0 and 0 for no values).
+pub(crate) fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}
+
 fn stats(deltas: &[f64], hits: usize) -> EffectStats {
-    let n = deltas.len().max(1) as f64;
-    let mean = deltas.iter().sum::<f64>() / n;
-    let var = deltas.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    EffectStats { mean_delta_logprob: mean, std_delta_logprob: var.sqrt(), target_top_rate: hits as f64 / n }
+    let (mean, sd) = mean_sd(deltas);
+    EffectStats {
+        mean_delta_logprob: mean,
+        std_delta_logprob: sd,
+        target_top_rate: hits as f64 / deltas.len().max(1) as f64,
+    }
 }
 
 /// Steers each case towards a random class other than its own, once along the probe direction and once along

@@ -244,6 +244,104 @@ fn repair_study() {
     assert!(!other.status.success() && message.contains("other settings"), "{message}");
 }
 
+/// The dictionary operations: a small transcoder trained through `features train` and through a `TrainDictionary`
+/// step (same weights: seeded), then measured, paged and steered both ways on the CLI's dictionary.
+#[test]
+fn dictionaries() {
+    let r = same_results(
+        &[
+            "features",
+            "train",
+            "--transcoder",
+            "3",
+            "--skip",
+            "--features",
+            "64",
+            "--k",
+            "8",
+            "--steps",
+            "20",
+            "--batch-size",
+            "256",
+            "--files",
+            "4",
+            "--max-tokens",
+            "128",
+            "--eval-files",
+            "2",
+            "--eval-tokens",
+            "64",
+        ],
+        "TrainDictionary(reads: \"blocks.3.mlp.hook_in\", writes: Some(\"blocks.3.hook_mlp_out\"), files: 4, max_tokens: 128, \
+        training: (sparsity: BatchTopK, k: 8, features: 64, skip: true, batch_size: 256, learning_rate: 5e-4, steps: 20, seed: 0), \
+        held_out: (files: 2, max_tokens: 64))",
+    );
+    assert_eq!(r["training"]["curve"].as_array().map(Vec::len), Some(20), "{}", r["training"]);
+
+    let trained = tempfile::tempdir().unwrap();
+    let dictionary = {
+        let _turn = one_at_a_time();
+        through_cli(
+            trained.path(),
+            &[
+                "features",
+                "train",
+                "--transcoder",
+                "3",
+                "--features",
+                "32",
+                "--k",
+                "4",
+                "--steps",
+                "10",
+                "--batch-size",
+                "128",
+                "--files",
+                "2",
+                "--max-tokens",
+                "64",
+                "--eval-files",
+                "1",
+                "--eval-tokens",
+                "32",
+            ],
+        )
+        .join("dictionary")
+    };
+    let path = dictionary.to_str().unwrap();
+    let r = same_results(
+        &["features", "eval", path, "--eval-files", "2", "--eval-tokens", "48"],
+        &format!("EvalDictionary(dictionary: {path:?}, held_out: (files: 2, max_tokens: 48))"),
+    );
+    assert_eq!(r["metrics"]["tokens"], 2 * 47, "{r}");
+    let r = same_results(
+        &[
+            "features",
+            "pages",
+            path,
+            "--chosen",
+            "1,5",
+            "--neurons",
+            "2",
+            "--files",
+            "2",
+            "--held-out",
+            "1",
+            "--max-tokens",
+            "48",
+        ],
+        &format!(
+            "FeaturePages(dictionary: {path:?}, chosen: [1, 5], neurons: 2, files: 2, held_out: 1, max_tokens: 48)"
+        ),
+    );
+    assert_eq!(r["pages"].as_array().map(Vec::len), Some(4), "two features, then two neurons: {r}");
+    let r = same_results(
+        &["features", "steer", path, "--features", "0,3", "--prompts", "2", "--tokens", "16"],
+        &format!("SteerFeatures(dictionary: {path:?}, features: [0, 3], prompts: 2, tokens: 16)"),
+    );
+    assert_eq!(r["features"].as_array().map(Vec::len), Some(2), "{r}");
+}
+
 /// A file of cases is repaired as one joint set by default; `--one-by-one` repairs each alone on top of the
 /// earlier ones and reports what all of them did together.
 #[test]

@@ -32,19 +32,6 @@ impl Default for HeldOut {
     }
 }
 
-impl HeldOut {
-    /// Measures `dictionary` on `model` over these files.
-    fn measure(
-        &self,
-        model: &Model,
-        dictionary: &probes::sparse::Dictionary,
-        context: &Context,
-    ) -> Result<DictionaryMetrics> {
-        let texts = held_out_files(self.files)?;
-        Ok(evaluate(model, dictionary, &texts, self.max_tokens, context.progress)?)
-    }
-}
-
 /// What to train a dictionary on, how, and where to measure it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -263,7 +250,8 @@ impl Operation for EvalDictionarySettings {
 
     fn run(&self, model: &Model, context: &Context) -> Result<EvalDictionaryReport> {
         let dictionary = saelens::load(&self.dictionary)?;
-        let metrics = self.held_out.measure(model, &dictionary, context)?;
+        let texts = held_out_files(self.held_out.files)?;
+        let metrics = evaluate(model, &dictionary, &texts, self.held_out.max_tokens, context.progress)?;
         Ok(EvalDictionaryReport {
             dictionary: self.dictionary.clone(),
             architecture: saelens::architecture(&dictionary)?.into(),

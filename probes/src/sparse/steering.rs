@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::dictionary::Dictionary;
 use super::train::normal;
 use crate::error::{ProbeError, Result};
+use crate::steering::mean_sd;
 
 /// Tokens a feature's direction promotes most, whose log-probabilities are measured.
 pub const TARGET_TOKENS: i64 = 5;
@@ -136,12 +137,4 @@ pub fn steer(
         effect_size: (mean_feature - mean_random) / pooled,
         features_above_random: above,
     })
-}
-
-/// Mean and sample standard deviation.
-fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len().max(1) as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
 }

@@ -26,6 +26,21 @@ pub struct ModelArgs {
     pub json: bool,
 }
 
+/// The CPython files a page command reads: where top examples are searched and where simulation scores are
+/// measured (shared by `interpret pages` and `features pages`).
+#[derive(Debug, Args)]
+pub struct PageFilesArgs {
+    /// CPython files searched for top examples.
+    #[arg(long, default_value_t = 20)]
+    pub files: usize,
+    /// Further (held-out) CPython files for the simulation scores.
+    #[arg(long, default_value_t = 5)]
+    pub held_out: usize,
+    /// Tokens read per file.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+}
+
 impl ModelArgs {
     /// Loads the model with a progress bar.
     pub fn load(&self) -> Result<Model> {

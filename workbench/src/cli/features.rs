@@ -9,7 +9,7 @@ use experiments::ops::features::{FeaturePagesSettings, SteerFeaturesSettings, Un
 use experiments::ops::Report;
 use probes::sparse::train::{Sparsity, TrainConfig};
 
-use super::args::{output_dir, run_operation, ModelArgs};
+use super::args::{output_dir, run_operation, ModelArgs, PageFilesArgs};
 
 /// `workbench features`.
 #[derive(Debug, Args)]
@@ -60,15 +60,8 @@ pub struct PagesArgs {
     /// Neurons of the same layer to sample beside them.
     #[arg(long, default_value_t = 20)]
     neurons: usize,
-    /// CPython files searched for top examples.
-    #[arg(long, default_value_t = 20)]
-    files: usize,
-    /// Held-out CPython files for the simulation scores.
-    #[arg(long, default_value_t = 5)]
-    held_out: usize,
-    /// Tokens read per file.
-    #[arg(long, default_value_t = 256)]
-    max_tokens: usize,
+    #[command(flatten)]
+    page_files: PageFilesArgs,
     /// Also describe every paged unit with the FIND interpreter as a function of x written into this template
     /// ('x = {x}' for numbers, 'import {x}' with --token).
     #[arg(long)]
@@ -250,9 +243,9 @@ pub fn run(command: &FeaturesCommand) -> Result<()> {
                 features: args.features,
                 chosen: args.chosen.clone(),
                 neurons: args.neurons,
-                files: args.files,
-                held_out: args.held_out,
-                max_tokens: args.max_tokens,
+                files: args.page_files.files,
+                held_out: args.page_files.held_out,
+                max_tokens: args.page_files.max_tokens,
                 function: args.template.as_ref().map(|template| UnitFunction {
                     template: template.clone(),
                     numeric: !args.token,

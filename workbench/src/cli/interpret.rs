@@ -13,7 +13,7 @@ use find::neurons::UnitNumeric;
 use find::session::{Budget, Session};
 use find::units::Neurons;
 
-use super::args::{output_dir, run_operation, ModelArgs};
+use super::args::{output_dir, run_operation, ModelArgs, PageFilesArgs};
 
 /// `workbench interpret`.
 #[derive(Debug, Args)]
@@ -109,15 +109,8 @@ pub struct PagesArgs {
     /// Neurons, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     neurons: Vec<usize>,
-    /// CPython files to search for top examples.
-    #[arg(long, default_value_t = 20)]
-    files: usize,
-    /// Further CPython files for the simulation score.
-    #[arg(long, default_value_t = 5)]
-    held_out: usize,
-    /// Tokens per file.
-    #[arg(long, default_value_t = 256)]
-    max_tokens: usize,
+    #[command(flatten)]
+    page_files: PageFilesArgs,
     /// Folder for the pages (default: runs/<time>-neuron-pages).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -166,9 +159,9 @@ fn pages(args: &PagesArgs) -> Result<()> {
     let settings = PagesSettings {
         layer: args.layer,
         neurons: args.neurons.clone(),
-        files: args.files,
-        held_out: args.held_out,
-        max_tokens: args.max_tokens,
+        files: args.page_files.files,
+        held_out: args.page_files.held_out,
+        max_tokens: args.page_files.max_tokens,
         neurons_per_unit: None,
     };
     let model = args.model.load()?;
