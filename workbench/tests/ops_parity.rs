@@ -299,7 +299,7 @@ fn dictionaries() {
                 "--files",
                 "2",
                 "--max-tokens",
-                "64",
+                "128",
                 "--eval-files",
                 "1",
                 "--eval-tokens",
