@@ -248,30 +248,12 @@ fn repair_study() {
 /// step (same weights: seeded), then measured, paged and steered both ways on the CLI's dictionary.
 #[test]
 fn dictionaries() {
+    let words = |line: &'static str| line.split(' ').collect::<Vec<_>>();
     let r = same_results(
-        &[
-            "features",
-            "train",
-            "--transcoder",
-            "3",
-            "--skip",
-            "--features",
-            "64",
-            "--k",
-            "8",
-            "--steps",
-            "20",
-            "--batch-size",
-            "256",
-            "--files",
-            "4",
-            "--max-tokens",
-            "128",
-            "--eval-files",
-            "2",
-            "--eval-tokens",
-            "64",
-        ],
+        &words(
+            "features train --transcoder 3 --skip --features 64 --k 8 --steps 20 --batch-size 256 --files 4 \
+             --max-tokens 128 --eval-files 2 --eval-tokens 64",
+        ),
         "TrainDictionary(reads: \"blocks.3.mlp.hook_in\", writes: Some(\"blocks.3.hook_mlp_out\"), files: 4, max_tokens: 128, \
         training: (sparsity: BatchTopK, k: 8, features: 64, skip: true, batch_size: 256, learning_rate: 5e-4, steps: 20, seed: 0), \
         held_out: (files: 2, max_tokens: 64))",
@@ -281,32 +263,11 @@ fn dictionaries() {
     let trained = tempfile::tempdir().unwrap();
     let dictionary = {
         let _turn = one_at_a_time();
-        through_cli(
-            trained.path(),
-            &[
-                "features",
-                "train",
-                "--transcoder",
-                "3",
-                "--features",
-                "32",
-                "--k",
-                "4",
-                "--steps",
-                "10",
-                "--batch-size",
-                "128",
-                "--files",
-                "2",
-                "--max-tokens",
-                "128",
-                "--eval-files",
-                "1",
-                "--eval-tokens",
-                "32",
-            ],
-        )
-        .join("dictionary")
+        let small = words(
+            "features train --transcoder 3 --features 32 --k 4 --steps 10 --batch-size 128 --files 2 --max-tokens 128 \
+             --eval-files 1 --eval-tokens 32",
+        );
+        through_cli(trained.path(), &small).join("dictionary")
     };
     let path = dictionary.to_str().unwrap();
     let r = same_results(
