@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::case::Tokens;
 use crate::change::{ChangeTarget, WeightChange};
 use crate::error::{RepairError, Result};
+use crate::features::FeatureBasis;
 use crate::method::{Method, Repair};
 use crate::preservation::PreservationStats;
 use crate::rows::{rows_of, Row};
@@ -220,7 +221,40 @@ impl Preserved {
     }
 }
 
-/// Repairs `cases` together (the changes stay applied; [`Repair::revert`] on the result undoes them).
+/// What a joint solve changes.
+#[derive(Clone, Copy)]
+pub enum Levers<'a> {
+    /// MLP neurons' output vectors (columns of the down projections), chosen in the layers where the set's
+    /// strongest levers lie.
+    Neurons,
+    /// A transcoder's features: a feature's decoder row moves by Δ_i, made in the model as the change
+    /// `W_down += Δ_iᵀ`-times-readout of its layer's down projection ([`crate::features`]), so the set exports as
+    /// plain weights.
+    Features(&'a FeatureBasis),
+}
+
+impl Levers<'_> {
+    /// The method a set repaired through these levers is recorded as.
+    pub fn method(self) -> Method {
+        match self {
+            Levers::Neurons => Method::Joint,
+            Levers::Features(_) => Method::JointFeatures,
+        }
+    }
+
+    fn editable<'b>(self, model: &Model, stats: &PreservationStats) -> Result<Box<dyn Editable + 'b>>
+    where
+        Self: 'b,
+    {
+        Ok(match self {
+            Levers::Neurons => Box::new(NeuronLevers::default()),
+            Levers::Features(basis) => Box::new(FeatureLevers::new(model, basis, stats)?),
+        })
+    }
+}
+
+/// Repairs `cases` together through `levers` (the changes stay applied; [`Repair::revert`] on the result undoes
+/// them).
 ///
 /// The first `held` cases are earlier repairs that should stay right: while one of them is right by the margin
 /// at the last linearisation of every case, its rows from then are reused as constraints instead of being computed
@@ -231,6 +265,7 @@ pub fn repair_jointly(
     cases: &[Tokens],
     held: usize,
     preserved: &Preserved,
+    levers: Levers,
     config: &JointConfig,
     progress: &dyn Progress,
 ) -> Result<SetRepair> {
@@ -239,8 +274,7 @@ pub fn repair_jointly(
         return Err(RepairError::Settings("a repair set needs at least one case".into()));
     }
     let start = Instant::now();
-    let mut edited: BTreeMap<Neuron, Tensor> = BTreeMap::new();
-    let mut layers: Option<Vec<usize>> = None;
+    let mut edited = levers.editable(model, &preserved.stats)?;
     let mut given_up = vec![false; cases.len()];
     let mut strikes = vec![0usize; cases.len()];
     let mut shortest: Vec<f32> = Vec::new();
@@ -274,15 +308,7 @@ pub fn repair_jointly(
             rechecking = true;
             continue;
         }
-        let allowed = layers.get_or_insert_with(|| strongest_layers(model, &short, &preserved.stats, config)).clone();
-        for row in &short {
-            for neuron in selective_levers(model, row, &preserved.stats, &allowed, config.neurons_per_token)? {
-                if let std::collections::btree_map::Entry::Vacant(entry) = edited.entry(neuron) {
-                    entry.insert(ChangeTarget::NeuronOutput(neuron).read(model)?);
-                }
-            }
-        }
-        let neurons: Vec<Neuron> = edited.keys().copied().collect();
+        edited.choose(model, &short, &preserved.stats, config)?;
         let targets: Vec<f32> = rows
             .iter()
             .enumerate()
@@ -298,24 +324,174 @@ pub fn repair_jointly(
         rechecking = false;
         let constrained: Vec<&Row> = rows.iter().chain(&preserved.anchors).collect();
         let targets: Vec<f32> = targets.into_iter().chain(std::iter::repeat_n(0.0, preserved.anchors.len())).collect();
-        let delta = solve_rows(&constrained, &neurons, &targets, preserved, config)?;
-        for (j, neuron) in neurons.iter().enumerate() {
-            let target = ChangeTarget::NeuronOutput(*neuron);
-            target.write(model, &(target.read(model)? + delta.get(j as i64)))?;
-        }
+        edited.solve_and_apply(model, &constrained, &targets, preserved, config)?;
         rounds += 1;
         progress.advance(1);
     };
     let margins_after = margins_by_case(&rows, cases.len());
     let margins_before = margins_before.unwrap_or_default();
-    let changes = edited
-        .into_iter()
-        .map(|(neuron, old)| {
-            let target = ChangeTarget::NeuronOutput(neuron);
-            Ok(WeightChange { new: target.read(model)?, target, old })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(SetRepair::assemble(Method::Joint, changes, (margins_before, margins_after), &given_up, rounds, start))
+    let changes = edited.changes(model)?;
+    Ok(SetRepair::assemble(levers.method(), changes, (margins_before, margins_after), &given_up, rounds, start))
+}
+
+/// The levers a joint solve has chosen so far, and how it moves them.
+trait Editable {
+    /// Adds the levers of the `short` rows (those whose margins the solve must raise).
+    fn choose(&mut self, model: &Model, short: &[&Row], stats: &PreservationStats, config: &JointConfig) -> Result<()>;
+    /// Solves the system of `rows` with `targets` over the chosen levers and applies the change to `model`.
+    fn solve_and_apply(
+        &mut self,
+        model: &Model,
+        rows: &[&Row],
+        targets: &[f32],
+        preserved: &Preserved,
+        config: &JointConfig,
+    ) -> Result<()>;
+    /// The changes made to `model` since the first choice, with the values before.
+    fn changes(&self, model: &Model) -> Result<Vec<WeightChange>>;
+}
+
+/// Neurons' output vectors, with each one's values before the solve, in the layers chosen at the first round.
+#[derive(Default)]
+struct NeuronLevers {
+    edited: BTreeMap<Neuron, Tensor>,
+    layers: Option<Vec<usize>>,
+}
+
+impl Editable for NeuronLevers {
+    fn choose(&mut self, model: &Model, short: &[&Row], stats: &PreservationStats, config: &JointConfig) -> Result<()> {
+        let allowed = self.layers.get_or_insert_with(|| strongest_layers(model, short, stats, config)).clone();
+        for row in short {
+            for neuron in selective_levers(model, row, stats, &allowed, config.neurons_per_token)? {
+                if let std::collections::btree_map::Entry::Vacant(entry) = self.edited.entry(neuron) {
+                    entry.insert(ChangeTarget::NeuronOutput(neuron).read(model)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn solve_and_apply(
+        &mut self,
+        model: &Model,
+        rows: &[&Row],
+        targets: &[f32],
+        preserved: &Preserved,
+        config: &JointConfig,
+    ) -> Result<()> {
+        let neurons: Vec<Neuron> = self.edited.keys().copied().collect();
+        let layers: Tensor = Tensor::from_slice(&neurons.iter().map(|n| n.layer as i64).collect::<Vec<_>>());
+        let indices: Tensor = Tensor::from_slice(&neurons.iter().map(|n| n.index as i64).collect::<Vec<_>>());
+        let keys =
+            Tensor::stack(&rows.iter().map(|r| r.keys.index(&[Some(&layers), Some(&indices)])).collect::<Vec<_>>(), 0);
+        let blocks = preserved.stats.metric(&neurons, config.rarity_epsilon)?;
+        let delta = solve_rows(rows, &keys, &blocks, targets, preserved, config)?;
+        for (j, neuron) in neurons.iter().enumerate() {
+            let target = ChangeTarget::NeuronOutput(*neuron);
+            target.write(model, &(target.read(model)? + delta.get(j as i64)))?;
+        }
+        Ok(())
+    }
+
+    fn changes(&self, model: &Model) -> Result<Vec<WeightChange>> {
+        self.edited
+            .iter()
+            .map(|(neuron, old)| {
+                let target = ChangeTarget::NeuronOutput(*neuron);
+                Ok(WeightChange { new: target.read(model)?, target, old: old.shallow_clone() })
+            })
+            .collect()
+    }
+}
+
+/// A transcoder's features. Feature i's key at a row is its readout there, u_iᵀ h (h the layer's `mlp.hook_post`),
+/// its output vector the decoder row plus what the solve has moved it by, and its metric the readouts' second
+/// moments over the reference code of the preservation statistics, U E[h hᵀ] Uᵀ.
+struct FeatureLevers<'a> {
+    basis: &'a FeatureBasis,
+    /// E[h hᵀ] of the layer over the reference code, `[d_mlp, d_mlp]` f64.
+    covariance: Tensor,
+    /// E[(u_iᵀ h)²] of every feature, `[d_sae]` f64.
+    moments: Tensor,
+    /// How far the solve has moved every feature's output vector so far, `[d_sae, d_model]`.
+    moved: Tensor,
+    chosen: std::collections::BTreeSet<i64>,
+    /// The down projection before the first change.
+    before: Option<Tensor>,
+}
+
+impl<'a> FeatureLevers<'a> {
+    fn new(model: &Model, basis: &'a FeatureBasis, stats: &PreservationStats) -> Result<Self> {
+        let layer = basis.layer();
+        if layer >= model.shape().n_layers || basis.readouts.size()[1] != model.shape().d_mlp as i64 {
+            return Err(RepairError::Mismatch(format!(
+                "the transcoder's readouts ({:?}, layer {layer}) do not fit the model's MLPs",
+                basis.readouts.size()
+            )));
+        }
+        let covariance = stats.covariance_of(layer)?.to_kind(Kind::Double);
+        let readouts = basis.readouts.to_kind(Kind::Double);
+        let moments = (readouts.matmul(&covariance) * &readouts).sum_dim_intlist(1, false, Kind::Double);
+        let moved = Tensor::zeros_like(basis.decoder());
+        Ok(FeatureLevers { basis, covariance, moments, moved, chosen: Default::default(), before: None })
+    }
+
+    fn target(&self, model: &Model) -> ChangeTarget {
+        ChangeTarget::Parameter(model.mlp_output(self.basis.layer()).0)
+    }
+
+    /// Every feature's key at `row`, `[d_sae]`.
+    fn keys(&self, row: &Row) -> Tensor {
+        self.basis.readouts.mv(&row.keys.get(self.basis.layer() as i64))
+    }
+}
+
+impl Editable for FeatureLevers<'_> {
+    /// The `neurons_per_token` features with the strongest selective direct contrast at each short row,
+    /// |k · (c · d)| · |k| / rms(k on reference code), as neurons are chosen.
+    fn choose(&mut self, model: &Model, short: &[&Row], _: &PreservationStats, config: &JointConfig) -> Result<()> {
+        if self.before.is_none() {
+            self.before = Some(self.target(model).read(model)?);
+        }
+        let outputs = self.basis.decoder() + &self.moved;
+        let rms = self.moments.sqrt().to_kind(Kind::Float) + 1e-6;
+        let count = (config.neurons_per_token as i64).min(self.basis.len() as i64);
+        for row in short {
+            let keys = self.keys(row);
+            let scores = (&keys * outputs.mv(&row.direction)).abs() * keys.abs() / &rms;
+            let (_, order) = scores.topk(count, 0, true, true);
+            self.chosen.extend(Vec::<i64>::try_from(order)?);
+        }
+        Ok(())
+    }
+
+    fn solve_and_apply(
+        &mut self,
+        model: &Model,
+        rows: &[&Row],
+        targets: &[f32],
+        preserved: &Preserved,
+        config: &JointConfig,
+    ) -> Result<()> {
+        let chosen = Tensor::from_slice(&self.chosen.iter().copied().collect::<Vec<_>>());
+        let readouts = self.basis.readouts.index_select(0, &chosen);
+        let keys = Tensor::stack(&rows.iter().map(|r| self.keys(r).index_select(0, &chosen)).collect::<Vec<_>>(), 0);
+        let readouts_f64 = readouts.to_kind(Kind::Double);
+        let epsilon = (config.rarity_epsilon * self.moments.mean(Kind::Double).double_value(&[])).max(1e-12);
+        let metric = readouts_f64.matmul(&self.covariance).matmul(&readouts_f64.tr())
+            + Tensor::eye(chosen.size()[0], (Kind::Double, Device::Cpu)) * epsilon;
+        let delta = solve_rows(rows, &keys, &[metric], targets, preserved, config)?; // [S, d_model]
+        let _ = self.moved.index_add_(0, &chosen, &delta);
+        let target = self.target(model);
+        target.write(model, &(target.read(model)? + delta.tr().matmul(&readouts)))?;
+        Ok(())
+    }
+
+    fn changes(&self, model: &Model) -> Result<Vec<WeightChange>> {
+        let Some(old) = &self.before else { return Ok(Vec::new()) };
+        let target = self.target(model);
+        Ok(vec![WeightChange { new: target.read(model)?, target, old: old.shallow_clone() }])
+    }
 }
 
 /// Rows of held cases kept from the last linearisation of every case, for those right by the margin there.
@@ -471,20 +647,17 @@ fn selective_levers(
         .collect())
 }
 
-/// The joint system of `rows` over `neurons` (sorted) with `targets`, solved: `[neurons, d_model]`.
+/// The joint system of `rows` with `keys` (`[rows, levers]`) and the levers' metric `blocks`, solved for
+/// `targets`: `[levers, d_model]`.
 fn solve_rows(
     rows: &[&Row],
-    neurons: &[Neuron],
+    keys: &Tensor,
+    blocks: &[Tensor],
     targets: &[f32],
     preserved: &Preserved,
     config: &JointConfig,
 ) -> Result<Tensor> {
-    let layers: Tensor = Tensor::from_slice(&neurons.iter().map(|n| n.layer as i64).collect::<Vec<_>>());
-    let indices: Tensor = Tensor::from_slice(&neurons.iter().map(|n| n.index as i64).collect::<Vec<_>>());
     let directions = Tensor::stack(&rows.iter().map(|r| r.direction.shallow_clone()).collect::<Vec<_>>(), 0);
-    let keys =
-        Tensor::stack(&rows.iter().map(|r| r.keys.index(&[Some(&layers), Some(&indices)])).collect::<Vec<_>>(), 0);
-    let blocks = preserved.stats.metric(neurons, config.rarity_epsilon)?;
     let output = preserved.output_metric(config.gap_share);
-    solve(&directions, &keys, &blocks, output.as_ref(), &Tensor::from_slice(targets), config.ridge)
+    solve(&directions, keys, blocks, output.as_ref(), &Tensor::from_slice(targets), config.ridge)
 }

@@ -46,7 +46,7 @@ pub use change::{ChangeTarget, WeightChange};
 pub use error::{RepairError, Result};
 pub use features::{FeatureBasis, FeatureConfig, FeatureScore, Transcoder};
 pub use gradient::GradientConfig;
-pub use joint::{repair_jointly, CaseOutcome, JointConfig, Preserved, SetRepair};
+pub use joint::{repair_jointly, CaseOutcome, JointConfig, Levers, Preserved, SetRepair};
 pub use lifelong::{GuardConfig, Guarded, LifelongStep, Verdict};
 pub use measure::{RepairMetrics, Specificity, Unrelated};
 pub use method::{Method, Repair, StepLog};

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::case::{RepairCase, Tokens};
 use crate::error::{RepairError, Result};
-use crate::joint::{repair_jointly, CaseOutcome, JointConfig, Preserved};
+use crate::joint::{repair_jointly, CaseOutcome, JointConfig, Levers, Preserved};
 use crate::measure::Unrelated;
 use crate::patchset::PatchSet;
 
@@ -87,11 +87,14 @@ pub struct LifelongStep {
     pub regrouped: bool,
 }
 
-/// What every guarded step of a set uses: the preservation statistics and anchors of the solve, its settings, the
-/// guard's limits and the reference positions it checks (recorded on the model the set's budget counts from).
+/// What every guarded step of a set uses: the preservation statistics and anchors of the solve, its levers and
+/// settings, the guard's limits and the reference positions it checks (recorded on the model the set's budget counts
+/// from).
 pub struct Guarded<'a> {
     /// The preservation statistics and anchors.
     pub preserved: &'a Preserved,
+    /// What the solve changes: neurons, or a transcoder's features.
+    pub levers: Levers<'a>,
     /// The solve.
     pub joint: &'a JointConfig,
     /// The guard's limits.
@@ -135,7 +138,7 @@ impl Guarded<'_> {
         let mut config = self.joint.clone();
         let mut last = None;
         for tries in 1..=2 {
-            let set = repair_jointly(model, &tokens, earlier.len(), preserved, &config, progress)?;
+            let set = repair_jointly(model, &tokens, earlier.len(), preserved, self.levers, &config, progress)?;
             let (old, fresh) = set.outcomes.split_at(earlier.len());
             let regressions: Vec<&str> = old
                 .iter()

@@ -40,6 +40,9 @@ pub enum Method {
     /// MINT on a transcoder's features: the top-ranked features' decoder rows moved along J^T(u_d − u_w), each as
     /// a rank-one change of the down projection ([`crate::features`]).
     MintFeatures,
+    /// The joint closed-form solve of a set of cases through a transcoder's features instead of neurons
+    /// ([`crate::joint::Levers::Features`]).
+    JointFeatures,
 }
 
 impl Method {
@@ -57,7 +60,7 @@ impl Method {
 
     /// Whether the method works on a transcoder's features (and needs one: [`crate::features::FeatureConfig`]).
     pub fn needs_transcoder(self) -> bool {
-        self == Method::MintFeatures
+        matches!(self, Method::MintFeatures | Method::JointFeatures)
     }
 
     /// The name used on the command line, in specs and tables.
@@ -75,6 +78,7 @@ impl Method {
             Method::AlphaEdit => "alphaedit",
             Method::FineTuneKl => "fine-tune-kl",
             Method::MintFeatures => "mint-features",
+            Method::JointFeatures => "joint-features",
         }
     }
 }

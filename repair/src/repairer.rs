@@ -102,9 +102,11 @@ impl Repairer {
                 })?;
                 repair_tokens(model, tokens, mint, &mut Editor::Features(basis), rms)
             }
-            Method::Joint | Method::Memit | Method::AlphaEdit | Method::FineTuneKl => Err(RepairError::Settings(
-                format!("{method} repairs sets of cases: use a repair set (workbench repair --cases F.jsonl)"),
-            )),
+            Method::Joint | Method::JointFeatures | Method::Memit | Method::AlphaEdit | Method::FineTuneKl => {
+                Err(RepairError::Settings(format!(
+                    "{method} repairs sets of cases: use a repair set (workbench repair --cases F.jsonl)"
+                )))
+            }
             Method::MintGradient | Method::FineTuneLayer => {
                 let Some(step) = check(model, tokens)?.first_below(0.0) else {
                     return gradient_repair(

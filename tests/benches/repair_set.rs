@@ -14,7 +14,7 @@ use experiments::repair_cases::MinedCases;
 use integration_tests::root;
 use models::{LoadOptions, Model};
 use repair::measure::variants_correct;
-use repair::{repair_jointly, JointConfig, Tokens, Unrelated};
+use repair::{repair_jointly, JointConfig, Levers, Tokens, Unrelated};
 
 /// The settings in environment variable `name` (RON), or their defaults when it is not set.
 fn settings<T: serde::de::DeserializeOwned + Default>(name: &str) -> T {
@@ -43,7 +43,8 @@ fn main() {
         cases.iter().map(|c| variants_correct(model, c).expect("variants")).collect()
     };
     let variants_before = variants(&model);
-    let set = repair_jointly(&model, &tokens, 0, &preserved, &joint, &models::Silent).expect("joint repair");
+    let set =
+        repair_jointly(&model, &tokens, 0, &preserved, Levers::Neurons, &joint, &models::Silent).expect("joint repair");
     let seconds = set.repair.seconds;
     let repaired = set.outcomes.iter().filter(|o| o.repaired()).count();
     let specificity = unrelated.compare(&model).expect("specificity");

@@ -199,3 +199,40 @@ fn byte_level_alphabet() -> Vec<String> {
         })
         .collect()
 }
+/// A transcoder whose features are the neurons of one MLP layer of SmolLM2 (gate and up fused in `mlp.in`):
+/// `f(x) = silu(x W_gateᵀ) ⊙ (x W_upᵀ)`, decoder
+/// rows the down projection's columns. Feature repairs through it must do what neuron repairs do in that layer.
+pub struct NeuronsAsFeatures {
+    layer: usize,
+    gate: Tensor,
+    up: Tensor,
+    down: Tensor,
+}
+
+impl NeuronsAsFeatures {
+    /// The neurons of `layer` of `model`, as features.
+    pub fn of(model: &Model, layer: usize) -> Self {
+        let cpu = |t: Tensor| t.to_kind(Kind::Float).to_device(models::tch::Device::Cpu).copy();
+        let fused = format!("blocks.{layer}.mlp.in.weight");
+        let (_, gate_up) = model.parameters().into_iter().find(|(n, _)| *n == fused).unwrap();
+        let d_mlp = model.shape().d_mlp as i64;
+        NeuronsAsFeatures {
+            layer,
+            gate: cpu(gate_up.narrow(0, 0, d_mlp)),
+            up: cpu(gate_up.narrow(0, d_mlp, d_mlp)),
+            down: cpu(model.mlp_output(layer).1),
+        }
+    }
+}
+
+impl repair::Transcoder for NeuronsAsFeatures {
+    fn layer(&self) -> usize {
+        self.layer
+    }
+    fn encode(&self, mlp_in: &Tensor) -> Tensor {
+        mlp_in.matmul(&self.gate.tr()).silu() * mlp_in.matmul(&self.up.tr())
+    }
+    fn decoder(&self) -> Tensor {
+        self.down.tr().contiguous()
+    }
+}

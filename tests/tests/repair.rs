@@ -3,15 +3,14 @@
 //! editing exactly what they claim, and exported patched checkpoints that transformers and this runtime read
 //! as repaired.
 
-use integration_tests::{default_model, max_abs_diff, read_f32, run_python, HF_LOGIT_TOLERANCE};
+use integration_tests::{default_model, max_abs_diff, read_f32, run_python, NeuronsAsFeatures, HF_LOGIT_TOLERANCE};
 use models::gguf::GgmlType;
-use models::tch::{Kind, Tensor};
+use models::tch::Kind;
 use models::writers::{save_gguf, save_hf_folder};
 use models::{LoadOptions, Model};
 use repair::patchset::{weights_sha256, ModelIdentity, PatchSet};
 use repair::{
     check, target, ChangeTarget, Example, FeatureBasis, Method, Repair, RepairCase, RepairConfig, Repairer, Tokens,
-    Transcoder,
 };
 use serde_json::json;
 
@@ -238,6 +237,7 @@ fn baselines_edit_exactly_what_they_claim_and_revert() {
             }
             Method::Mint
             | Method::Joint
+            | Method::JointFeatures
             | Method::Memit
             | Method::AlphaEdit
             | Method::FineTuneKl
@@ -246,43 +246,6 @@ fn baselines_edit_exactly_what_they_claim_and_revert() {
         // Reverting the recorded changes restores every weight, so nothing was changed without being recorded.
         done.revert(&model).unwrap();
         assert_eq!(weights_sha256(&model).unwrap(), original, "{method} does not revert bit-exactly");
-    }
-}
-
-/// A transcoder whose features are the neurons of one MLP layer of SmolLM2 (gate and up fused in `mlp.in`):
-/// `f(x) = silu(x W_gateᵀ) ⊙ (x W_upᵀ)`, decoder
-/// rows the down projection's columns. Feature repairs through it must do what neuron MINT does in that layer.
-struct NeuronsAsFeatures {
-    layer: usize,
-    gate: Tensor,
-    up: Tensor,
-    down: Tensor,
-}
-
-impl NeuronsAsFeatures {
-    fn of(model: &Model, layer: usize) -> Self {
-        let cpu = |t: Tensor| t.to_kind(Kind::Float).to_device(models::tch::Device::Cpu).copy();
-        let fused = format!("blocks.{layer}.mlp.in.weight");
-        let (_, gate_up) = model.parameters().into_iter().find(|(n, _)| *n == fused).unwrap();
-        let d_mlp = model.shape().d_mlp as i64;
-        NeuronsAsFeatures {
-            layer,
-            gate: cpu(gate_up.narrow(0, 0, d_mlp)),
-            up: cpu(gate_up.narrow(0, d_mlp, d_mlp)),
-            down: cpu(model.mlp_output(layer).1),
-        }
-    }
-}
-
-impl Transcoder for NeuronsAsFeatures {
-    fn layer(&self) -> usize {
-        self.layer
-    }
-    fn encode(&self, mlp_in: &Tensor) -> Tensor {
-        mlp_in.matmul(&self.gate.tr()).silu() * mlp_in.matmul(&self.up.tr())
-    }
-    fn decoder(&self) -> Tensor {
-        self.down.tr().contiguous()
     }
 }
 

@@ -9,7 +9,7 @@
 use integration_tests::{default_model, matrix_from_json, relative_error, run_python};
 use models::Model;
 use repair::patchset::{weights_sha256, ModelIdentity, PatchSet};
-use repair::{Example, GuardConfig, Guarded, JointConfig, Preserved, RepairCase, Tokens, Unrelated, Verdict};
+use repair::{Example, GuardConfig, Guarded, JointConfig, Levers, Preserved, RepairCase, Tokens, Unrelated, Verdict};
 use serde_json::json;
 
 use experiments::ops::repair::unrelated_prompts;
@@ -44,7 +44,8 @@ fn a_joint_set_reverts_bit_exactly_and_holds_in_transformers() {
     let mut patches = PatchSet::new(ModelIdentity::of(&model).unwrap());
     let guard = GuardConfig { max_top1_loss: 0.2, max_total_top1_loss: 0.2, ..Default::default() };
     let config = JointConfig::default();
-    let guarded = Guarded { preserved: &preserved, joint: &config, guard: &guard, windows: &unrelated };
+    let guarded =
+        Guarded { preserved: &preserved, levers: Levers::Neurons, joint: &config, guard: &guard, windows: &unrelated };
     let step = guarded.add(&model, &mut patches, &cases, &models::Silent).unwrap();
     assert_eq!(step.verdict, Verdict::Kept, "{step:?}");
     let repaired: Vec<&RepairCase> = patches.cases().collect();
@@ -139,7 +140,8 @@ fn the_guard_refuses_a_patch_that_breaks_an_earlier_repair() {
     let (config, guard) =
         (JointConfig::default(), GuardConfig { max_top1_loss: 0.2, max_total_top1_loss: 0.2, ..Default::default() });
     let first = [case("expanduser", prompt, "expanduser")];
-    let guarded = Guarded { preserved: &preserved, joint: &config, guard: &guard, windows: &unrelated };
+    let guarded =
+        Guarded { preserved: &preserved, levers: Levers::Neurons, joint: &config, guard: &guard, windows: &unrelated };
     let step = guarded.add(&model, &mut patches, &first, &models::Silent).unwrap();
     assert_eq!(step.verdict, Verdict::Kept, "{step:?}");
     let before = weights_sha256(&model).unwrap();
@@ -217,12 +219,14 @@ fn a_solve_that_reuses_held_cases_rows_reports_the_models_margins() {
     let cases = experiments::repair_cases::MinedCases { api: 6, ..Default::default() }.mine(&model).unwrap();
     let tokens: Vec<Tokens> = cases.iter().map(|c| Tokens::new(&model, &c.example).unwrap()).collect();
     let (preserved, config) = (preserved(&model), JointConfig::default());
-    let first = repair::repair_jointly(&model, &tokens[..4], 0, &preserved, &config, &models::Silent).unwrap();
+    let first =
+        repair::repair_jointly(&model, &tokens[..4], 0, &preserved, Levers::Neurons, &config, &models::Silent).unwrap();
     let held = first.outcomes.iter().filter(|o| o.repaired()).count();
     assert!(held >= 3, "{:?}", first.outcomes);
     let margins = |t: &Tokens| repair::check(&model, t).unwrap().margins;
     let before: Vec<Vec<f32>> = tokens[..4].iter().map(margins).collect();
-    let second = repair::repair_jointly(&model, &tokens, 4, &preserved, &config, &models::Silent).unwrap();
+    let second =
+        repair::repair_jointly(&model, &tokens, 4, &preserved, Levers::Neurons, &config, &models::Silent).unwrap();
     let close = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 2e-3);
     for (i, (outcome, t)) in second.outcomes.iter().zip(&tokens).enumerate() {
         let (reported, now) = (&outcome.margins_after, margins(t));
@@ -414,4 +418,71 @@ impl models::Progress for StopAt {
         let text = std::fs::read_to_string(&self.journal).unwrap_or_default();
         text.lines().any(|l| l.contains("\"method\":\"Lifelong\"") && l.contains(self.row))
     }
+}
+
+/// A joint solve through a "transcoder" whose features are one layer's neurons (readouts set to the identity, so
+/// a feature's key is its neuron's activation and its decoder row the neuron's output vector) chooses the same
+/// units and makes the same change as the joint solve over neurons confined to that layer; with the fitted
+/// readouts it repairs the same cases. Either way the set is one change of the down projection, reverted bit for
+/// bit.
+#[test]
+fn a_joint_solve_through_neurons_as_features_is_the_neuron_solve_of_their_layer() {
+    let model = default_model();
+    let cases = experiments::repair_cases::MinedCases { api: 4, ..Default::default() }.mine(&model).unwrap();
+    let tokens: Vec<Tokens> = cases.iter().map(|c| Tokens::new(&model, &c.example).unwrap()).collect();
+    let settings = ReferenceSettings { windows: 16, tokens: 96, covariance: true, ..Default::default() };
+    let preserved = preservation(&model, &settings, &models::Silent).unwrap().0;
+    let config = JointConfig { layer_share: 1.0 / model.shape().n_layers as f64, ..Default::default() };
+    let layer = repair::joint::set_layers(&model, &tokens, &preserved.stats, &config).unwrap()[0];
+    let original = weights_sha256(&model).unwrap();
+    let (name, down) = model.mlp_output(layer);
+    let down_before = down.to_kind(models::tch::Kind::Float).copy();
+    let solve = |levers: Levers<'_>| {
+        repair::repair_jointly(&model, &tokens, 0, &preserved, levers, &config, &models::Silent).unwrap()
+    };
+
+    let neurons = solve(Levers::Neurons);
+    assert!(neurons.repair.changes.iter().all(|c| c.target.neuron().is_some_and(|n| n.layer == layer)));
+    let neuron_change = model.mlp_output(layer).1.to_kind(models::tch::Kind::Float) - &down_before;
+    neurons.repair.revert(&model).unwrap();
+
+    let reference: Vec<Vec<u32>> = integration_tests::stdlib_files(8)
+        .iter()
+        .map(|p| model.encode_prefix(&std::fs::read_to_string(p).unwrap(), 128).unwrap())
+        .collect();
+    let transcoder = Box::new(integration_tests::NeuronsAsFeatures::of(&model, layer));
+    let mut basis = repair::FeatureBasis::fit(&model, transcoder, &reference, &models::Silent).unwrap();
+    let fitted = std::mem::replace(
+        &mut basis.readouts,
+        models::tch::Tensor::eye(model.shape().d_mlp as i64, (models::tch::Kind::Float, models::tch::Device::Cpu)),
+    );
+    let features = solve(Levers::Features(&basis));
+    assert_eq!(features.repair.method, repair::Method::JointFeatures);
+    assert_eq!(features.repair.changes.len(), 1, "one change of the down projection");
+    assert_eq!(features.repair.changes[0].target, repair::ChangeTarget::Parameter(name.clone()));
+    let feature_change = model.mlp_output(layer).1.to_kind(models::tch::Kind::Float) - &down_before;
+    let error = relative_error(&feature_change, &neuron_change);
+    assert!(error < 1e-3, "the changes differ by {error} (relative)");
+    assert_eq!(features.rounds, neurons.rounds);
+    for (f, n) in features.outcomes.iter().zip(&neurons.outcomes) {
+        assert_eq!(f.repaired(), n.repaired());
+        for (a, b) in f.margins_after.iter().zip(&n.margins_after) {
+            assert!(
+                (a - b).abs() < 1e-2,
+                "margins after: features {:?}, neurons {:?}",
+                f.margins_after,
+                n.margins_after
+            );
+        }
+    }
+    features.repair.revert(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), original, "the feature set does not revert bit-exactly");
+
+    basis.readouts = fitted;
+    let fitted = solve(Levers::Features(&basis));
+    let repaired = |set: &repair::SetRepair| set.outcomes.iter().filter(|o| o.repaired()).count();
+    assert!(repaired(&neurons) >= 2, "the neuron solve repaired {} of 4", repaired(&neurons));
+    assert_eq!(repaired(&fitted), repaired(&neurons), "fitted readouts: {:?}", fitted.outcomes);
+    fitted.repair.revert(&model).unwrap();
+    assert_eq!(weights_sha256(&model).unwrap(), original);
 }

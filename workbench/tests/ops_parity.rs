@@ -301,6 +301,29 @@ fn dictionaries() {
         &format!("SteerFeatures(dictionary: {path:?}, features: [0, 3], prompts: 2, tokens: 16)"),
     );
     assert_eq!(r["features"].as_array().map(Vec::len), Some(2), "{r}");
+
+    // A repair set solved through the dictionary's features (`--transcoder`, `features: (transcoder: ...)`).
+    let reference = trained.path().join("reference.ron");
+    std::fs::write(&reference, "(windows: 16, tokens: 96)").unwrap();
+    let r = same_results(
+        &[
+            "repair",
+            "--prompt",
+            PROMPT,
+            "--desired",
+            "expanduser",
+            "--joint",
+            "--transcoder",
+            path,
+            "--reference",
+            reference.to_str().unwrap(),
+        ],
+        &format!(
+            "RepairSet(cases: [(family: \"user\", id: \"command-line\", example: (prompt: {PROMPT:?}, desired: \"expanduser\"), variants: [])], features: (transcoder: {path:?}), reference: (windows: 16, tokens: 96))"
+        ),
+    );
+    assert_eq!(r["method"], "JointFeatures", "{r}");
+    assert_eq!(r["cases"].as_array().map(Vec::len), Some(1), "{r}");
 }
 
 /// A file of cases is repaired as one joint set by default; `--one-by-one` repairs each alone on top of the

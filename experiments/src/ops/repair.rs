@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use models::Model;
 use repair::patchset::{ModelIdentity, PatchSet};
-use repair::{FeatureBasis, Method, RepairCase, RepairConfig, RepairMetrics, Repairer, StepLog};
+use repair::{FeatureBasis, FeatureConfig, Method, RepairCase, RepairConfig, RepairMetrics, Repairer, StepLog};
 use serde::{Deserialize, Serialize};
 
 use super::{names, write_json, Context, Operation, Report};
@@ -46,13 +46,21 @@ pub fn unrelated_prompts(model: &Model, count: usize, tokens: usize) -> Result<V
 }
 
 /// A repairer for `model` as it is now, measuring side effects on the unrelated prompts of `unrelated`, with the
-/// features of the transcoder `config.features` names (their readouts fitted once per model and transcoder, then
-/// read from the cache).
+/// features of the transcoder `config.features` names ([`feature_basis`]).
 pub fn repairer(model: &Model, config: RepairConfig, unrelated: UnrelatedSettings) -> Result<Repairer> {
     let prompts = unrelated_prompts(model, unrelated.prompts, unrelated.tokens)?;
-    let features = config.features.clone();
+    let basis = feature_basis(model, &config.features)?;
     let repairer = Repairer::new(model, config, prompts, unrelated.positions)?;
-    let Some(dir) = &features.transcoder else { return Ok(repairer) };
+    Ok(match basis {
+        Some(basis) => repairer.with_features(basis),
+        None => repairer,
+    })
+}
+
+/// The features of the transcoder `features` names, with their readouts (fitted once per model and transcoder
+/// over `features.reference_files` package files, then read from the cache); none when it names none.
+pub fn feature_basis(model: &Model, features: &FeatureConfig) -> Result<Option<FeatureBasis>> {
+    let Some(dir) = &features.transcoder else { return Ok(None) };
     let transcoder = super::features::load_features(model, dir)?.into_transcoder()?;
     let files = probes::corpus::stdlib_package_files(features.reference_files)?;
     let reference: Vec<Vec<u32>> = files
@@ -70,7 +78,7 @@ pub fn repairer(model: &Model, config: RepairConfig, unrelated: UnrelatedSetting
         &models::catalogue::cache_dir().join("feature-readouts"),
         &models::Silent,
     )?;
-    Ok(repairer.with_features(basis))
+    Ok(Some(basis))
 }
 
 /// Which cases, which method, on top of which patches.

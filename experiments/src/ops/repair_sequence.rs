@@ -16,7 +16,8 @@ use repair::gradient::{finetune_set, Anchor};
 use repair::joint::set_layers;
 use repair::patchset::{ModelIdentity, PatchSet};
 use repair::{
-    check, GradientConfig, GuardConfig, Guarded, JointConfig, Method, RepairCase, RepairConfig, Tokens, Unrelated,
+    check, GradientConfig, GuardConfig, Guarded, JointConfig, Levers, Method, RepairCase, RepairConfig, Tokens,
+    Unrelated,
 };
 use serde::{Deserialize, Serialize};
 
@@ -416,7 +417,13 @@ impl RepairSequenceSettings {
         let identity = ModelIdentity::of(model)?;
         let silent = models::Silent;
         let windows = guard_windows(model, &self.reference)?;
-        let guarded = Guarded { preserved: &preserved, joint: &self.joint, guard: &self.guard, windows: &windows };
+        let guarded = Guarded {
+            preserved: &preserved,
+            levers: Levers::Neurons,
+            joint: &self.joint,
+            guard: &self.guard,
+            windows: &windows,
+        };
         context.progress.begin(&format!("repair sequence: {method}"), sizes.len() as u64);
         context.progress.advance((sizes.len() - missing.len()) as u64);
         let mut patches = PatchSet::new(identity.clone());

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use models::{Model, Progress};
 use repair::patchset::PatchSet;
 use repair::{
-    check, GuardConfig, Guarded, JointConfig, LifelongStep, PreservationStats, Preserved, Provenance, RepairCase,
-    Specificity, Tokens, Unrelated, Verdict,
+    check, FeatureConfig, GuardConfig, Guarded, JointConfig, Levers, LifelongStep, Method, PreservationStats,
+    Preserved, Provenance, RepairCase, Specificity, Tokens, Unrelated, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
-use super::repair::{given_cases, starting_set, unrelated_prompts, UnrelatedSettings};
+use super::repair::{feature_basis, given_cases, starting_set, unrelated_prompts, UnrelatedSettings};
 use super::{names, write_json, Context, Operation, Report};
 use crate::error::{ExperimentError, Result};
 use crate::repair_cases::MinedCases;
@@ -135,6 +135,9 @@ pub struct RepairSetSettings {
     pub mode: SetMode,
     /// The solve.
     pub joint: JointConfig,
+    /// A transcoder here (`features: (transcoder: "DIR")`) makes the solve move its features' decoder rows instead
+    /// of neurons (method `joint-features`), each made as a change of its layer's down projection.
+    pub features: FeatureConfig,
     /// The regression guard.
     pub guard: GuardConfig,
     /// The side-effect prompts.
@@ -171,6 +174,8 @@ pub struct SetCaseResult {
 pub struct RepairSetReport {
     /// Joint or lifelong.
     pub mode: SetMode,
+    /// Through neurons (`joint`) or a transcoder's features (`joint-features`).
+    pub method: Method,
     /// Every guarded step (one for a joint repair).
     pub steps: Vec<LifelongStep>,
     /// Every case with the set applied.
@@ -210,7 +215,9 @@ impl Operation for RepairSetSettings {
         let cases = self.all_cases(model)?;
         self.joint.validate()?;
         let mut patches = starting_set(model, self.apply.as_deref())?;
-        let outcome = self.add(model, &mut patches, &cases, context.progress);
+        let mut settings = self.clone();
+        settings.features.transcoder = self.features.transcoder.as_deref().map(|path| super::in_run(context.out, path));
+        let outcome = settings.add(model, &mut patches, &cases, context.progress);
         patches.revert(model)?;
         let mut report = outcome?;
         report.patches = Some(patches);
@@ -238,6 +245,8 @@ impl RepairSetSettings {
             ));
         }
         let (preserved, provenance) = preservation(model, &self.reference, progress)?;
+        let basis = feature_basis(model, &self.features)?;
+        let levers = basis.as_ref().map_or(Levers::Neurons, Levers::Features);
         let prompts = unrelated_prompts(model, self.unrelated.prompts, self.unrelated.tokens)?;
         let unrelated = Unrelated::new(model, prompts, self.unrelated.positions)?;
         let windows = guard_windows(model, &self.reference)?;
@@ -247,7 +256,8 @@ impl RepairSetSettings {
             SetMode::Joint => vec![&cases],
             SetMode::Lifelong => cases.chunks(1).collect(),
         };
-        let guarded = Guarded { preserved: &preserved, joint: &self.joint, guard: &self.guard, windows: &windows };
+        let guarded =
+            Guarded { preserved: &preserved, levers, joint: &self.joint, guard: &self.guard, windows: &windows };
         let steps = guarded.add_batches(model, patches, &batches, progress)?;
         let seconds = start.elapsed().as_secs_f64();
         let results = cases
@@ -257,6 +267,7 @@ impl RepairSetSettings {
             .collect::<Result<_>>()?;
         Ok(RepairSetReport {
             mode: self.mode,
+            method: levers.method(),
             steps,
             cases: results,
             specificity: unrelated.compare(model)?,
@@ -310,11 +321,12 @@ impl Report for RepairSetReport {
         let (wrong, fixed) =
             self.cases.iter().fold((0, 0), |(w, f), c| (w + c.variants_wrong_before, f + c.variants_fixed));
         let mut lines = vec![format!(
-            "{} repair of {} cases: {repaired} right with the set applied; variants fixed {fixed}/{wrong}; unrelated top-1 unchanged {:.4}, mean KL {:.2e}; {} neurons; {:.1} s",
+            "{} repair{} of {} cases: {repaired} right with the set applied; variants fixed {fixed}/{wrong}; unrelated top-1 unchanged {:.4}, mean KL {:.2e}; {} neurons; {:.1} s",
             match self.mode {
                 SetMode::Joint => "joint",
                 SetMode::Lifelong => "lifelong",
             },
+            if self.method == Method::JointFeatures { " through transcoder features" } else { "" },
             self.cases.len(),
             self.specificity.top1_unchanged,
             self.specificity.mean_kl,

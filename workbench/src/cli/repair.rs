@@ -10,7 +10,7 @@ use experiments::ops::repair::RepairSettings;
 use experiments::ops::repair_set::{RepairSetSettings, SetMode};
 use experiments::repair_study::{BenchmarkSpec, RepairStudySpec};
 use repair::patchset::PatchSet;
-use repair::{Example, GuardConfig, JointConfig, Method, Ranking, RepairCase, RepairConfig};
+use repair::{Example, FeatureConfig, GuardConfig, JointConfig, Method, Ranking, RepairCase, RepairConfig};
 
 use super::args::{output_dir, run_operation, run_operation_report, ModelArgs};
 
@@ -82,7 +82,7 @@ pub struct RepairArgs {
     #[arg(long, default_value_t = 16)]
     sequential_humaneval: usize,
     /// Method of a single case or of --one-by-one (mint, mint-gradient, random-neurons, fine-tune-layer,
-    /// rank-one).
+    /// rank-one, mint-published, gated, mint-features).
     #[arg(long, default_value = "mint")]
     method: String,
     /// Neuron ranking.
@@ -94,6 +94,10 @@ pub struct RepairArgs {
     /// Most edits (neurons) per case.
     #[arg(long, default_value_t = 4)]
     max_edits: usize,
+    /// A transcoder (SAELens folder, `workbench features train --transcoder L`) whose features carry the repair:
+    /// for --method mint-features, and for a set (--joint, --lifelong), which is then solved through its features.
+    #[arg(long)]
+    transcoder: Option<PathBuf>,
     /// Apply this patch set first (repairs build on it, and the saved set includes it).
     #[arg(long)]
     apply: Option<PathBuf>,
@@ -131,7 +135,12 @@ fn config(args: &RepairArgs) -> RepairConfig {
         RankingChoice::Selective => Ranking::Selective,
         RankingChoice::Attribution => Ranking::Attribution,
     };
+    config.features = features(args);
     config
+}
+
+fn features(args: &RepairArgs) -> FeatureConfig {
+    FeatureConfig { transcoder: args.transcoder.clone(), ..Default::default() }
 }
 
 fn cases(args: &RepairArgs) -> Result<Vec<RepairCase>> {
@@ -187,6 +196,7 @@ pub fn repair(args: &RepairArgs) -> Result<()> {
             cases_file: args.cases.clone(),
             mode: if args.lifelong { SetMode::Lifelong } else { SetMode::Joint },
             joint,
+            features: features(args),
             guard: GuardConfig {
                 max_top1_loss: args.guard_top1_loss,
                 max_total_top1_loss: args.guard_total_top1_loss,
