@@ -324,7 +324,9 @@ pub fn repair_jointly(
         rechecking = false;
         let constrained: Vec<&Row> = rows.iter().chain(&preserved.anchors).collect();
         let targets: Vec<f32> = targets.into_iter().chain(std::iter::repeat_n(0.0, preserved.anchors.len())).collect();
-        edited.solve_and_apply(model, &constrained, &targets, preserved, config)?;
+        let (keys, metric) = edited.system(&constrained, &preserved.stats, config)?;
+        let delta = solve_rows(&constrained, &keys, &metric, &targets, preserved, config)?;
+        edited.apply(model, &delta)?;
         rounds += 1;
         progress.advance(1);
     };
@@ -338,15 +340,10 @@ pub fn repair_jointly(
 trait Editable {
     /// Adds the levers of the `short` rows (those whose margins the solve must raise).
     fn choose(&mut self, model: &Model, short: &[&Row], stats: &PreservationStats, config: &JointConfig) -> Result<()>;
-    /// Solves the system of `rows` with `targets` over the chosen levers and applies the change to `model`.
-    fn solve_and_apply(
-        &mut self,
-        model: &Model,
-        rows: &[&Row],
-        targets: &[f32],
-        preserved: &Preserved,
-        config: &JointConfig,
-    ) -> Result<()>;
+    /// The chosen levers' keys at `rows` (`[rows, levers]`) and their metric, as diagonal blocks ([`solve`]).
+    fn system(&self, rows: &[&Row], stats: &PreservationStats, config: &JointConfig) -> Result<(Tensor, Vec<Tensor>)>;
+    /// Moves the chosen levers' output vectors by `delta` (`[levers, d_model]`) in `model`.
+    fn apply(&mut self, model: &Model, delta: &Tensor) -> Result<()>;
     /// The changes made to `model` since the first choice, with the values before.
     fn changes(&self, model: &Model) -> Result<Vec<WeightChange>>;
 }
@@ -371,22 +368,17 @@ impl Editable for NeuronLevers {
         Ok(())
     }
 
-    fn solve_and_apply(
-        &mut self,
-        model: &Model,
-        rows: &[&Row],
-        targets: &[f32],
-        preserved: &Preserved,
-        config: &JointConfig,
-    ) -> Result<()> {
+    fn system(&self, rows: &[&Row], stats: &PreservationStats, config: &JointConfig) -> Result<(Tensor, Vec<Tensor>)> {
         let neurons: Vec<Neuron> = self.edited.keys().copied().collect();
         let layers: Tensor = Tensor::from_slice(&neurons.iter().map(|n| n.layer as i64).collect::<Vec<_>>());
         let indices: Tensor = Tensor::from_slice(&neurons.iter().map(|n| n.index as i64).collect::<Vec<_>>());
         let keys =
             Tensor::stack(&rows.iter().map(|r| r.keys.index(&[Some(&layers), Some(&indices)])).collect::<Vec<_>>(), 0);
-        let blocks = preserved.stats.metric(&neurons, config.rarity_epsilon)?;
-        let delta = solve_rows(rows, &keys, &blocks, targets, preserved, config)?;
-        for (j, neuron) in neurons.iter().enumerate() {
+        Ok((keys, stats.metric(&neurons, config.rarity_epsilon)?))
+    }
+
+    fn apply(&mut self, model: &Model, delta: &Tensor) -> Result<()> {
+        for (j, neuron) in self.edited.keys().enumerate() {
             let target = ChangeTarget::NeuronOutput(*neuron);
             target.write(model, &(target.read(model)? + delta.get(j as i64)))?;
         }
@@ -440,6 +432,11 @@ impl<'a> FeatureLevers<'a> {
         ChangeTarget::Parameter(model.mlp_output(self.basis.layer()).0)
     }
 
+    /// The chosen features in order, as an index.
+    fn chosen_index(&self) -> Tensor {
+        Tensor::from_slice(&self.chosen.iter().copied().collect::<Vec<_>>())
+    }
+
     /// Every feature's key at `row`, `[d_sae]`.
     fn keys(&self, row: &Row) -> Tensor {
         self.basis.readouts.mv(&row.keys.get(self.basis.layer() as i64))
@@ -465,25 +462,22 @@ impl Editable for FeatureLevers<'_> {
         Ok(())
     }
 
-    fn solve_and_apply(
-        &mut self,
-        model: &Model,
-        rows: &[&Row],
-        targets: &[f32],
-        preserved: &Preserved,
-        config: &JointConfig,
-    ) -> Result<()> {
-        let chosen = Tensor::from_slice(&self.chosen.iter().copied().collect::<Vec<_>>());
-        let readouts = self.basis.readouts.index_select(0, &chosen);
+    fn system(&self, rows: &[&Row], _: &PreservationStats, config: &JointConfig) -> Result<(Tensor, Vec<Tensor>)> {
+        let chosen = self.chosen_index();
         let keys = Tensor::stack(&rows.iter().map(|r| self.keys(r).index_select(0, &chosen)).collect::<Vec<_>>(), 0);
-        let readouts_f64 = readouts.to_kind(Kind::Double);
+        let readouts = self.basis.readouts.index_select(0, &chosen).to_kind(Kind::Double);
         let epsilon = (config.rarity_epsilon * self.moments.mean(Kind::Double).double_value(&[])).max(1e-12);
-        let metric = readouts_f64.matmul(&self.covariance).matmul(&readouts_f64.tr())
+        let metric = readouts.matmul(&self.covariance).matmul(&readouts.tr())
             + Tensor::eye(chosen.size()[0], (Kind::Double, Device::Cpu)) * epsilon;
-        let delta = solve_rows(rows, &keys, &[metric], targets, preserved, config)?; // [S, d_model]
-        let _ = self.moved.index_add_(0, &chosen, &delta);
+        Ok((keys, vec![metric]))
+    }
+
+    fn apply(&mut self, model: &Model, delta: &Tensor) -> Result<()> {
+        let chosen = self.chosen_index();
+        let _ = self.moved.index_add_(0, &chosen, delta);
         let target = self.target(model);
-        target.write(model, &(target.read(model)? + delta.tr().matmul(&readouts)))?;
+        target
+            .write(model, &(target.read(model)? + delta.tr().matmul(&self.basis.readouts.index_select(0, &chosen))))?;
         Ok(())
     }
 

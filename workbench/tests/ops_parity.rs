@@ -155,27 +155,24 @@ fn humaneval() {
 
 const PROMPT: &str = "import os\nimport sys\n\ndef main():\n    path = os.path.";
 
-#[test]
-fn repair_set() {
-    let case = format!(
-        "RepairSet(cases: [(family: \"user\", id: \"command-line\", example: (prompt: {PROMPT:?}, desired: \"expanduser\"), variants: [])], reference: (windows: 16, tokens: 96))"
-    );
+/// The case of [`PROMPT`] (→ `expanduser`) repaired as a joint set on a small reference, through the command line
+/// with `cli_extra` arguments and through a spec step with `step_extra` fields: the results, which must agree.
+fn joint_set_of_the_prompt(cli_extra: &[&str], step_extra: &str) -> Value {
     let reference = tempfile::tempdir().unwrap();
     let settings = reference.path().join("small.ron");
     std::fs::write(&settings, "(windows: 16, tokens: 96)").unwrap();
-    let r = same_results(
-        &[
-            "repair",
-            "--prompt",
-            PROMPT,
-            "--desired",
-            "expanduser",
-            "--joint",
-            "--reference",
-            settings.to_str().unwrap(),
-        ],
-        &case,
+    let settings = settings.to_str().unwrap();
+    let cli =
+        [&["repair", "--prompt", PROMPT, "--desired", "expanduser", "--joint", "--reference", settings], cli_extra];
+    let step = format!(
+        "RepairSet(cases: [(family: \"user\", id: \"command-line\", example: (prompt: {PROMPT:?}, desired: \"expanduser\"), variants: [])], {step_extra}reference: (windows: 16, tokens: 96))"
     );
+    same_results(&cli.concat(), &step)
+}
+
+#[test]
+fn repair_set() {
+    let r = joint_set_of_the_prompt(&[], "");
     assert_eq!(r["cases"][0]["repaired"], true, "{r}");
 }
 
@@ -303,25 +300,7 @@ fn dictionaries() {
     assert_eq!(r["features"].as_array().map(Vec::len), Some(2), "{r}");
 
     // A repair set solved through the dictionary's features (`--transcoder`, `features: (transcoder: ...)`).
-    let reference = trained.path().join("reference.ron");
-    std::fs::write(&reference, "(windows: 16, tokens: 96)").unwrap();
-    let r = same_results(
-        &[
-            "repair",
-            "--prompt",
-            PROMPT,
-            "--desired",
-            "expanduser",
-            "--joint",
-            "--transcoder",
-            path,
-            "--reference",
-            reference.to_str().unwrap(),
-        ],
-        &format!(
-            "RepairSet(cases: [(family: \"user\", id: \"command-line\", example: (prompt: {PROMPT:?}, desired: \"expanduser\"), variants: [])], features: (transcoder: {path:?}), reference: (windows: 16, tokens: 96))"
-        ),
-    );
+    let r = joint_set_of_the_prompt(&["--transcoder", path], &format!("features: (transcoder: {path:?}), "));
     assert_eq!(r["method"], "JointFeatures", "{r}");
     assert_eq!(r["cases"].as_array().map(Vec::len), Some(1), "{r}");
 }
