@@ -64,6 +64,10 @@ pub struct Interpretation {
     pub numeric: bool,
     /// The interpreter's description, domain and code.
     pub answer: Answer,
+    /// For a number: the NMSE of the answer's code against the unit itself on FIND's grid (x = i + 0.5, i in
+    /// [-128, 128)), which FIND counts as right below 0.1; none for tokens and for code that does not run.
+    #[serde(default)]
+    pub nmse: Option<f64>,
 }
 
 fn token_texts(model: &Model, ids: &[u32]) -> Vec<String> {
@@ -245,8 +249,12 @@ impl UnitPage {
         if let Some(found) = &self.interpretation {
             let input = if found.numeric { "a number" } else { "a token" };
             out.push_str(&format!(
-                "As a function of {input} x in `{}` (FIND interpreter): {}; domain {}; `f(x) = {}`\n\n",
-                found.template, found.answer.description, found.answer.domain, found.answer.code
+                "As a function of {input} x in `{}` (FIND interpreter): {}; domain {}; `f(x) = {}`{}\n\n",
+                found.template,
+                found.answer.description,
+                found.answer.domain,
+                found.answer.code,
+                found.nmse.map_or(String::new(), |nmse| format!(" (NMSE {nmse:.3} on FIND's grid)"))
             ));
         }
         out.push_str("## Top examples\n\n");

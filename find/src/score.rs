@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::expr::Expr;
-use super::session::Answer;
+use super::session::{Answer, BlackBox};
 use super::suite::{Category, FunctionSpec};
+use super::value::Value;
 
 /// How one answer scored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,26 +54,53 @@ pub fn score(spec: &FunctionSpec, answer: &Answer) -> Score {
             error: None,
         };
     }
+    let truths: Vec<(f64, f64)> =
+        grid().filter_map(|x| spec.truth(x).ok().filter(|t| t.is_finite()).map(|t| (x, t))).collect();
+    let nmse = match nmse_at(&code, &truths) {
+        Ok(nmse) => nmse,
+        Err(e) => return failed(e),
+    };
+    Score { value: f64::from(u8::from(nmse < 0.1)), nmse: Some(nmse), interval_overlap, error: None }
+}
+
+/// FIND's grid of numeric test inputs: x = i + 0.5 for i in [-128, 128).
+pub fn grid() -> impl Iterator<Item = f64> {
+    (-128..128).map(|i| f64::from(i) + 0.5)
+}
+
+/// The NMSE of `code` against `truths` (`(x, f(x))` with f(x) finite): Σ (f − code)² / Σ f²; a prediction that
+/// is not finite makes it infinite, and code that fails to run is an error (its message).
+pub fn nmse_at(code: &Expr, truths: &[(f64, f64)]) -> Result<f64, String> {
     let (mut residual, mut total) = (0.0, 0.0);
-    for i in -128..128 {
-        let x = i as f64 + 0.5;
-        let Some(truth) = spec.truth(x).ok().filter(|t| t.is_finite()) else { continue };
+    for &(x, truth) in truths {
         let predicted = match code.eval_num(x) {
             Ok(p) if p.is_finite() => p,
             Ok(_) => f64::INFINITY,
-            Err(e) => return failed(e.to_string()),
+            Err(e) => return Err(e.to_string()),
         };
         residual += (truth - predicted).powi(2);
         total += truth * truth;
     }
-    let nmse = if total > 0.0 {
+    Ok(if total > 0.0 {
         residual / total
     } else if residual == 0.0 {
         0.0
     } else {
         f64::INFINITY
-    };
-    Score { value: f64::from(u8::from(nmse < 0.1)), nmse: Some(nmse), interval_overlap, error: None }
+    })
+}
+
+/// The NMSE of `code` against a numeric black box on FIND's grid (what [`score`] does for a function of the suite,
+/// for a function without a ground truth, e.g. a neuron or feature); none when the code does not parse or run.
+pub fn black_box_nmse(function: &mut dyn BlackBox, code: &str) -> crate::Result<Option<f64>> {
+    let Ok(code) = Expr::parse(code) else { return Ok(None) };
+    let mut truths = Vec::new();
+    for x in grid() {
+        if let Value::Num(truth) = function.call(&Value::Num(x))? {
+            truths.extend(truth.is_finite().then_some((x, truth)));
+        }
+    }
+    Ok(nmse_at(&code, &truths).ok())
 }
 
 /// One row of the results table: an interpreter on one category.
@@ -158,5 +186,30 @@ mod tests {
         let s = score(&g, &Answer { code: "x".into(), interval: Some((5.0, 15.0)), ..Default::default() });
         assert!((s.interval_overlap.unwrap() - 5.0 / 15.0).abs() < 1e-12);
         assert_eq!(score(&g, &Answer { code: "x".into(), ..Default::default() }).interval_overlap, Some(0.0));
+    }
+
+    /// A black box without a ground truth: f(x) = 2 where x > 0, not finite elsewhere.
+    struct HalfConstant;
+
+    impl BlackBox for HalfConstant {
+        fn numeric_input(&self) -> bool {
+            true
+        }
+        fn call(&mut self, x: &Value) -> crate::Result<Value> {
+            let Value::Num(x) = x else { unreachable!("numbers only") };
+            Ok(Value::Num(if *x > 0.0 { 2.0 } else { f64::NAN }))
+        }
+    }
+
+    #[test]
+    fn a_black_box_is_scored_on_the_grid_where_it_is_finite() {
+        let nmse = |code: &str| black_box_nmse(&mut HalfConstant, code).unwrap();
+        assert_eq!(nmse("2"), Some(0.0));
+        // (2 - 1)² / 2² at each of the 128 points x > 0; the others are skipped (else "1" would be infinite).
+        assert_eq!(nmse("1"), Some(0.25));
+        // x = 0.5 .. 127.5: Σ (2 - x)² / (128 · 4).
+        let by_hand: f64 = (0..128).map(|k| (1.5 - k as f64).powi(2)).sum::<f64>() / 512.0;
+        assert!((nmse("x").unwrap() - by_hand).abs() < 1e-12);
+        assert_eq!(nmse("x +"), None, "code that does not parse has no NMSE");
     }
 }

@@ -153,7 +153,8 @@ impl UnitFunction {
         };
         let mut session = Session::new(function.as_mut(), Budget { rounds: self.rounds, inputs_per_round: 16 });
         let answer = Scientist::new(seed).interpret(&mut session);
-        Ok(Interpretation { template: self.template.clone(), numeric: self.numeric, answer })
+        let nmse = if self.numeric { find::score::black_box_nmse(function.as_mut(), &answer.code)? } else { None };
+        Ok(Interpretation { template: self.template.clone(), numeric: self.numeric, answer, nmse })
     }
 }
 
@@ -184,6 +185,10 @@ pub struct ScoreSummary {
     pub mean: f64,
     /// Half-width of the 95% interval of the mean (normal approximation).
     pub interval: f64,
+    /// Pages whose FIND answer, as a function of a number in the template, fits the unit within NMSE 0.1 on FIND's
+    /// grid (FIND's criterion); none when no numeric template was given.
+    #[serde(default)]
+    pub find_right: Option<usize>,
 }
 
 impl ScoreSummary {
@@ -193,7 +198,14 @@ impl ScoreSummary {
         (n > 0).then(|| {
             let mean = scores.iter().sum::<f64>() / n as f64;
             let var = scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0).max(1.0);
-            ScoreSummary { kind, units: n, mean, interval: 1.96 * (var / n as f64).sqrt() }
+            let nmse: Vec<f64> = pages
+                .iter()
+                .filter(|p| p.kind == kind)
+                .filter_map(|p| p.interpretation.as_ref().filter(|i| i.numeric))
+                .map(|i| i.nmse.unwrap_or(f64::INFINITY))
+                .collect();
+            let find_right = (!nmse.is_empty()).then(|| nmse.iter().filter(|&&e| e < 0.1).count());
+            ScoreSummary { kind, units: n, mean, interval: 1.96 * (var / n as f64).sqrt(), find_right }
         })
     }
 }
@@ -308,8 +320,11 @@ impl Report for FeaturePagesReport {
             .scores
             .iter()
             .map(|s| {
+                let functions = s.find_right.map_or(String::new(), |right| {
+                    format!("; {right} of {} fit by the FIND interpreter (NMSE < 0.1) as functions of x", s.units)
+                });
                 format!(
-                    "{}s: mean simulation score {:.3} ± {:.3} over {} pages",
+                    "{}s: mean simulation score {:.3} ± {:.3} over {} pages{functions}",
                     s.kind.title(),
                     s.mean,
                     s.interval,
@@ -327,10 +342,11 @@ impl Report for FeaturePagesReport {
 
     fn write(&self, dir: &Path) -> Result<Vec<String>> {
         write_json(dir, "results.json", self)?;
-        let mut csv = String::from("kind,layer,index,simulation_score,held_out_tokens,tokens\n");
+        let mut csv = String::from("kind,layer,index,simulation_score,find_nmse,held_out_tokens,tokens\n");
         for page in &self.pages {
+            let nmse = page.interpretation.as_ref().and_then(|i| i.nmse).map_or(String::new(), |e| format!("{e:.4}"));
             csv.push_str(&format!(
-                "{},{},{},{:.4},{},\"{}\"\n",
+                "{},{},{},{:.4},{nmse},{},\"{}\"\n",
                 page.kind.title().to_lowercase(),
                 page.layer,
                 page.index,

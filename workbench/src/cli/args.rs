@@ -111,11 +111,16 @@ pub fn run_operation_report<O: Operation>(
         println!("{}", std::fs::read_to_string(&path).with_context(|| path.display().to_string())?);
         return Ok(report);
     }
+    print_summary(&report, out);
+    Ok(report)
+}
+
+/// Prints a report's summary lines and the folder its files are in.
+pub fn print_summary(report: &impl Report, out: &Path) {
     for line in report.summary() {
         println!("{line}");
     }
     println!("results in {}", out.display());
-    Ok(report)
 }
 
 impl Default for Bar {

@@ -9,7 +9,7 @@ use experiments::ops::features::{FeaturePagesSettings, SteerFeaturesSettings, Un
 use experiments::ops::Report;
 use probes::sparse::train::{Sparsity, TrainConfig};
 
-use super::args::{output_dir, run_operation, ModelArgs, PageFilesArgs};
+use super::args::{output_dir, print_summary, run_operation, ModelArgs, PageFilesArgs};
 
 /// `workbench features`.
 #[derive(Debug, Args)]
@@ -268,11 +268,8 @@ pub fn run(command: &FeaturesCommand) -> Result<()> {
         }
         FeaturesCommand::Frontier(args) => {
             let frontier = Frontier::of_run(&args.run)?;
-            let files = frontier.write(&args.run)?;
-            for line in frontier.summary() {
-                println!("{line}");
-            }
-            println!("{} in {}", files.join(", "), args.run.display());
+            frontier.write(&args.run)?;
+            print_summary(&frontier, &args.run);
             Ok(())
         }
     }
