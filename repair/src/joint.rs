@@ -6,6 +6,8 @@
 //! vectors is the minimum-norm solution, weighted by the preservation statistics so that rarely-firing neurons
 //! carry it, of the linearised system "row t's gap rises by g_t". The model is re-linearised and solved again for
 //! a few rounds until every case is right by the margin; cases that stop improving are given up on and reported.
+//! The same solve runs on a transcoder's features instead of neurons ([`Levers::Features`]): a feature's key is
+//! its readout from the layer's hidden activations and its metric the readouts' second moments.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -227,9 +229,9 @@ pub enum Levers<'a> {
     /// MLP neurons' output vectors (columns of the down projections), chosen in the layers where the set's
     /// strongest levers lie.
     Neurons,
-    /// A transcoder's features: a feature's decoder row moves by Δ_i, made in the model as the change
-    /// `W_down += Δ_iᵀ`-times-readout of its layer's down projection ([`crate::features`]), so the set exports as
-    /// plain weights.
+    /// A transcoder's features: feature i's decoder row moves by Δ_i, made in the model as the rank-one change
+    /// `W_down += Δ_i u_iᵀ` of its layer's down projection, u_i the feature's readout ([`crate::features`]), so the
+    /// set exports as plain weights.
     Features(&'a FeatureBasis),
 }
 

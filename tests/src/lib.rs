@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the project's Python (the venv `./x setup` made), the reference
 //! scripts under `tests/python/`, the default model, real CPython files, and tiny hand-made GGUF models.
 
+pub mod find_heldout;
 pub mod runtime;
 
 use std::path::{Path, PathBuf};
