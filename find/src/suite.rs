@@ -131,6 +131,21 @@ pub struct FunctionSpec {
 }
 
 impl FunctionSpec {
+    /// A numeric function of `category` as `definition` says, without noise, corruption or network.
+    pub fn numeric(id: usize, category: Category, description: String, domain: String, definition: String) -> Self {
+        FunctionSpec {
+            id,
+            category,
+            description,
+            domain,
+            definition,
+            noise: None,
+            corruption: None,
+            mlp: None,
+            test_inputs: Vec::new(),
+        }
+    }
+
     /// The deterministic part of the function at `x`: the MLP, or the definition, with the corruption's mean
     /// inside its interval. This is what numeric answers are scored against.
     pub fn truth(&self, x: f64) -> Result<f64> {
@@ -176,12 +191,13 @@ pub struct Suite {
     pub functions: Vec<FunctionSpec>,
 }
 
-fn r1(v: f64) -> f64 {
+/// `v` rounded to one decimal.
+pub fn r1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
 /// A random parameter in `lo..hi`, rounded to one decimal and kept away from zero.
-fn param(rng: &mut StdRng, lo: f64, hi: f64) -> f64 {
+pub fn param(rng: &mut StdRng, lo: f64, hi: f64) -> f64 {
     let v = r1(rng.gen_range(lo..hi));
     if v == 0.0 {
         0.5
@@ -191,7 +207,7 @@ fn param(rng: &mut StdRng, lo: f64, hi: f64) -> f64 {
 }
 
 /// A signed number inside an expression.
-fn n(v: f64) -> String {
+pub fn n(v: f64) -> String {
     if v < 0.0 {
         format!("({v})")
     } else {
@@ -379,17 +395,8 @@ impl Suite {
                 }
             } else {
                 let (family, definition, domain) = base_function(&mut rng);
-                let mut spec = FunctionSpec {
-                    id,
-                    category,
-                    description: format!("{family}: {definition}"),
-                    domain,
-                    definition,
-                    noise: None,
-                    corruption: None,
-                    mlp: None,
-                    test_inputs: Vec::new(),
-                };
+                let description = format!("{family}: {definition}");
+                let mut spec = FunctionSpec::numeric(id, category, description, domain, definition);
                 match category {
                     Category::Noised => {
                         let noise = *[NoiseKind::Normal, NoiseKind::Uniform, NoiseKind::Poisson]

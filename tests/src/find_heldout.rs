@@ -8,7 +8,7 @@
 
 use find::expr::Expr;
 use find::session::BlackBox;
-use find::suite::{Category, FunctionSpec};
+use find::suite::{n, param, r1, Category, FunctionSpec};
 use find::value::Value;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -44,29 +44,6 @@ pub const NUMERIC_FAMILIES: [&str; 20] = [
     "max_of_lines",
     "log_abs",
 ];
-
-fn r1(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
-}
-
-/// A parameter in `lo..hi`, one decimal, never zero.
-fn param(rng: &mut StdRng, lo: f64, hi: f64) -> f64 {
-    let v = r1(rng.gen_range(lo..hi));
-    if v == 0.0 {
-        0.5
-    } else {
-        v
-    }
-}
-
-/// A number written into an expression.
-fn n(v: f64) -> String {
-    if v < 0.0 {
-        format!("({v})")
-    } else {
-        format!("{v}")
-    }
-}
 
 /// A function of `family` with parameters from `rng`: its definition and domain.
 fn numeric_definition(family: &str, rng: &mut StdRng) -> (String, String) {
@@ -135,17 +112,7 @@ pub fn numeric_suite(seed: u64, count: usize) -> Vec<HeldOutNumeric> {
         .map(|id| {
             let family = NUMERIC_FAMILIES[id % NUMERIC_FAMILIES.len()];
             let (definition, domain) = numeric_definition(family, &mut rng);
-            let spec = FunctionSpec {
-                id,
-                category: Category::Clean,
-                description: family.replace('_', " "),
-                domain,
-                definition,
-                noise: None,
-                corruption: None,
-                mlp: None,
-                test_inputs: Vec::new(),
-            };
+            let spec = FunctionSpec::numeric(id, Category::Clean, family.replace('_', " "), domain, definition);
             HeldOutNumeric { family, spec }
         })
         .collect()
