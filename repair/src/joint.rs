@@ -235,7 +235,7 @@ pub enum Levers<'a> {
     Features(&'a FeatureBasis),
 }
 
-impl Levers<'_> {
+impl<'a> Levers<'a> {
     /// The method a set repaired through these levers is recorded as.
     pub fn method(self) -> Method {
         match self {
@@ -244,10 +244,7 @@ impl Levers<'_> {
         }
     }
 
-    fn editable<'b>(self, model: &Model, stats: &PreservationStats) -> Result<Box<dyn Editable + 'b>>
-    where
-        Self: 'b,
-    {
+    fn editable(self, model: &Model, stats: &PreservationStats) -> Result<Box<dyn Editable + 'a>> {
         Ok(match self {
             Levers::Neurons => Box::new(NeuronLevers::default()),
             Levers::Features(basis) => Box::new(FeatureLevers::new(model, basis, stats)?),
@@ -465,12 +462,14 @@ impl Editable for FeatureLevers<'_> {
     }
 
     fn system(&self, rows: &[&Row], _: &PreservationStats, config: &JointConfig) -> Result<(Tensor, Vec<Tensor>)> {
-        let chosen = self.chosen_index();
-        let keys = Tensor::stack(&rows.iter().map(|r| self.keys(r).index_select(0, &chosen)).collect::<Vec<_>>(), 0);
-        let readouts = self.basis.readouts.index_select(0, &chosen).to_kind(Kind::Double);
+        let chosen = self.basis.readouts.index_select(0, &self.chosen_index());
+        let layer = self.basis.layer() as i64;
+        let hidden = Tensor::stack(&rows.iter().map(|r| r.keys.get(layer)).collect::<Vec<_>>(), 0);
+        let keys = hidden.matmul(&chosen.tr());
+        let readouts = chosen.to_kind(Kind::Double);
         let epsilon = (config.rarity_epsilon * self.moments.mean(Kind::Double).double_value(&[])).max(1e-12);
         let metric = readouts.matmul(&self.covariance).matmul(&readouts.tr())
-            + Tensor::eye(chosen.size()[0], (Kind::Double, Device::Cpu)) * epsilon;
+            + Tensor::eye(readouts.size()[0], (Kind::Double, Device::Cpu)) * epsilon;
         Ok((keys, vec![metric]))
     }
 

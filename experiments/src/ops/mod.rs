@@ -47,11 +47,16 @@ pub fn in_run(out: &Path, path: &Path) -> std::path::PathBuf {
 }
 
 /// Settings of every repair method with the transcoder's path taken from the run folder when it names an earlier
-/// step's dictionary ([`in_run`]).
+/// step's dictionary ([`features_in_run`]).
 pub fn repair_config_in_run(config: &::repair::RepairConfig, out: &Path) -> ::repair::RepairConfig {
-    let mut config = config.clone();
-    config.features.transcoder = config.features.transcoder.map(|path| in_run(out, &path));
-    config
+    ::repair::RepairConfig { features: features_in_run(&config.features, out), ..config.clone() }
+}
+
+/// Feature settings with the transcoder's path taken from the run folder when it names an earlier step's dictionary
+/// ([`in_run`]).
+pub fn features_in_run(features: &::repair::FeatureConfig, out: &Path) -> ::repair::FeatureConfig {
+    let transcoder = features.transcoder.as_deref().map(|path| in_run(out, path));
+    ::repair::FeatureConfig { transcoder, ..features.clone() }
 }
 
 /// An operation: its settings are `self`.

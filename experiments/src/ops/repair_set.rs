@@ -215,8 +215,8 @@ impl Operation for RepairSetSettings {
         let cases = self.all_cases(model)?;
         self.joint.validate()?;
         let mut patches = starting_set(model, self.apply.as_deref())?;
-        let mut settings = self.clone();
-        settings.features.transcoder = self.features.transcoder.as_deref().map(|path| super::in_run(context.out, path));
+        let settings =
+            RepairSetSettings { features: super::features_in_run(&self.features, context.out), ..self.clone() };
         let outcome = settings.add(model, &mut patches, &cases, context.progress);
         patches.revert(model)?;
         let mut report = outcome?;
