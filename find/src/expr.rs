@@ -1,6 +1,6 @@
 //! The small expression language interpreters answer in, evaluated without Python. One expression of `x`:
 //! numbers, strings in double quotes, `+ - * / % ^`, comparisons (1 or 0), and calls: numeric functions
-//! (`abs sqrt log exp sin cos tan tanh floor ceil round min max if relu`) and the string primitives of
+//! (`abs sqrt cbrt log exp sin cos tan tanh floor ceil round sign min max if relu`) and the string primitives of
 //! [`super::strings`] (`upper(x)`, `shift(x, 2)`, `reverse(upper(x))` ...).
 
 pub use crate::value::Value;
@@ -317,6 +317,18 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value, ExprError> {
         match name {
             "abs" => return one(f64::abs),
             "sqrt" => return one(f64::sqrt),
+            "cbrt" => return one(f64::cbrt),
+            "sign" => {
+                return one(|v| {
+                    if v > 0.0 {
+                        1.0
+                    } else if v < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    }
+                })
+            }
             "log" => return one(f64::ln),
             "exp" => return one(f64::exp),
             "sin" => return one(f64::sin),
@@ -386,6 +398,7 @@ mod tests {
             ("abs(x - 2) + max(1, x, 3)", 5.0, 8.0),
             ("x ** 2 % 5", 3.0, 4.0),
             ("1.5e2 + x", 1.0, 151.0),
+            ("cbrt(x) * sign(x - 9)", -27.0, 3.0),
             ("(x >= 1) * 2", 1.0, 2.0),
         ];
         for (text, x, expected) in cases {

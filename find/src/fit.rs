@@ -96,12 +96,22 @@ pub struct Fit {
     pub rss: f64,
     /// Bayesian information criterion (lower is better).
     pub bic: f64,
+    /// How many constants were fitted: the coefficients and the non-linear parameters searched.
+    pub parameters: usize,
 }
 
 impl Fit {
     /// The fitted function at `x`.
     pub fn eval(&self, x: f64) -> f64 {
         self.basis.iter().zip(&self.coefficients).map(|(b, c)| c * b.f.eval(x)).sum()
+    }
+
+    /// The same basis refitted to `points` (new coefficients, residual and BIC, its searched parameters kept);
+    /// `None` where the basis is not finite or the system is singular.
+    pub fn refit(&self, points: &[(f64, f64)]) -> Option<Fit> {
+        let basis: Vec<BasisFn> = self.basis.iter().map(|b| b.f).collect();
+        let (coefficients, rss) = solve(&basis, points)?;
+        Some(Fit { coefficients, rss, bic: bic(rss, points, self.parameters), ..self.clone() })
     }
 
     /// The fitted function as an expression of `x`.
@@ -153,7 +163,7 @@ fn solve(basis: &[BasisFn], points: &[(f64, f64)]) -> Option<(Vec<f64>, f64)> {
     Some((coefficients, rss))
 }
 
-fn gaussian_elimination(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Option<Vec<f64>> {
+pub(crate) fn gaussian_elimination(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Option<Vec<f64>> {
     for col in 0..k {
         let pivot = (col..k).max_by(|&i, &j| a[i * k + col].abs().total_cmp(&a[j * k + col].abs()))?;
         if a[pivot * k + col].abs() < 1e-300 {
@@ -233,21 +243,26 @@ fn candidates(min_x: f64) -> Vec<(&'static str, Vec<BasisFn>, usize)> {
     all
 }
 
+/// The BIC of a fit with residual `rss` and `parameters` on `points`, with a floor on the residual that keeps
+/// exact fits comparable (below 1e-10 of the mean square output, simpler models win).
+fn bic(rss: f64, points: &[(f64, f64)], parameters: usize) -> f64 {
+    let n = points.len() as f64;
+    let scale = points.iter().map(|p| p.1 * p.1).sum::<f64>() / n;
+    n * (rss.max(1e-10 * scale.max(1e-12) * n) / n).ln() + parameters as f64 * n.ln()
+}
+
 /// The best model for the finite points of `points` by BIC, or `None` when fewer than 3 are finite.
 pub fn best_fit(points: &[(f64, f64)]) -> Option<Fit> {
     let points: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-    let n = points.len() as f64;
     if points.len() < 3 {
         return None;
     }
     let min_x = points.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let scale = points.iter().map(|p| p.1 * p.1).sum::<f64>() / n;
     let mut best: Option<Fit> = None;
     for (family, basis, nonlinear) in candidates(min_x) {
         let Some((coefficients, rss)) = solve(&basis, &points) else { continue };
-        // A floor on the residual keeps exact fits comparable: below it, simpler models win.
-        let rss_floor = rss.max(1e-10 * scale.max(1e-12) * n);
-        let bic = n * (rss_floor / n).ln() + (basis.len() + nonlinear) as f64 * n.ln();
+        let parameters = basis.len() + nonlinear;
+        let bic = bic(rss, &points, parameters);
         if best.as_ref().is_none_or(|b| bic < b.bic) {
             best = Some(Fit {
                 family: family.into(),
@@ -255,6 +270,7 @@ pub fn best_fit(points: &[(f64, f64)]) -> Option<Fit> {
                 coefficients,
                 rss,
                 bic,
+                parameters,
             });
         }
     }

@@ -12,8 +12,10 @@ use crate::error::{FindError, Result};
 /// An interpreter, as the command line (`lm-local`), specs (`LmLocal`) and the app name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum InterpreterKind {
-    /// The search scientist: active sampling, least-squares families, composition search.
+    /// The search scientist: active sampling, least-squares families, symbolic search, composition search.
     Scientist,
+    /// The search scientist with its family library alone for numbers (no symbolic search): the baseline.
+    Library,
     /// A random guess, without calls.
     Random,
     /// The loaded model as an LM agent (through its chat template).
@@ -24,13 +26,19 @@ pub enum InterpreterKind {
 
 impl InterpreterKind {
     /// Every interpreter.
-    pub const ALL: [InterpreterKind; 4] =
-        [InterpreterKind::Scientist, InterpreterKind::Random, InterpreterKind::LmLocal, InterpreterKind::LmEndpoint];
+    pub const ALL: [InterpreterKind; 5] = [
+        InterpreterKind::Scientist,
+        InterpreterKind::Library,
+        InterpreterKind::Random,
+        InterpreterKind::LmLocal,
+        InterpreterKind::LmEndpoint,
+    ];
 
     /// The command line's name (`lm-local`).
     pub fn name(self) -> &'static str {
         match self {
             InterpreterKind::Scientist => "scientist",
+            InterpreterKind::Library => "library",
             InterpreterKind::Random => "random",
             InterpreterKind::LmLocal => "lm-local",
             InterpreterKind::LmEndpoint => "lm-endpoint",
@@ -42,6 +50,7 @@ impl InterpreterKind {
     pub fn build<'a>(self, model: &'a Model, seed: u64) -> Result<Box<dyn Interpreter + 'a>> {
         Ok(match self {
             InterpreterKind::Scientist => Box::new(Scientist::new(seed)),
+            InterpreterKind::Library => Box::new(Scientist::library_only(seed)),
             InterpreterKind::Random => Box::new(RandomGuess::new(seed)),
             InterpreterKind::LmLocal => Box::new(LmAgent::new(LocalBackend::new(model, 96))),
             #[cfg(feature = "http")]

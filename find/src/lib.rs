@@ -11,6 +11,7 @@ pub mod evaluate;
 pub mod expr;
 pub mod fit;
 pub mod interpreters;
+pub mod model;
 pub mod neurons;
 pub mod pages;
 pub mod scientist;
@@ -18,6 +19,7 @@ pub mod score;
 pub mod session;
 pub mod strings;
 pub mod suite;
+pub mod symbolic;
 pub mod units;
 pub mod value;
 

@@ -1,21 +1,70 @@
 //! The search-based scientist: chooses its inputs actively (a wide sweep, random points, then dense sampling
-//! where the residuals of the best fit are large), fits every family by least squares with BIC model
-//! selection, finds a local corruption as the longest run of large residuals and reports its interval; for
-//! strings, checks every primitive and every composition of two against the observations, asking for more
-//! inputs while several candidates remain.
+//! where the residuals of the best fit are large), fits every family of its library by least squares with BIC
+//! model selection (the fast first guess), finds a local corruption as the longest run of large residuals and
+//! reports its interval, then runs the open-ended symbolic search ([`crate::symbolic`]) on the clean observations,
+//! spends rounds where the leading models disagree most, and answers with the model the parsimony criterion
+//! prefers, described from its structure; for strings, checks every primitive and every composition of two
+//! against the observations, asking for more inputs while several candidates remain.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::fit::{best_fit, Fit};
+use super::model::Model;
 use super::session::{Answer, Interpreter, Session};
 use super::strings::{compose, primitives};
+use super::symbolic::{self, residual_floor, Effort, Form};
 use crate::expr::Expr;
 use crate::value::Value;
+
+/// The most rounds the numeric scientist spends where its leading models disagree.
+const DISAGREEMENT_ROUNDS: usize = 3;
+
+/// How many of the symbolic search's best forms compete with the library's fit at the end.
+const FINALISTS: usize = 4;
+
+/// How many of the symbolic search's best forms are refitted after each of those rounds.
+const REFINED_AGAIN: usize = 8;
+
+/// Up to `count` inputs in [−128, 128] (a grid of step 0.25, those `keep` accepts, at least 1 apart) where the
+/// models disagree most; none when they agree everywhere to 1e-6 of the spread of their values.
+fn disagreement(models: &[Model], count: usize, keep: impl Fn(&Point) -> bool) -> Vec<Value> {
+    let grid: Vec<f64> = (0..1024).map(|i| -128.0 + 0.25 * i as f64 + 0.125).filter(|&x| keep(&(x, 0.0))).collect();
+    let values: Vec<Vec<f64>> = models.iter().map(|m| grid.iter().map(|&x| m.eval(x)).collect()).collect();
+    let finite = values.iter().flatten().filter(|v| v.is_finite());
+    let (low, high) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+    let spread = (high - low).max(1e-12);
+    let mut gaps: Vec<(f64, f64)> = (0..grid.len())
+        .map(|i| {
+            let at: Vec<f64> = values.iter().map(|v| v[i]).collect();
+            let gap = if at.iter().all(|v| v.is_finite()) {
+                at.iter().copied().fold(f64::NEG_INFINITY, f64::max) - at.iter().copied().fold(f64::INFINITY, f64::min)
+            } else if at.iter().any(|v| v.is_finite()) {
+                spread
+            } else {
+                0.0
+            };
+            (grid[i], gap)
+        })
+        .filter(|g| g.1 > 1e-6 * spread)
+        .collect();
+    gaps.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut chosen: Vec<f64> = Vec::with_capacity(count);
+    for (x, _) in gaps {
+        if chosen.len() < count && chosen.iter().all(|c| (c - x).abs() >= 1.0) {
+            chosen.push(x);
+        }
+    }
+    chosen.into_iter().map(Value::Num).collect()
+}
 
 /// The search-based scientist.
 pub struct Scientist {
     rng: StdRng,
+    /// Whether numeric functions also get the symbolic search (else the family library alone).
+    symbolic: bool,
+    /// The symbolic search's forms (built on the first numeric function).
+    forms: Vec<Form>,
     /// Every primitive and composition of two, parsed once, with its text and description (built on the first
     /// string function).
     string_candidates: Vec<(Expr, String, String)>,
@@ -24,7 +73,13 @@ pub struct Scientist {
 impl Scientist {
     /// A scientist whose random inputs come from `seed`.
     pub fn new(seed: u64) -> Self {
-        Scientist { rng: StdRng::seed_from_u64(seed), string_candidates: Vec::new() }
+        Scientist { rng: StdRng::seed_from_u64(seed), symbolic: true, forms: Vec::new(), string_candidates: Vec::new() }
+    }
+
+    /// A scientist that answers numeric functions with its family library alone, without the symbolic search (the
+    /// interpreter as it was before the search, kept as a baseline).
+    pub fn library_only(seed: u64) -> Self {
+        Scientist { symbolic: false, ..Scientist::new(seed) }
     }
 }
 
@@ -143,15 +198,57 @@ impl Scientist {
                 }
             }
         }
-        let mut code = fit.code();
-        let mut domain = "all x".to_string();
+        let outside = move |p: &Point| interval.is_none_or(|(low, high)| !(low..=high).contains(&p.0));
+        let clean: Vec<Point> = points.iter().copied().filter(outside).collect();
+        let model = self.discover(session, clean, fit, outside);
+        let (mut code, mut domain) = (model.code(), model.domain());
         if let Some((low, high)) = interval {
-            let inside: Vec<f64> = points.iter().filter(|p| (low..=high).contains(&p.0)).map(|p| p.1).collect();
+            let inside: Vec<f64> = points.iter().filter(|p| !outside(p)).map(|p| p.1).collect();
             let mean = inside.iter().sum::<f64>() / inside.len().max(1) as f64;
             code = format!("if((x >= {low}) * (x <= {high}), {mean}, {code})");
             domain = format!("corrupted on [{low}, {high}]: the output there is noise around {mean:.3}");
         }
-        Answer { description: format!("{} function: {}", fit.family, fit.code()), domain, code, interval }
+        Answer { description: model.description(), domain, code, interval }
+    }
+
+    /// The best model of the observations that `keep` accepts (`clean`): the library's fit against the forms of
+    /// the symbolic search, with rounds spent where the leading models disagree most (up to
+    /// [`DISAGREEMENT_ROUNDS`], while they disagree), chosen by the parsimony criterion.
+    fn discover(
+        &mut self,
+        session: &mut Session,
+        mut clean: Vec<Point>,
+        library: Fit,
+        keep: impl Fn(&Point) -> bool,
+    ) -> Model {
+        if !self.symbolic {
+            return Model::Library(library);
+        }
+        clean.retain(|p| p.1.is_finite());
+        if self.forms.is_empty() {
+            self.forms = symbolic::forms(4, 5);
+        }
+        let effort = Effort::default();
+        let mut found = symbolic::search(&clean, &self.forms, effort, self.rng.gen());
+        let mut library = library;
+        for _ in 0..DISAGREEMENT_ROUNDS {
+            let mut leaders = vec![Model::Library(library.clone())];
+            leaders.extend(found.iter().take(2).cloned().map(Model::Symbolic));
+            let inputs = disagreement(&leaders, session.budget.inputs_per_round.max(8), &keep);
+            if session.rounds_left() == 0 || inputs.is_empty() {
+                break;
+            }
+            let Ok(calls) = session.ask(&inputs) else { break };
+            clean.extend(numbers(&calls).into_iter().filter(|p| p.1.is_finite() && keep(p)));
+            library = library.refit(&clean).unwrap_or(library);
+            let again = Effort { refine_steps: effort.refine_steps / 2, ..effort };
+            found = symbolic::refine(found.into_iter().take(REFINED_AGAIN).collect(), &clean, again);
+        }
+        let floor = residual_floor(&clean.iter().map(|p| p.1).collect::<Vec<f64>>());
+        let candidates =
+            std::iter::once(Model::Library(library)).chain(found.into_iter().take(FINALISTS).map(Model::Symbolic));
+        let scored: Vec<(f64, Model)> = candidates.map(|m| (m.criterion(&clean, floor), m)).collect();
+        scored.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).map(|s| s.1).expect("the library's model is a candidate")
     }
 
     fn strings(&mut self, session: &mut Session) -> Answer {
@@ -247,7 +344,7 @@ pub fn random_word(rng: &mut StdRng) -> String {
 
 impl Interpreter for Scientist {
     fn name(&self) -> String {
-        "search scientist".into()
+        if self.symbolic { "search scientist" } else { "family library" }.into()
     }
 
     fn interpret(&mut self, session: &mut Session) -> Answer {

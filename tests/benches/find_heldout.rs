@@ -18,33 +18,42 @@ use integration_tests::find_heldout::{
 use integration_tests::root;
 use rand::SeedableRng;
 
-/// Per family or operation: functions, summed score, answers within NMSE 0.1 that name the family.
+/// Per family or operation: functions, summed score, answers within NMSE 0.1 that name the family, and every
+/// answer (right, structure named, description, code).
 #[derive(Default, serde::Serialize)]
 struct Tally {
     functions: usize,
     score: f64,
     named: usize,
+    answers: Vec<(bool, bool, String, String)>,
 }
 
 fn main() {
-    let (numeric, strings_per_operation, seed) = (200, 10, 0);
+    // `cargo bench ... -- N` scores N numeric functions (default 200) and N / 20 strings per operation.
+    let numeric: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200);
+    let (strings_per_operation, seed) = (numeric.div_ceil(20), 0);
     let budget = Budget::default();
     let suite = numeric_suite(seed, numeric);
     let operations = string_operations();
     let mut report = serde_json::Map::new();
     let started = std::time::Instant::now();
     let interpreters: Vec<Box<dyn Interpreter>> =
-        vec![Box::new(Scientist::new(seed)), Box::new(RandomGuess::new(seed))];
+        vec![Box::new(Scientist::new(seed)), Box::new(Scientist::library_only(seed)), Box::new(RandomGuess::new(seed))];
     for mut interpreter in interpreters {
         let mut families: BTreeMap<&str, Tally> = BTreeMap::new();
-        for held in &suite {
+        for (i, held) in suite.iter().enumerate() {
+            if i % 20 == 0 {
+                eprintln!("{}: {i} functions, {:.1} s", interpreter.name(), started.elapsed().as_secs_f64());
+            }
             let mut black_box = SuiteFunction::new(&held.spec, seed);
             let answer = interpreter.interpret(&mut Session::new(&mut black_box, budget));
             let s = score(&held.spec, &answer);
             let tally = families.entry(held.family).or_default();
             tally.functions += 1;
             tally.score += s.value;
-            tally.named += usize::from(s.value == 1.0 && names_family(held.family, &answer.code));
+            let named = s.value == 1.0 && names_family(held.family, &answer.code);
+            tally.named += usize::from(named);
+            tally.answers.push((s.value == 1.0, named, answer.description.clone(), answer.code.clone()));
         }
         let mut operations_tally: BTreeMap<&str, Tally> = BTreeMap::new();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -55,7 +64,9 @@ fn main() {
                 let inputs: Vec<String> = (0..10).map(|_| string_input(&mut rng)).collect();
                 let tally = operations_tally.entry(op.operation).or_default();
                 tally.functions += 1;
-                tally.score += string_score(op.apply, &answer.code, &inputs);
+                let value = string_score(op.apply, &answer.code, &inputs);
+                tally.score += value;
+                tally.answers.push((value == 1.0, false, answer.description.clone(), answer.code.clone()));
             }
         }
         let total = |t: &BTreeMap<&str, Tally>| {
