@@ -3,6 +3,7 @@
 
 use crate::fit::Fit;
 use crate::symbolic::describe::{describe, domain};
+use crate::symbolic::piecewise::Piecewise;
 use crate::symbolic::{criterion, Fitted};
 
 /// A fitted model of a numeric function.
@@ -12,6 +13,8 @@ pub enum Model {
     Library(Fit),
     /// A form of the symbolic search.
     Symbolic(Fitted),
+    /// Two forms joined at a breakpoint.
+    Piecewise(Piecewise),
 }
 
 impl Model {
@@ -20,6 +23,7 @@ impl Model {
         match self {
             Model::Library(fit) => fit.eval(x),
             Model::Symbolic(fit) => fit.eval(&[x])[0],
+            Model::Piecewise(fit) => fit.eval(x),
         }
     }
 
@@ -28,6 +32,7 @@ impl Model {
         match self {
             Model::Library(fit) => fit.code(),
             Model::Symbolic(fit) => fit.code(),
+            Model::Piecewise(fit) => fit.code(),
         }
     }
 
@@ -36,15 +41,19 @@ impl Model {
         match self {
             Model::Library(fit) => format!("{} function: {}", fit.family, fit.code()),
             Model::Symbolic(fit) => format!("{}: {}", describe(fit), fit.code()),
+            Model::Piecewise(fit) => format!(
+                "in two pieces, changing at x = {}: below it {}; from it {}: {}",
+                crate::symbolic::form::number(fit.at),
+                describe(&fit.left),
+                describe(&fit.right),
+                fit.code()
+            ),
         }
     }
 
     /// Where the model is defined on FIND's range.
     pub fn domain(&self) -> String {
-        match self {
-            Model::Library(_) => "all x".into(),
-            Model::Symbolic(fit) => domain(fit),
-        }
+        domain(|x| self.eval(x))
     }
 
     /// The parsimony criterion of the model on `points` (residual floor `floor`): BIC plus description length; a
@@ -59,6 +68,7 @@ impl Model {
                 let xs: Vec<f64> = points.iter().map(|p| p.0).collect();
                 criterion(rss, floor, points.len(), fit.effective_parameters(&xs), fit.form.complexity())
             }
+            Model::Piecewise(fit) => fit.criterion(points, floor),
         }
     }
 }

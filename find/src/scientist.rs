@@ -13,12 +13,19 @@ use super::fit::{best_fit, Fit};
 use super::model::Model;
 use super::session::{Answer, Interpreter, Session};
 use super::strings::{compose, primitives};
+use super::symbolic::piecewise::{breakpoints, fit_piecewise};
 use super::symbolic::{self, residual_floor, Effort, Form};
 use crate::expr::Expr;
 use crate::value::Value;
 
 /// The most rounds the numeric scientist spends where its leading models disagree.
 const DISAGREEMENT_ROUNDS: usize = 3;
+
+/// A model that explains less than this share of the variance is tried against two pieces.
+const PIECEWISE_BELOW: f64 = 0.999;
+
+/// How many breakpoints are tried.
+const BREAKPOINTS: usize = 4;
 
 /// How many of the symbolic search's best forms compete with the library's fit at the end.
 const FINALISTS: usize = 4;
@@ -65,6 +72,8 @@ pub struct Scientist {
     symbolic: bool,
     /// The symbolic search's forms (built on the first numeric function).
     forms: Vec<Form>,
+    /// The smaller forms the pieces of a piecewise model are searched among (built when first needed).
+    piece_forms: Vec<Form>,
     /// Every primitive and composition of two, parsed once, with its text and description (built on the first
     /// string function).
     string_candidates: Vec<(Expr, String, String)>,
@@ -73,7 +82,13 @@ pub struct Scientist {
 impl Scientist {
     /// A scientist whose random inputs come from `seed`.
     pub fn new(seed: u64) -> Self {
-        Scientist { rng: StdRng::seed_from_u64(seed), symbolic: true, forms: Vec::new(), string_candidates: Vec::new() }
+        Scientist {
+            rng: StdRng::seed_from_u64(seed),
+            symbolic: true,
+            forms: Vec::new(),
+            piece_forms: Vec::new(),
+            string_candidates: Vec::new(),
+        }
     }
 
     /// A scientist that answers numeric functions with its family library alone, without the symbolic search (the
@@ -248,7 +263,29 @@ impl Scientist {
         let candidates =
             std::iter::once(Model::Library(library)).chain(found.into_iter().take(FINALISTS).map(Model::Symbolic));
         let scored: Vec<(f64, Model)> = candidates.map(|m| (m.criterion(&clean, floor), m)).collect();
-        scored.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).map(|s| s.1).expect("the library's model is a candidate")
+        let (_, best) =
+            scored.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).expect("the library's model is a candidate");
+        self.split_if_better(best, &clean, floor)
+    }
+
+    /// `best`, or two pieces of small forms joined at a breakpoint when `best` explains less than
+    /// [`PIECEWISE_BELOW`] of the variance of `points` and the pieces win on the parsimony criterion.
+    fn split_if_better(&mut self, best: Model, points: &[Point], floor: f64) -> Model {
+        let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len().max(1) as f64;
+        let total: f64 = points.iter().map(|p| (p.1 - mean).powi(2)).sum();
+        let missed: f64 = points.iter().map(|&(x, y)| (y - best.eval(x)).powi(2)).sum();
+        if total <= 0.0 || missed < (1.0 - PIECEWISE_BELOW) * total {
+            return best;
+        }
+        if self.piece_forms.is_empty() {
+            self.piece_forms = symbolic::forms(3, 3);
+        }
+        let at = breakpoints(points, |x| best.eval(x), BREAKPOINTS);
+        let pieces = fit_piecewise(points, &at, &self.piece_forms, Effort::default(), self.rng.gen(), floor);
+        match pieces.map(Model::Piecewise) {
+            Some(split) if split.criterion(points, floor) < best.criterion(points, floor) => split,
+            _ => best,
+        }
     }
 
     fn strings(&mut self, session: &mut Session) -> Answer {
@@ -393,5 +430,33 @@ mod tests {
         assert!(row(&ours, Category::Corrupted).mean_interval_overlap.unwrap() > 0.5);
         assert!(row(&random, Category::Clean).mean_score < 0.3);
         assert!(ours.outcomes.iter().all(|o| o.transcript.len() <= 20));
+    }
+}
+
+#[cfg(test)]
+mod discovery_tests {
+    use super::*;
+    use crate::score::score;
+    use crate::session::{Budget, SuiteFunction};
+    use crate::suite::{Category, FunctionSpec};
+
+    fn answer(definition: &str) -> (Answer, f64) {
+        let spec = FunctionSpec::numeric(0, Category::Clean, "held out".into(), "all x".into(), definition.into());
+        let mut black_box = SuiteFunction::new(&spec, 0);
+        let answer = Scientist::new(0).interpret(&mut Session::new(&mut black_box, Budget::default()));
+        let nmse = score(&spec, &answer).nmse.unwrap_or(f64::INFINITY);
+        (answer, nmse)
+    }
+
+    #[test]
+    fn functions_outside_the_library_are_named_by_their_structure() {
+        let (clamp, nmse) = answer("min(max(x, -20), 30)");
+        assert!(nmse < 1e-6 && clamp.description.starts_with("x clamped to [-20, 30]"), "{clamp:?}");
+        // Its domain's edge is known to the spacing of the observations: FIND's scorer, which counts code that is
+        // undefined where the truth is defined as infinitely wrong, may fail it at x = -35.5; the structure holds.
+        let (root, _) = answer("floor(sqrt(x + 35.5))");
+        assert!(root.code.starts_with("floor(sqrt(") && root.domain.starts_with("x >= -35"), "{root:?}");
+        let (split, nmse) = answer("if(x < 20, 5 * sin(0.3 * x), 0.5 * x - 3)");
+        assert!(nmse < 1e-3 && split.description.starts_with("in two pieces, changing at x = "), "{split:?}");
     }
 }

@@ -286,12 +286,11 @@ fn read_from(form: &Form, params: &[f64], next: &mut usize) -> String {
     }
 }
 
-/// Where the fitted function is defined on FIND's range [−128, 128]: "all x", or the interval of x where it is
-/// finite ("x >= 12.5") when it is not finite elsewhere.
-pub fn domain(fit: &Fitted) -> String {
+/// Where a function is defined on FIND's range [−128, 128] (checked every 0.5): "all x", or the interval of x
+/// where it is finite ("x >= 12.5") when it is not finite elsewhere.
+pub fn domain(f: impl Fn(f64) -> f64) -> String {
     let xs: Vec<f64> = (-256..=256).map(|i| i as f64 / 2.0).collect();
-    let values = fit.eval(&xs);
-    let finite: Vec<f64> = xs.iter().zip(&values).filter(|(_, v)| v.is_finite()).map(|(x, _)| *x).collect();
+    let finite: Vec<f64> = xs.iter().copied().filter(|&x| f(x).is_finite()).collect();
     match (finite.first(), finite.last()) {
         _ if finite.len() == xs.len() => "all x".into(),
         (Some(&low), Some(&high)) if high >= 128.0 => format!("x >= {}", n(low)),
@@ -331,7 +330,8 @@ mod tests {
             "1.5 × the square root of the absolute value of (2x − 1) + 0"
         );
         let root = Form::Unary(Unary::Sqrt, Box::new(Form::Atom));
-        assert_eq!(domain(&fitted(root, vec![1.0, -12.5], 1.0, 0.0)), "x >= 12.5");
-        assert_eq!(domain(&fitted(other, vec![1.0, 0.0], 1.0, 0.0)), "all x");
+        let (root, other) = (fitted(root, vec![1.0, -12.5], 1.0, 0.0), fitted(other, vec![1.0, 0.0], 1.0, 0.0));
+        assert_eq!(domain(|x| root.eval(&[x])[0]), "x >= 12.5");
+        assert_eq!(domain(|x| other.eval(&[x])[0]), "all x");
     }
 }

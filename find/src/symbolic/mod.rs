@@ -8,6 +8,7 @@
 
 pub mod describe;
 pub mod form;
+pub mod piecewise;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -207,6 +208,15 @@ impl Hints {
         }
     }
 
+    /// The magnitude of an atom's slope: 1 (x itself, shifted) one time in four, else log-uniform on [0.002, 1.5].
+    fn scale(&self, rng: &mut StdRng) -> f64 {
+        if rng.gen_bool(0.25) {
+            1.0
+        } else {
+            log_uniform(rng, 0.002, 1.5)
+        }
+    }
+
     /// One of the strongest frequencies, the strongest most often.
     fn frequency(&self, rng: &mut StdRng) -> f64 {
         let pick = [0, 0, 0, 1, 2][rng.gen_range(0..5)];
@@ -314,7 +324,7 @@ fn start(
                 }
                 Some(Form::Unary(Unary::Sqrt | Unary::Log, _)) => {
                     // An argument positive on the observed x: zero at or beyond one end.
-                    let s = log_uniform(rng, 0.002, 1.5);
+                    let s = hints.scale(rng);
                     let margin = hints.span() * log_uniform(rng, 1e-3, 1.0);
                     if rng.gen_bool(0.5) {
                         (s, -s * (hints.low - margin))
@@ -323,12 +333,26 @@ fn start(
                     }
                 }
                 _ => {
-                    let sign = if rng.gen_bool(0.5) { 1.0 } else { -1.0 };
-                    let s = sign * log_uniform(rng, 0.002, 1.5);
+                    let s = hints.scale(rng) * if rng.gen_bool(0.5) { 1.0 } else { -1.0 };
                     (s, -s * hints.any_x(rng))
                 }
             };
             params.extend([a, b]);
+            form.eval(xs, &params[at..])
+        }
+        Form::Unary(step @ (Unary::Floor | Unary::Round), f) if rng.gen_bool(0.5) => {
+            // A staircase of a monotone operator of an atom: the atom that puts the operator's integer crossings
+            // at the observed jumps, when there is one.
+            match f.as_ref() {
+                Form::Unary(g, atom) if matches!(atom.as_ref(), Form::Atom) => {
+                    let crossing = if *step == Unary::Round { 0.5 } else { 0.0 };
+                    match staircase_atom(*g, &hints.jumps, crossing) {
+                        Some((a, b)) => params.extend([a, b]),
+                        None => drop(start(f, xs, Some(form), hints, rng, params)),
+                    }
+                }
+                _ => drop(start(f, xs, Some(form), hints, rng, params)),
+            }
             form.eval(xs, &params[at..])
         }
         Form::Unary(_, f) => {
@@ -359,6 +383,36 @@ fn start(
             form.eval(xs, &params[at..])
         }
     }
+}
+
+/// The atom `a·x + b` under the monotone operator `g` whose crossings of consecutive levels `k + crossing` fall on
+/// the sorted `jumps` (levels rising or falling, the first level searched over −20 to 60), by least squares on
+/// `g⁻¹(level) = a·x + b`; `None` for fewer than 3 jumps or an operator without an inverse here.
+fn staircase_atom(g: Unary, jumps: &[f64], crossing: f64) -> Option<(f64, f64)> {
+    let inverse = |v: f64| match g {
+        Unary::Sqrt if v >= 0.0 => Some(v * v),
+        Unary::Log => Some(v.exp()),
+        Unary::Cbrt => Some(v * v * v),
+        Unary::Square if v >= 0.0 => Some(v.sqrt()),
+        _ => None,
+    };
+    if jumps.len() < 3 {
+        return None;
+    }
+    let mut best: Option<(f64, (f64, f64))> = None;
+    for first in -20..=60 {
+        for direction in [1.0, -1.0] {
+            let targets: Option<Vec<f64>> =
+                (0..jumps.len()).map(|i| inverse(f64::from(first) + direction * i as f64 + crossing)).collect();
+            let Some(targets) = targets.filter(|t| t.iter().all(|v| v.is_finite())) else { continue };
+            let Some((a, b, rss)) = project(jumps, &targets) else { continue };
+            if a != 0.0 && best.as_ref().is_none_or(|(r, _)| rss < *r) {
+                // targets ≈ a·jumps + b, so the atom is the line itself.
+                best = Some((rss, (a, b)));
+            }
+        }
+    }
+    best.map(|(_, atom)| atom)
 }
 
 /// The projected fit of `form` with `params` on the points: (β₁, β₀, rss), or `None` where it is not finite.
