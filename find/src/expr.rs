@@ -361,6 +361,7 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value, ExprError> {
         };
     }
     super::strings::apply(name, &args)
+        .or_else(|| super::programs::apply(name, &args))
         .ok_or_else(|| ExprError::Eval(format!("unknown function {name} for arguments {args:?}")))
 }
 

@@ -14,6 +14,7 @@ pub mod interpreters;
 pub mod model;
 pub mod neurons;
 pub mod pages;
+pub mod programs;
 pub mod scientist;
 pub mod score;
 pub mod session;

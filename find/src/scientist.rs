@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use super::fit::{best_fit, Fit};
 use super::model::Model;
+use super::programs::pieces;
 use super::session::{Answer, Interpreter, Session};
 use super::strings::{compose, primitives};
 use super::symbolic::piecewise::{breakpoints, fit_piecewise};
@@ -74,9 +75,11 @@ pub struct Scientist {
     forms: Vec<Form>,
     /// The smaller forms the pieces of a piecewise model are searched among (built when first needed).
     piece_forms: Vec<Form>,
-    /// Every primitive and composition of two, parsed once, with its text and description (built on the first
-    /// string function).
-    string_candidates: Vec<(Expr, String, String)>,
+    /// Every primitive, composition of two and one-piece program, parsed once, with its text and description
+    /// (built on the first string function).
+    string_candidates: Vec<Candidate>,
+    /// Programs of a piece and a primitive, searched when none of those fits (built when first needed).
+    program_candidates: Vec<Candidate>,
 }
 
 impl Scientist {
@@ -88,6 +91,7 @@ impl Scientist {
             forms: Vec::new(),
             piece_forms: Vec::new(),
             string_candidates: Vec::new(),
+            program_candidates: Vec::new(),
         }
     }
 
@@ -289,7 +293,7 @@ impl Scientist {
     }
 
     fn strings(&mut self, session: &mut Session) -> Answer {
-        const PROBES: [&str; 24] = [
+        const PROBES: [&str; 28] = [
             "hello",
             "WORLD",
             "abc123",
@@ -314,6 +318,10 @@ impl Scientist {
             "snake_case",
             "LoOp",
             "interpretability",
+            "hello world",
+            "Big red Fox",
+            "snake case here",
+            "a1 b2 c3",
         ];
         let inputs: Vec<Value> = PROBES.iter().map(|s| Value::Str(s.to_string())).collect();
         if session.ask(&inputs).is_err() {
@@ -322,27 +330,37 @@ impl Scientist {
         if self.string_candidates.is_empty() {
             let prims = primitives();
             let pairs = prims.iter().flat_map(|f| prims.iter().map(move |g| compose(f, g)));
-            self.string_candidates = prims
-                .iter()
-                .cloned()
-                .chain(pairs)
-                .filter_map(|(e, d)| Expr::parse(&e).ok().map(|p| (p, e, d)))
-                .collect();
+            let pieces = pieces(&word_primitives(&prims));
+            self.string_candidates = parsed(prims.iter().cloned().chain(pairs).chain(pieces));
         }
-        let candidates = &self.string_candidates;
         let matches = |expr: &Expr, calls: &[(Value, Value)]| {
             calls.iter().filter(|(x, y)| matches!((x, y), (Value::Str(x), Value::Str(y)) if expr.eval_str(x).ok().as_deref() == Some(y.as_str()))).count()
         };
-        let mut consistent: Vec<usize> = Vec::new();
         let observations = session.observations();
-        for (i, (expr, _, _)) in candidates.iter().enumerate() {
-            if matches(expr, &observations) == observations.len() {
-                consistent.push(i);
+        let consistent_in = |pool: &[Candidate]| -> Vec<usize> {
+            (0..pool.len()).filter(|&i| matches(&pool[i].0, &observations) == observations.len()).collect()
+        };
+        let mut consistent = consistent_in(&self.string_candidates);
+        // No primitive, composition of two or one-piece program writes it: programs of a piece and a primitive.
+        let mut pool = &self.string_candidates;
+        if consistent.is_empty() {
+            if self.program_candidates.is_empty() {
+                let prims = primitives();
+                let pieces = pieces(&word_primitives(&prims));
+                let composed = pieces
+                    .iter()
+                    .flat_map(|p| prims.iter().flat_map(move |q| [compose_programs(p, q), compose_programs(q, p)]));
+                self.program_candidates = parsed(composed);
+            }
+            consistent = consistent_in(&self.program_candidates);
+            if !consistent.is_empty() {
+                pool = &self.program_candidates;
             }
         }
-        // Several candidates agree: ask more inputs to tell them apart.
+        let candidates = pool;
+        // Several candidates agree: ask more inputs (words and phrases) to tell them apart.
         while consistent.len() > 1 && session.rounds_left() > 0 {
-            let more: Vec<Value> = (0..24).map(|_| Value::Str(random_word(&mut self.rng))).collect();
+            let more: Vec<Value> = (0..24).map(|_| Value::Str(random_phrase(&mut self.rng))).collect();
             let Ok(calls) = session.ask(&more) else { break };
             let before = consistent.len();
             consistent.retain(|&i| matches(&candidates[i].0, &calls) == calls.len());
@@ -364,6 +382,31 @@ impl Scientist {
             None => Answer::default(),
         }
     }
+}
+
+/// A string program: parsed, its code, its description.
+type Candidate = (Expr, String, String);
+
+/// The programs of `programs` (code, description) that parse.
+fn parsed(programs: impl Iterator<Item = (String, String)>) -> Vec<Candidate> {
+    programs.filter_map(|(e, d)| Expr::parse(&e).ok().map(|p| (p, e, d))).collect()
+}
+
+/// The names of the primitives among `primitives` that take the string alone (`upper(x)`).
+fn word_primitives(primitives: &[(String, String)]) -> Vec<String> {
+    primitives.iter().filter_map(|(code, _)| code.strip_suffix("(x)").map(str::to_string)).collect()
+}
+
+/// The program "apply `g`, then `f`": `f`'s code with `g`'s in place of every `x`.
+fn compose_programs((f, f_description): &(String, String), (g, g_description): &(String, String)) -> (String, String) {
+    let code = f.replace("(x,", &format!("({g},")).replace("(x)", &format!("({g})"));
+    (code, format!("{g_description}, then {f_description}"))
+}
+
+/// A random word, or one time in two a phrase of two or three.
+fn random_phrase(rng: &mut StdRng) -> String {
+    let count = if rng.gen_bool(0.5) { 1 } else { rng.gen_range(2..=3) };
+    (0..count).map(|_| random_word(rng)).collect::<Vec<_>>().join(" ")
 }
 
 /// A random lower-case word with an occasional digit run or capitals.

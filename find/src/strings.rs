@@ -53,7 +53,8 @@ fn map_chars(s: &str, f: impl Fn(char) -> char) -> String {
     s.chars().map(f).collect()
 }
 
-fn one_string(name: &str, s: &str) -> Option<Value> {
+/// The one-argument primitive `name` of `s`; `None` when there is no such primitive.
+pub fn one_string(name: &str, s: &str) -> Option<Value> {
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len();
     let text = |t: String| Some(Value::Str(t));

@@ -231,6 +231,29 @@ pub fn string_operations() -> Vec<HeldOutString> {
     ]
 }
 
+/// String operations written after the scientist's program pieces (`find/src/programs.rs`), which were designed
+/// knowing [`string_operations`]: a check of the pieces on operations they were not shaped for. None was
+/// tried against the scientist before it was added here.
+pub fn later_string_operations() -> Vec<HeldOutString> {
+    vec![
+        HeldOutString {
+            operation: "every_other_word",
+            apply: |s| s.split(' ').step_by(2).collect::<Vec<_>>().join(" "),
+        },
+        HeldOutString { operation: "last_word", apply: |s| s.split(' ').next_back().unwrap_or("").to_string() },
+        HeldOutString {
+            operation: "upper_vowels",
+            apply: |s| s.chars().map(|c| if "aeiou".contains(c) { c.to_ascii_uppercase() } else { c }).collect(),
+        },
+        HeldOutString { operation: "word_count", apply: |s| s.split(' ').count().to_string() },
+        HeldOutString {
+            operation: "drop_first_of_each_word",
+            apply: |s| words_map(s, |w| w.chars().skip(1).collect()),
+        },
+        HeldOutString { operation: "wrap_brackets", apply: |s| format!("[{s}]") },
+    ]
+}
+
 /// Inputs of the string operations: a few words of lower- and upper-case letters and digits, from `rng`.
 pub fn string_input(rng: &mut StdRng) -> String {
     const WORDS: [&str; 24] = [
@@ -289,5 +312,13 @@ mod tests {
         assert_eq!(apply("drop_every_third", "abcdefg"), "abdeg");
         assert_eq!(apply("dash_between", "abc"), "a-b-c");
         assert_eq!(string_score(|s| s.to_uppercase(), "upper(x)", &["ab".into(), "Cd".into()]), 1.0);
+        let later = later_string_operations();
+        let apply = |name: &str, s: &str| (later.iter().find(|o| o.operation == name).unwrap().apply)(s);
+        assert_eq!(apply("every_other_word", "a b c d e"), "a c e");
+        assert_eq!(apply("last_word", "fox hotel"), "hotel");
+        assert_eq!(apply("upper_vowels", "Banana w42"), "BAnAnA w42");
+        assert_eq!(apply("word_count", "a b c"), "3");
+        assert_eq!(apply("drop_first_of_each_word", "apple Echo"), "pple cho");
+        assert_eq!(apply("wrap_brackets", "x7ray"), "[x7ray]");
     }
 }

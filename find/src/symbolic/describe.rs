@@ -5,10 +5,13 @@
 use super::form::{number, Binary, Form, Unary, WithConstant};
 use super::Fitted;
 
-/// A number for prose: 3 significant digits (whole numbers from 1,000).
+/// A number for prose: 3 significant digits (whole numbers from 1,000; 0 below 1e-6, the fits' own precision).
 fn n(v: f64) -> String {
     if !v.is_finite() {
         return format!("{v}");
+    }
+    if v.abs() < 1e-6 {
+        return "0".into();
     }
     let digits = if v == 0.0 { 0 } else { (2 - v.abs().log10().floor() as i32).clamp(0, 9) };
     let unit = 10f64.powi(digits);
