@@ -68,6 +68,10 @@ pub struct Interpretation {
     /// [-128, 128)), which FIND counts as right below 0.1; none for tokens and for code that does not run.
     #[serde(default)]
     pub nmse: Option<f64>,
+    /// For a number: the correlation of the answer's code with the unit on that grid (its simulation score as a
+    /// function, see [`crate::score::BlackBoxFit`]).
+    #[serde(default)]
+    pub simulation: Option<f64>,
 }
 
 fn token_texts(model: &Model, ids: &[u32]) -> Vec<String> {

@@ -90,9 +90,20 @@ pub fn nmse_at(code: &Expr, truths: &[(f64, f64)]) -> Result<f64, String> {
     })
 }
 
-/// The NMSE of `code` against a numeric black box on FIND's grid (what [`score`] does for a function of the suite,
-/// for a function without a ground truth, e.g. a neuron or feature); none when the code does not parse or run.
-pub fn black_box_nmse(function: &mut dyn BlackBox, code: &str) -> crate::Result<Option<f64>> {
+/// How an answer's code fits a numeric black box on FIND's grid.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BlackBoxFit {
+    /// FIND's NMSE (right below 0.1).
+    pub nmse: f64,
+    /// The Pearson correlation of the code's values with the function's: the answer's simulation score, as
+    /// OpenAI's automated interpretability scores a description by how its simulated activations correlate with
+    /// the real ones (0 where either side is constant or the code is not finite).
+    pub simulation: f64,
+}
+
+/// How `code` fits a numeric black box on FIND's grid (what [`score`] does for a function of the suite, for a
+/// function without a ground truth, e.g. a neuron or feature); none when the code does not parse or run.
+pub fn black_box_fit(function: &mut dyn BlackBox, code: &str) -> crate::Result<Option<BlackBoxFit>> {
     let Ok(code) = Expr::parse(code) else { return Ok(None) };
     let mut truths = Vec::new();
     for x in grid() {
@@ -100,7 +111,14 @@ pub fn black_box_nmse(function: &mut dyn BlackBox, code: &str) -> crate::Result<
             truths.extend(truth.is_finite().then_some((x, truth)));
         }
     }
-    Ok(nmse_at(&code, &truths).ok())
+    let Ok(nmse) = nmse_at(&code, &truths) else { return Ok(None) };
+    let predicted: Vec<f64> = truths.iter().map(|&(x, _)| code.eval_num(x).unwrap_or(f64::NAN)).collect();
+    let simulation = if predicted.iter().all(|p| p.is_finite()) {
+        crate::pages::correlation(&predicted, &truths.iter().map(|t| t.1).collect::<Vec<f64>>())
+    } else {
+        0.0
+    };
+    Ok(Some(BlackBoxFit { nmse, simulation }))
 }
 
 /// One row of the results table: an interpreter on one category.
@@ -203,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_black_box_is_scored_on_the_grid_where_it_is_finite() {
-        let nmse = |code: &str| black_box_nmse(&mut HalfConstant, code).unwrap();
+        let nmse = |code: &str| black_box_fit(&mut HalfConstant, code).unwrap().map(|f| f.nmse);
         assert_eq!(nmse("2"), Some(0.0));
         // (2 - 1)² / 2² at each of the 128 points x > 0; the others are skipped (else "1" would be infinite).
         assert_eq!(nmse("1"), Some(0.25));
@@ -211,5 +229,23 @@ mod tests {
         let by_hand: f64 = (0..128).map(|k| (1.5 - k as f64).powi(2)).sum::<f64>() / 512.0;
         assert!((nmse("x").unwrap() - by_hand).abs() < 1e-12);
         assert_eq!(nmse("x +"), None, "code that does not parse has no NMSE");
+        // The simulation score is a correlation: 0 against a constant, ±1 for any line against a line.
+        assert_eq!(black_box_fit(&mut HalfConstant, "x").unwrap().unwrap().simulation, 0.0);
+        let simulation = |code: &str| black_box_fit(&mut Ramp, code).unwrap().unwrap().simulation;
+        assert!((simulation("2 * x + 5") - 1.0).abs() < 1e-12 && (simulation("-x") + 1.0).abs() < 1e-12);
+        assert_eq!(simulation("sqrt(x - 200)"), 0.0, "code not finite where the function is scores 0");
+    }
+
+    /// f(x) = x where x > 0, not finite elsewhere.
+    struct Ramp;
+
+    impl BlackBox for Ramp {
+        fn numeric_input(&self) -> bool {
+            true
+        }
+        fn call(&mut self, x: &Value) -> crate::Result<Value> {
+            let Value::Num(x) = x else { unreachable!("numbers only") };
+            Ok(Value::Num(if *x > 0.0 { *x } else { f64::NAN }))
+        }
     }
 }

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use find::interpreters::InterpreterKind;
 use find::neurons::{UnitNumeric, UnitToken};
 use find::pages::{pages, Interpretation, UnitPage};
-use find::scientist::Scientist;
-use find::session::{BlackBox, Budget, Interpreter, Session};
+use find::session::{BlackBox, Budget, Session};
 use find::units::{Neurons, UnitKind, Units};
 use models::tch::{Device, Kind, Tensor};
 use models::{HookPoint, Model, Progress};
@@ -139,22 +139,42 @@ pub struct UnitFunction {
     pub template: String,
     /// `x` is a number (else a token).
     pub numeric: bool,
-    /// Rounds of the interpreter (the search scientist), 16 inputs each.
+    /// Rounds of the interpreter, 16 inputs each.
     pub rounds: usize,
+    /// The interpreter (the search scientist unless named; `Library`, its family library alone, is the baseline
+    /// before the symbolic search).
+    #[serde(default = "scientist")]
+    pub interpreter: InterpreterKind,
+}
+
+fn scientist() -> InterpreterKind {
+    InterpreterKind::Scientist
 }
 
 impl UnitFunction {
     /// The interpreter's answer for unit `index` of `units`.
-    fn interpret(&self, model: &Model, units: Box<dyn Units + '_>, index: usize, seed: u64) -> Result<Interpretation> {
+    pub fn interpret(
+        &self,
+        model: &Model,
+        units: Box<dyn Units + '_>,
+        index: usize,
+        seed: u64,
+    ) -> Result<Interpretation> {
         let mut function: Box<dyn BlackBox> = if self.numeric {
             Box::new(UnitNumeric::new(model, units, index, &self.template)?)
         } else {
             Box::new(UnitToken::new(model, units, index, &self.template)?)
         };
         let mut session = Session::new(function.as_mut(), Budget { rounds: self.rounds, inputs_per_round: 16 });
-        let answer = Scientist::new(seed).interpret(&mut session);
-        let nmse = if self.numeric { find::score::black_box_nmse(function.as_mut(), &answer.code)? } else { None };
-        Ok(Interpretation { template: self.template.clone(), numeric: self.numeric, answer, nmse })
+        let answer = self.interpreter.build(model, seed)?.interpret(&mut session);
+        let fit = if self.numeric { find::score::black_box_fit(function.as_mut(), &answer.code)? } else { None };
+        Ok(Interpretation {
+            template: self.template.clone(),
+            numeric: self.numeric,
+            answer,
+            nmse: fit.map(|f| f.nmse),
+            simulation: fit.map(|f| f.simulation),
+        })
     }
 }
 

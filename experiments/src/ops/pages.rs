@@ -4,9 +4,11 @@
 use std::path::Path;
 
 use find::pages::{neuron_pages, UnitPage};
+use find::units::Neurons;
 use models::{Model, Progress};
 use serde::{Deserialize, Serialize};
 
+use super::features::UnitFunction;
 use super::{write_file, write_json, Context, Operation, Report};
 use crate::error::{ExperimentError, Result};
 use crate::units::Split;
@@ -32,6 +34,9 @@ pub struct PagesSettings {
     /// itself). Unset: every neuron in one unit, reading the files once.
     #[serde(default)]
     pub neurons_per_unit: Option<usize>,
+    /// Every neuron also described by a FIND interpreter as a function of `x` written into a template.
+    #[serde(default)]
+    pub function: Option<UnitFunction>,
 }
 
 fn files() -> usize {
@@ -56,19 +61,30 @@ impl PagesSettings {
             held_out: held_out(),
             max_tokens: max_tokens(),
             neurons_per_unit: None,
+            function: None,
         }
     }
 
     /// Every neuron's page, read in one pass (what the app shows).
     pub fn pages(&self, model: &Model, progress: &dyn Progress) -> Result<Vec<UnitPage>> {
-        self.pages_of(&self.neurons, model, progress)
+        self.pages_of(&self.neurons, model, progress, 0)
     }
 
-    /// The pages of `neurons` of the layer.
-    fn pages_of(&self, neurons: &[usize], model: &Model, progress: &dyn Progress) -> Result<Vec<UnitPage>> {
+    /// The pages of `neurons` of the layer, interpreted as functions when asked (the interpreter drawing from
+    /// `seed`).
+    fn pages_of(&self, neurons: &[usize], model: &Model, progress: &dyn Progress, seed: u64) -> Result<Vec<UnitPage>> {
         let mut documents = probes::corpus::stdlib_documents(self.files + self.held_out)?;
         let held_out = documents.split_off(self.files.min(documents.len()));
-        Ok(neuron_pages(model, self.layer, neurons, &documents, &held_out, self.max_tokens, progress)?)
+        let mut pages = neuron_pages(model, self.layer, neurons, &documents, &held_out, self.max_tokens, progress)?;
+        if let Some(function) = &self.function {
+            progress.begin("interpreting neurons as functions", pages.len() as u64);
+            for page in &mut pages {
+                page.interpretation =
+                    Some(function.interpret(model, Box::new(Neurons(self.layer)), page.index, seed)?);
+                progress.advance(1);
+            }
+        }
+        Ok(pages)
     }
 
     /// The neurons of each unit, checked without the model.
@@ -117,7 +133,7 @@ impl Split for PagesSettings {
         let neurons = units
             .get(index)
             .ok_or_else(|| ExperimentError::Data(format!("neuron-page unit {index} asked for, of {}", units.len())))?;
-        self.pages_of(neurons, model, context.progress)
+        self.pages_of(neurons, model, context.progress, context.seed)
     }
 
     fn merge(&self, units: Vec<Vec<UnitPage>>, _model: &Model, _context: &Context) -> Result<PagesReport> {
@@ -128,27 +144,44 @@ impl Split for PagesSettings {
 impl PagesReport {
     /// One CSV row per page.
     pub fn to_csv(&self) -> String {
-        let mut csv = String::from("layer,neuron,simulation_score,held_out_tokens,tokens\n");
+        let mut csv =
+            String::from("layer,neuron,simulation_score,held_out_tokens,tokens,function_nmse,function_simulation\n");
         for page in &self.pages {
+            let function = page.interpretation.as_ref();
+            let number = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
             csv.push_str(&format!(
-                "{},{},{:.4},{},\"{}\"\n",
+                "{},{},{:.4},{},\"{}\",{},{}\n",
                 page.layer,
                 page.index,
                 page.simulation_score,
                 page.held_out_tokens,
-                page.tokens.join(" ").replace('"', "\"\"")
+                page.tokens.join(" ").replace('"', "\"\""),
+                number(function.and_then(|f| f.nmse)),
+                number(function.and_then(|f| f.simulation))
             ));
         }
         csv
+    }
+
+    /// How many neurons' functions the interpreter's code simulates with a correlation of at least 0.5, of those
+    /// interpreted as numeric functions; none when none was.
+    pub fn functions_simulated(&self) -> Option<(usize, usize)> {
+        let scores: Vec<f64> = self.pages.iter().filter_map(|p| p.interpretation.as_ref()?.simulation).collect();
+        (!scores.is_empty()).then(|| (scores.iter().filter(|&&s| s >= 0.5).count(), scores.len()))
     }
 }
 
 impl Report for PagesReport {
     fn summary(&self) -> Vec<String> {
-        self.pages
+        let mut lines: Vec<String> = self
+            .pages
             .iter()
             .map(|p| format!("{}.{}: {} (simulation score {:.3})", p.layer, p.index, p.description, p.simulation_score))
-            .collect()
+            .collect();
+        if let Some((good, of)) = self.functions_simulated() {
+            lines.push(format!("as functions of x: {good} of {of} neurons simulated with a correlation >= 0.5"));
+        }
+        lines
     }
 
     fn write(&self, dir: &Path) -> Result<Vec<String>> {

@@ -4,8 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
+use experiments::ops::features::UnitFunction;
 use experiments::ops::{Context, Operation, Report};
+use find::interpreters::InterpreterKind;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::{parse_device, parse_kind, LoadOptions, Model, Progress};
 
@@ -39,6 +42,42 @@ pub struct PageFilesArgs {
     /// Tokens read per file.
     #[arg(long, default_value_t = 256)]
     pub max_tokens: usize,
+}
+
+/// A paged unit also described by a FIND interpreter as a function of x written into a template (shared by
+/// `interpret pages` and `features pages`).
+#[derive(Debug, Args)]
+pub struct UnitFunctionArgs {
+    /// Also describe every paged unit with the FIND interpreter as a function of x written into this template
+    /// ('x = {x}' for numbers, 'import {x}' with --token).
+    #[arg(long)]
+    pub template: Option<String>,
+    /// x is a token, not a number.
+    #[arg(long, requires = "template")]
+    pub token: bool,
+    /// Rounds of the interpreter (16 inputs each).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// The interpreter (library: the scientist's family library alone, the baseline before its symbolic search).
+    #[arg(long = "function-interpreter", value_parser = interpreter_parser(), default_value = "scientist")]
+    pub interpreter: InterpreterKind,
+}
+
+impl UnitFunctionArgs {
+    /// The settings, when a template was given.
+    pub fn settings(&self) -> Option<UnitFunction> {
+        self.template.as_ref().map(|template| UnitFunction {
+            template: template.clone(),
+            numeric: !self.token,
+            rounds: self.rounds,
+            interpreter: self.interpreter,
+        })
+    }
+}
+
+/// The parser of an interpreter's name.
+pub fn interpreter_parser() -> impl TypedValueParser<Value = InterpreterKind> {
+    PossibleValuesParser::new(InterpreterKind::ALL.map(InterpreterKind::name)).try_map(|s| s.parse::<InterpreterKind>())
 }
 
 impl ModelArgs {

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use experiments::ops::dictionary::{EvalDictionarySettings, Frontier, HeldOut, TrainDictionarySettings};
-use experiments::ops::features::{FeaturePagesSettings, SteerFeaturesSettings, UnitFunction};
+use experiments::ops::features::{FeaturePagesSettings, SteerFeaturesSettings};
 use experiments::ops::Report;
 use probes::sparse::train::{Sparsity, TrainConfig};
 
-use super::args::{output_dir, print_summary, run_operation, ModelArgs, PageFilesArgs};
+use super::args::{output_dir, print_summary, run_operation, ModelArgs, PageFilesArgs, UnitFunctionArgs};
 
 /// `workbench features`.
 #[derive(Debug, Args)]
@@ -62,16 +62,8 @@ pub struct PagesArgs {
     neurons: usize,
     #[command(flatten)]
     page_files: PageFilesArgs,
-    /// Also describe every paged unit with the FIND interpreter as a function of x written into this template
-    /// ('x = {x}' for numbers, 'import {x}' with --token).
-    #[arg(long)]
-    template: Option<String>,
-    /// x is a token, not a number.
-    #[arg(long, requires = "template")]
-    token: bool,
-    /// Rounds of the interpreter.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    #[command(flatten)]
+    function: UnitFunctionArgs,
     /// Seed of the samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -246,11 +238,7 @@ pub fn run(command: &FeaturesCommand) -> Result<()> {
                 files: args.page_files.files,
                 held_out: args.page_files.held_out,
                 max_tokens: args.page_files.max_tokens,
-                function: args.template.as_ref().map(|template| UnitFunction {
-                    template: template.clone(),
-                    numeric: !args.token,
-                    rounds: args.rounds,
-                }),
+                function: args.function.settings(),
             };
             let out = output_dir(&args.out, "features-pages")?;
             run_operation(&settings, &args.model.load()?, args.seed, &out, args.model.json)

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
 use experiments::ops::interpret::InterpretSettings;
 use experiments::ops::pages::PagesSettings;
@@ -13,18 +12,13 @@ use find::neurons::UnitNumeric;
 use find::session::{Budget, Session};
 use find::units::Neurons;
 
-use super::args::{output_dir, run_operation, ModelArgs, PageFilesArgs};
+use super::args::{interpreter_parser, output_dir, run_operation, ModelArgs, PageFilesArgs, UnitFunctionArgs};
 
 /// `workbench interpret`.
 #[derive(Debug, Args)]
 pub struct InterpretArgs {
     #[command(subcommand)]
     pub command: InterpretCommand,
-}
-
-/// The parser of an interpreter's name.
-fn interpreter_parser() -> impl TypedValueParser<Value = InterpreterKind> {
-    PossibleValuesParser::new(InterpreterKind::ALL.map(InterpreterKind::name)).try_map(|s| s.parse::<InterpreterKind>())
 }
 
 /// What to interpret.
@@ -111,6 +105,11 @@ pub struct PagesArgs {
     neurons: Vec<usize>,
     #[command(flatten)]
     page_files: PageFilesArgs,
+    #[command(flatten)]
+    function: UnitFunctionArgs,
+    /// Seed of the interpreter.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Folder for the pages (default: runs/<time>-neuron-pages).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -163,7 +162,8 @@ fn pages(args: &PagesArgs) -> Result<()> {
         held_out: args.page_files.held_out,
         max_tokens: args.page_files.max_tokens,
         neurons_per_unit: None,
+        function: args.function.settings(),
     };
     let model = args.model.load()?;
-    run_operation(&settings, &model, 0, &output_dir(&args.out, "neuron-pages")?, args.model.json)
+    run_operation(&settings, &model, args.seed, &output_dir(&args.out, "neuron-pages")?, args.model.json)
 }
