@@ -2,6 +2,8 @@
 //! family is a few basis functions whose non-linear parameters (a kink, a centre, a frequency) are searched on
 //! a grid while the linear coefficients are solved exactly.
 
+use crate::parallel::parallel_map;
+
 /// One basis function of `x`, printable as an expression.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Basis {
@@ -131,13 +133,15 @@ impl Fit {
     }
 }
 
-/// Solves the least-squares problem for `basis` on `(x, y)`; `None` when a basis value is not finite or the
+/// Solves the least-squares problem for `basis` on `(x, y)` in one pass over the points (the residual from the
+/// normal equations, exact to rounding far below [`bic`]'s floor); `None` when a basis value is not finite or the
 /// system is singular.
 fn solve(basis: &[BasisFn], points: &[(f64, f64)]) -> Option<(Vec<f64>, f64)> {
     let k = basis.len();
     let mut gram = vec![0.0; k * k];
     let mut rhs = vec![0.0; k];
     let mut row = vec![0.0; k];
+    let mut squares = 0.0;
     for &(x, y) in points {
         for (r, b) in row.iter_mut().zip(basis) {
             *r = b.eval(x);
@@ -145,6 +149,7 @@ fn solve(basis: &[BasisFn], points: &[(f64, f64)]) -> Option<(Vec<f64>, f64)> {
                 return None;
             }
         }
+        squares += y * y;
         for i in 0..k {
             rhs[i] += row[i] * y;
             for j in 0..k {
@@ -152,15 +157,15 @@ fn solve(basis: &[BasisFn], points: &[(f64, f64)]) -> Option<(Vec<f64>, f64)> {
             }
         }
     }
+    let mut regularised = gram.clone();
     for i in 0..k {
-        gram[i * k + i] += 1e-9 * (1.0 + gram[i * k + i]);
+        regularised[i * k + i] += 1e-9 * (1.0 + gram[i * k + i]);
     }
-    let coefficients = gaussian_elimination(gram, rhs, k)?;
-    let rss = points
-        .iter()
-        .map(|&(x, y)| (y - basis.iter().zip(&coefficients).map(|(b, c)| c * b.eval(x)).sum::<f64>()).powi(2))
-        .sum();
-    Some((coefficients, rss))
+    let coefficients = gaussian_elimination(regularised, rhs.clone(), k)?;
+    // |y - A c|² = y·y - 2 c·(Aᵀy) + cᵀ (AᵀA) c.
+    let fitted: f64 = (0..k).map(|i| coefficients[i] * (0..k).map(|j| gram[i * k + j] * coefficients[j]).sum::<f64>()).sum();
+    let cross: f64 = coefficients.iter().zip(&rhs).map(|(c, r)| c * r).sum();
+    Some((coefficients, (squares - 2.0 * cross + fitted).max(0.0)))
 }
 
 pub(crate) fn gaussian_elimination(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Option<Vec<f64>> {
@@ -258,11 +263,16 @@ pub fn best_fit(points: &[(f64, f64)]) -> Option<Fit> {
         return None;
     }
     let min_x = points.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let mut best: Option<Fit> = None;
-    for (family, basis, nonlinear) in candidates(min_x) {
-        let Some((coefficients, rss)) = solve(&basis, &points) else { continue };
+    let candidates = candidates(min_x);
+    let solved = parallel_map(&candidates, 0, |(_, basis, nonlinear), _| {
+        let (coefficients, rss) = solve(basis, &points)?;
         let parameters = basis.len() + nonlinear;
-        let bic = bic(rss, &points, parameters);
+        Some((bic(rss, &points, parameters), coefficients, rss, parameters))
+    });
+    // The first of the lowest BIC, as a sequential scan would find it.
+    let mut best: Option<Fit> = None;
+    for ((family, basis, _), solved) in candidates.into_iter().zip(solved) {
+        let Some((bic, coefficients, rss, parameters)) = solved else { continue };
         if best.as_ref().is_none_or(|b| bic < b.bic) {
             best = Some(Fit {
                 family: family.into(),

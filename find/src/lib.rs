@@ -12,6 +12,7 @@ pub mod expr;
 pub mod fit;
 pub mod interpreters;
 pub mod model;
+mod parallel;
 pub mod neurons;
 pub mod pages;
 pub mod programs;

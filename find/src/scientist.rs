@@ -143,11 +143,19 @@ fn grid_mean(fit: &Fit) -> f64 {
 }
 
 /// A local corruption: a flat run that a fit to the other points does not explain, at the level of that fit's
-/// mean (FIND replaces the output by noise around the function's mean). Returns the interval and the fit
-/// without it.
-fn find_corruption(points: &[(f64, f64)]) -> Option<((f64, f64), Fit)> {
+/// mean (FIND replaces the output by noise around the function's mean); `fit` is the fit to every point. Returns
+/// the interval and the fit without it.
+fn find_corruption(points: &[(f64, f64)], fit: &Fit) -> Option<((f64, f64), Fit)> {
+    let spread = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max)
+        - points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let mean = grid_mean(fit);
     let mut best: Option<(f64, (f64, f64), Fit)> = None;
     for ((low, high), level) in flat_runs(points) {
+        // The noise sits at the function's mean, which the corruption barely moves: runs far from the mean of
+        // `fit` (to every point) are not refitted.
+        if (level - mean).abs() >= 2.0 * (0.35 + 0.05 * spread) {
+            continue;
+        }
         let (inside, outside): (Vec<Point>, Vec<Point>) = points.iter().partition(|p| (low..=high).contains(&p.0));
         let Some(clean) = best_fit(&outside) else { continue };
         let error = |pts: &[(f64, f64)]| {
@@ -196,7 +204,7 @@ impl Scientist {
             }
         }
         let mut interval = None;
-        if let Some(((low, high), clean)) = find_corruption(&points) {
+        if let Some(((low, high), clean)) = find_corruption(&points, &fit) {
             (interval, fit) = (Some((low, high)), clean);
             // Refine the edges with a dense round on each side.
             let half = per_round / 2;
@@ -212,7 +220,7 @@ impl Scientist {
                 .collect();
             if session.rounds_left() > 0 && session.ask(&edges).is_ok() {
                 points = numbers(&session.observations());
-                if let Some((refined, clean)) = find_corruption(&points).filter(|(r, _)| r.0 <= high && r.1 >= low) {
+                if let Some((refined, clean)) = find_corruption(&points, &fit).filter(|(r, _)| r.0 <= high && r.1 >= low) {
                     (interval, fit) = (Some(refined), clean);
                 }
             }
@@ -232,7 +240,9 @@ impl Scientist {
 
     /// The best model of the observations that `keep` accepts (`clean`): the library's fit against the forms of
     /// the symbolic search, with rounds spent where the leading models disagree most (up to
-    /// [`DISAGREEMENT_ROUNDS`], while they disagree), chosen by the parsimony criterion.
+    /// [`DISAGREEMENT_ROUNDS`], while they disagree), chosen by the parsimony criterion. A library fit already
+    /// exact to the residual floor is kept without a search: no form can fit better, and the library's exact
+    /// fits name their structure (a floor, a root, a power).
     fn discover(
         &mut self,
         session: &mut Session,
@@ -244,6 +254,10 @@ impl Scientist {
             return Model::Library(library);
         }
         clean.retain(|p| p.1.is_finite());
+        let missed: f64 = clean.iter().map(|&(x, y)| (y - library.eval(x)).powi(2)).sum();
+        if missed <= residual_floor(&clean.iter().map(|p| p.1).collect::<Vec<f64>>()) {
+            return Model::Library(library);
+        }
         if self.forms.is_empty() {
             self.forms = symbolic::forms(4, 5);
         }
@@ -273,12 +287,14 @@ impl Scientist {
     }
 
     /// `best`, or two pieces of small forms joined at a breakpoint when `best` explains less than
-    /// [`PIECEWISE_BELOW`] of the variance of `points` and the pieces win on the parsimony criterion.
+    /// [`PIECEWISE_BELOW`] of the variance of `points`, misses by more than twice the noise (what is left is not
+    /// noise), and the pieces win on the parsimony criterion.
     fn split_if_better(&mut self, best: Model, points: &[Point], floor: f64) -> Model {
         let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len().max(1) as f64;
         let total: f64 = points.iter().map(|p| (p.1 - mean).powi(2)).sum();
         let missed: f64 = points.iter().map(|&(x, y)| (y - best.eval(x)).powi(2)).sum();
-        if total <= 0.0 || missed < (1.0 - PIECEWISE_BELOW) * total {
+        let noise = points.len() as f64 * symbolic::noise_variance(points);
+        if total <= 0.0 || missed < (1.0 - PIECEWISE_BELOW) * total || missed <= 2.0 * noise {
             return best;
         }
         if self.piece_forms.is_empty() {
