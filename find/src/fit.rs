@@ -113,11 +113,37 @@ impl Fit {
     pub fn refit(&self, points: &[(f64, f64)]) -> Option<Fit> {
         let basis: Vec<BasisFn> = self.basis.iter().map(|b| b.f).collect();
         let (coefficients, rss) = solve(&basis, points)?;
-        Some(Fit { coefficients, rss, bic: bic(rss, points, self.parameters), ..self.clone() })
+        let family = if self.family == "modulo" { "linear plus floor".into() } else { self.family.clone() };
+        Some(Fit { family, coefficients, rss, bic: bic(rss, points, self.parameters), ..self.clone() }.named())
+    }
+
+    /// Slope s, period p and offset c when the fit is `s·(x mod p) + c` (a line plus a floor whose jumps take back
+    /// exactly what the line gains over one period: x mod p = x − p·floor(x / p)).
+    fn sawtooth(&self) -> Option<(f64, f64, f64)> {
+        let basis: Vec<BasisFn> = self.basis.iter().map(|b| b.f).collect();
+        let ([BasisFn::One, BasisFn::Power(1), BasisFn::Floor(p)], &[c, line, floor]) =
+            (basis.as_slice(), self.coefficients.as_slice())
+        else {
+            return None;
+        };
+        let slope = line / 128.0;
+        (floor != 0.0 && (slope * p + floor).abs() <= 1e-4 * floor.abs()).then_some((slope, *p, c))
+    }
+
+    /// The family's name, "modulo" for a line plus a floor that is one.
+    fn named(self) -> Fit {
+        if self.sawtooth().is_some() {
+            Fit { family: "modulo".into(), ..self }
+        } else {
+            self
+        }
     }
 
     /// The fitted function as an expression of `x`.
     pub fn code(&self) -> String {
+        if let Some((slope, period, offset)) = self.sawtooth() {
+            return format!("({slope}) * (x % {period}) + ({offset})");
+        }
         let terms: Vec<String> = self
             .basis
             .iter()
@@ -163,7 +189,8 @@ fn solve(basis: &[BasisFn], points: &[(f64, f64)]) -> Option<(Vec<f64>, f64)> {
     }
     let coefficients = gaussian_elimination(regularised, rhs.clone(), k)?;
     // |y - A c|² = y·y - 2 c·(Aᵀy) + cᵀ (AᵀA) c.
-    let fitted: f64 = (0..k).map(|i| coefficients[i] * (0..k).map(|j| gram[i * k + j] * coefficients[j]).sum::<f64>()).sum();
+    let fitted: f64 =
+        (0..k).map(|i| coefficients[i] * (0..k).map(|j| gram[i * k + j] * coefficients[j]).sum::<f64>()).sum();
     let cross: f64 = coefficients.iter().zip(&rhs).map(|(c, r)| c * r).sum();
     Some((coefficients, (squares - 2.0 * cross + fitted).max(0.0)))
 }
@@ -284,7 +311,7 @@ pub fn best_fit(points: &[(f64, f64)]) -> Option<Fit> {
             });
         }
     }
-    best
+    best.map(Fit::named)
 }
 
 #[cfg(test)]
@@ -305,10 +332,12 @@ mod tests {
             ("step", Box::new(|x| if x > 12.0 { 5.0 } else { -1.0 })),
             ("absolute", Box::new(|x| -2.0 * (x + 30.0).abs() + 4.0)),
             ("sinusoid", Box::new(|x| 3.0 * (0.2 * x + 1.0).sin())),
+            ("modulo", Box::new(|x: f64| 2.0 * x.rem_euclid(13.0) + 1.0)),
         ];
         for (family, f) in cases {
             let fit = best_fit(&sample(&f)).unwrap();
             assert_eq!(fit.family, family, "{}", fit.code());
+            assert_eq!(fit.code().contains('%'), family == "modulo", "{}", fit.code());
             let code = Expr::parse(&fit.code()).unwrap();
             for x in [-100.5, -3.5, 0.5, 47.5] {
                 assert!((code.eval_num(x).unwrap() - fit.eval(x)).abs() < 1e-6, "{family}: {}", fit.code());

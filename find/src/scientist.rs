@@ -220,7 +220,9 @@ impl Scientist {
                 .collect();
             if session.rounds_left() > 0 && session.ask(&edges).is_ok() {
                 points = numbers(&session.observations());
-                if let Some((refined, clean)) = find_corruption(&points, &fit).filter(|(r, _)| r.0 <= high && r.1 >= low) {
+                if let Some((refined, clean)) =
+                    find_corruption(&points, &fit).filter(|(r, _)| r.0 <= high && r.1 >= low)
+                {
                     (interval, fit) = (Some(refined), clean);
                 }
             }

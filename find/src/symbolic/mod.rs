@@ -10,7 +10,6 @@ pub mod describe;
 pub mod form;
 pub mod piecewise;
 
-
 use rand::rngs::StdRng;
 use rand::Rng;
 
