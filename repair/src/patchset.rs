@@ -246,10 +246,21 @@ impl PatchSet {
     /// Loads a set saved by [`PatchSet::save`].
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| RepairError::file(path, e))?;
+        Self::parse(&text, path, |tensors| std::fs::read(tensors).map_err(|e| RepairError::file(tensors, e)))
+    }
+
+    /// A patch set from the text of its RON file (`path` names it in errors, and its folder holds the side file),
+    /// with the side file of tensors read by `read` from the path the text names. The side file must be a plain
+    /// file name: a patch set cannot send the reader outside its folder.
+    pub fn parse(text: &str, path: &Path, read: impl FnOnce(&Path) -> Result<Vec<u8>>) -> Result<Self> {
         let stored: Stored =
-            ron::from_str(&text).map_err(|e| RepairError::file(path, format!("not a patch set: {e}")))?;
+            ron::from_str(text).map_err(|e| RepairError::file(path, format!("not a patch set: {e}")))?;
+        if Path::new(&stored.tensors).file_name().is_none_or(|f| f != stored.tensors.as_str()) {
+            let why = format!("its tensors file {:?} is not a file name in the patch set's folder", stored.tensors);
+            return Err(RepairError::file(path, why));
+        }
         let tensors_path = path.parent().unwrap_or(Path::new(".")).join(&stored.tensors);
-        let bytes = std::fs::read(&tensors_path).map_err(|e| RepairError::file(&tensors_path, e))?;
+        let bytes = read(&tensors_path)?;
         let file = SafeTensors::deserialize(&bytes).map_err(|e| RepairError::file(&tensors_path, e))?;
         let read = |key: String| -> Result<Tensor> {
             let view = file.tensor(&key).map_err(|e| RepairError::file(&tensors_path, format!("{key}: {e}")))?;

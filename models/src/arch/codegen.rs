@@ -86,7 +86,7 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
     let (hd, rotary) = (d / heads, config.rotary_dim as i64);
     let mut loader = Loader::new(source, device, kind);
     let tokens = loader.get("transformer.wte.weight", &[vocab, d])?;
-    let mut blocks = Vec::with_capacity(config.n_layer);
+    let mut blocks = Vec::new(); // grown layer by layer: the config alone does not vouch for its layer count
     for l in 0..config.n_layer {
         let p = format!("transformer.h.{l}");
         let qkv = loader.raw(&format!("{p}.attn.qkv_proj.weight"), &[3 * d, d])?;
@@ -127,7 +127,7 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
         sliding_window: None,
         scales: Scales::NONE,
     };
-    Ok(Decoder::new(decoder_config, Embeddings { tokens, positions: None, final_norm, unembed }, blocks, hf_tensors))
+    Decoder::new(decoder_config, Embeddings { tokens, positions: None, final_norm, unembed }, blocks, hf_tensors)
 }
 
 /// The inverse of [`qkv_to_blocks`]: `[q; k; v]` back to CodeGen's shards of `[q, v, k]`.

@@ -251,12 +251,27 @@ pub type HfTensors = fn(&Decoder) -> Vec<(String, Tensor)>;
 
 impl Decoder {
     /// Assembles a model from parameters already on their device and in their dtype; `hf_tensors` writes it
-    /// back under Hugging Face names.
-    pub fn new(config: DecoderConfig, embeddings: Embeddings, blocks: Vec<Block>, hf_tensors: HfTensors) -> Self {
+    /// back under Hugging Face names. Refuses a shape no forward pass can run with ([`ModelShape::check`]) and
+    /// rotary embeddings that are odd, empty or wider than a head.
+    pub fn new(
+        config: DecoderConfig,
+        embeddings: Embeddings,
+        blocks: Vec<Block>,
+        hf_tensors: HfTensors,
+    ) -> Result<Self> {
+        config.shape.check()?;
+        if let Some((dim, _)) = config.rotary {
+            if dim <= 0 || dim % 2 != 0 || dim > config.shape.head_dim as i64 {
+                let why = format!(
+                    "{dim} rotary dimensions for heads of {}: must be even, 2 or more, at most the head's",
+                    config.shape.head_dim
+                );
+                return Err(ModelError::config("rotary_dim", why));
+            }
+        }
         let (device, kind) = (embeddings.tokens.device(), embeddings.tokens.kind());
-        let rope =
-            config.rotary.map(|(dim, base)| Rope::new(dim, base, config.shape.context_length as i64, device, kind));
-        Decoder { config, embeddings, blocks, rope, hf_tensors }
+        let rope = config.rotary.map(|(dim, base)| Rope::new(dim, base, device, kind));
+        Ok(Decoder { config, embeddings, blocks, rope, hf_tensors })
     }
 
     /// The configuration the model runs with.
@@ -531,23 +546,30 @@ impl<'a> Loader<'a> {
 
     /// Linear layers `{prefix}.weight` `[rows, inp]` (and `{prefix}.bias` `[rows]` when `bias`) stacked row-wise
     /// into one, as the decoder fuses q/k/v and gate/up. Each part is written into the fused tensor as it is read,
-    /// so loading holds one part in flight rather than every part and their concatenation.
+    /// so loading holds one part in flight rather than every part and their concatenation. The fused tensor is
+    /// allocated once the first part has been read, so that the checkpoint, not only the config, vouches for its size.
     pub fn stacked_linear(&mut self, parts: &[(&str, i64)], inp: i64, bias: bool) -> Result<Linear> {
         let rows = parts.iter().map(|(_, n)| n).sum::<i64>();
         let options = (self.kind, self.device);
-        let weight = Tensor::empty([rows, inp], options);
-        let fused_bias = bias.then(|| Tensor::empty([rows], options));
+        let mut fused: Option<Linear> = None;
         let mut offset = 0;
         for &(prefix, n) in parts {
             let part = self.raw(&format!("{prefix}.weight"), &[n, inp])?;
-            weight.narrow(0, offset, n).copy_(&part);
-            if let Some(fused_bias) = &fused_bias {
+            let linear = match &mut fused {
+                Some(linear) => linear,
+                None => {
+                    let bias = if bias { Some(Tensor::f_empty([rows], options)?) } else { None };
+                    fused.insert(Linear { weight: Tensor::f_empty([rows, inp], options)?, bias })
+                }
+            };
+            linear.weight.narrow(0, offset, n).copy_(&part);
+            if let Some(fused_bias) = &linear.bias {
                 let part = self.raw(&format!("{prefix}.bias"), &[n])?;
                 fused_bias.narrow(0, offset, n).copy_(&part);
             }
             offset += n;
         }
-        Ok(Linear { weight, bias: fused_bias })
+        fused.ok_or_else(|| ModelError::MissingTensor(format!("the parts of a fused linear layer: {parts:?}")))
     }
 
     /// A linear layer `{prefix}.weight` `[out, in]` with an optional `{prefix}.bias`.

@@ -113,7 +113,7 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
     };
     let tokens = loader.get("transformer.wte.weight", &[vocab, d])?;
     let positions = loader.get("transformer.wpe.weight", &[config.n_positions as i64, d])?;
-    let mut blocks = Vec::with_capacity(config.n_layer);
+    let mut blocks = Vec::new(); // grown layer by layer: the config alone does not vouch for its layer count
     for l in 0..config.n_layer {
         let p = format!("transformer.h.{l}");
         blocks.push(Block {
@@ -156,7 +156,7 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
     };
     let embeddings =
         Embeddings { tokens, positions: Some(positions), final_norm, unembed: Linear { weight: unembed, bias: None } };
-    Ok(Decoder::new(decoder_config, embeddings, blocks, hf_tensors))
+    Decoder::new(decoder_config, embeddings, blocks, hf_tensors)
 }
 
 /// The tensors of a GPT-2 or GPTBigCode model under Hugging Face names and layouts.

@@ -78,7 +78,7 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
     let hd = d / heads;
     let mut loader = Loader::new(source, device, kind);
     let tokens = loader.get("gpt_neox.embed_in.weight", &[vocab, d])?;
-    let mut blocks = Vec::with_capacity(config.num_hidden_layers);
+    let mut blocks = Vec::new(); // grown layer by layer: the config alone does not vouch for its layer count
     for l in 0..config.num_hidden_layers {
         let p = format!("gpt_neox.layers.{l}");
         let qkv_weight = loader.raw(&format!("{p}.attention.query_key_value.weight"), &[3 * d, d])?;
@@ -126,7 +126,7 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
     };
     let embeddings =
         Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };
-    Ok(Decoder::new(decoder_config, embeddings, blocks, hf_tensors))
+    Decoder::new(decoder_config, embeddings, blocks, hf_tensors)
 }
 
 /// The tensors of a GPT-NeoX model under Hugging Face names and layouts.

@@ -169,41 +169,43 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Tensor {
     }
 }
 
-/// Rotary position embeddings (rotate-half convention), precomputed for every position.
+/// Rotary position embeddings (rotate-half convention), computed for the positions of each forward pass: no table
+/// of every position the config allows, which a config claiming billions of positions would make enormous.
 pub struct Rope {
-    cos: Tensor,
-    sin: Tensor,
+    /// The inverse frequencies `[rotary_dim / 2]`, f32, on the model's device.
+    inv_freq: Tensor,
     /// `rotate_half` as a matrix of zeros and ±1: `x.matmul(half_turn)` is exactly `cat(-x2, x1)`, in one op.
     half_turn: Tensor,
     rotary_dim: i64,
+    kind: Kind,
 }
 
 impl Rope {
-    /// Tables for `rotary_dim` dimensions of each head, positions `0..max_positions`, computed in f32 the
-    /// way Hugging Face does (inverse frequencies, then position x frequency).
-    pub fn new(rotary_dim: i64, base: f64, max_positions: i64, device: Device, kind: Kind) -> Self {
+    /// Rotary embeddings of `rotary_dim` dimensions of each head, computed in f32 the way Hugging Face does
+    /// (inverse frequencies, then position x frequency) and used in `kind`.
+    pub fn new(rotary_dim: i64, base: f64, device: Device, kind: Kind) -> Self {
         let exponents = Tensor::arange_start_step(0, rotary_dim, 2, (Kind::Int64, Device::Cpu)).to_kind(Kind::Float)
             / rotary_dim as f64;
         let inv_freq = Tensor::pow_scalar(base, &exponents).reciprocal();
-        let positions = Tensor::arange(max_positions, (Kind::Int64, Device::Cpu)).to_kind(Kind::Float);
-        let freqs = positions.unsqueeze(1).matmul(&inv_freq.unsqueeze(0));
-        let emb = Tensor::cat(&[&freqs, &freqs], -1);
         let half = rotary_dim / 2;
         let identity = Tensor::eye(half, (Kind::Float, Device::Cpu));
         let zeros = Tensor::zeros([half, half], (Kind::Float, Device::Cpu));
         // out_j = -x_{half + j} and out_{half + j} = x_j, written as rows (inputs) by columns (outputs).
         let half_turn = Tensor::cat(&[Tensor::cat(&[&zeros, &identity], 1), Tensor::cat(&[-&identity, zeros], 1)], 0);
-        let place = |t: Tensor| t.to_device(device).to_kind(kind);
-        Rope { cos: place(emb.cos()), sin: place(emb.sin()), half_turn: place(half_turn), rotary_dim }
+        Rope {
+            inv_freq: inv_freq.to_device(device),
+            half_turn: half_turn.to_device(device).to_kind(kind),
+            rotary_dim,
+            kind,
+        }
     }
 
-    /// The cos and sin factors of `positions` `[batch, seq]`, shaped `[batch, 1, seq, rotary_dim]`; looked up
+    /// The cos and sin factors of `positions` `[batch, seq]`, shaped `[batch, 1, seq, rotary_dim]`; computed
     /// once per forward pass and shared by every layer.
     pub fn factors(&self, positions: &Tensor) -> (Tensor, Tensor) {
-        let (b, t) = (positions.size()[0], positions.size()[1]);
-        let flat = positions.flatten(0, -1);
-        let shape = [b, 1, t, self.rotary_dim];
-        (self.cos.index_select(0, &flat).view(shape), self.sin.index_select(0, &flat).view(shape))
+        let freqs = positions.to_kind(Kind::Float).unsqueeze(-1) * &self.inv_freq;
+        let emb = Tensor::cat(&[&freqs, &freqs], -1).unsqueeze(1);
+        (emb.cos().to_kind(self.kind), emb.sin().to_kind(self.kind))
     }
 
     /// Rotates the first `rotary_dim` dimensions of `x` `[batch, heads, seq, head_dim]` by the

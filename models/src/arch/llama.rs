@@ -226,7 +226,7 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
     );
     let mut loader = Loader::new(source, device, kind);
     let tokens = loader.get("model.embed_tokens.weight", &[vocab, d])?;
-    let mut blocks = Vec::with_capacity(config.num_hidden_layers);
+    let mut blocks = Vec::new(); // grown layer by layer: the config alone does not vouch for its layer count
     for l in 0..config.num_hidden_layers {
         let p = format!("model.layers.{l}");
         let (qkv, mlp_in) = if config.fused_projections {
@@ -272,7 +272,7 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
     let unembed = if untied { loader.get("lm_head.weight", &[vocab, d])? } else { tokens.shallow_clone() };
     let embeddings =
         Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };
-    Ok(Decoder::new(config.decoder_config(!untied)?, embeddings, blocks, hf_tensors))
+    Decoder::new(config.decoder_config(!untied)?, embeddings, blocks, hf_tensors)
 }
 
 #[cfg(test)]

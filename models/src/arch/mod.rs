@@ -54,6 +54,32 @@ pub struct ModelShape {
     pub tied_embeddings: bool,
 }
 
+impl ModelShape {
+    /// Refuses sizes no forward pass can run with: no heads, heads of no width, query heads that the key/value
+    /// heads do not divide, or an empty residual stream, MLP or vocabulary (a config can claim them with weights of
+    /// zero elements to match).
+    pub fn check(&self) -> crate::Result<()> {
+        let refuse = |key: &str, reason: String| Err(crate::ModelError::config(key, reason));
+        for (key, value) in [
+            ("hidden_size", self.d_model),
+            ("intermediate_size", self.d_mlp),
+            ("num_attention_heads", self.n_heads),
+            ("num_key_value_heads", self.n_kv_heads),
+            ("head_dim", self.head_dim),
+            ("vocab_size", self.vocab_size),
+        ] {
+            if value == 0 {
+                return refuse(key, format!("is 0 (or comes out as 0) for a {}", self.architecture));
+            }
+        }
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
+            let why = format!("{} key/value heads do not divide {} query heads", self.n_kv_heads, self.n_heads);
+            return refuse("num_key_value_heads", why);
+        }
+        Ok(())
+    }
+}
+
 /// One batch of token ids for a forward pass.
 pub struct ForwardInput<'a> {
     /// Token ids `[batch, seq]` (int64).

@@ -77,7 +77,7 @@ pub fn load(config: &Starcoder2Config, source: &mut dyn WeightSource, device: De
     let bias = config.use_bias;
     let mut loader = Loader::new(source, device, kind);
     let tokens = loader.get("model.embed_tokens.weight", &[vocab, d])?;
-    let mut blocks = Vec::with_capacity(config.num_hidden_layers);
+    let mut blocks = Vec::new(); // grown layer by layer: the config alone does not vouch for its layer count
     for l in 0..config.num_hidden_layers {
         let p = format!("model.layers.{l}");
         let (q, k, v) =
@@ -121,7 +121,7 @@ pub fn load(config: &Starcoder2Config, source: &mut dyn WeightSource, device: De
     };
     let embeddings =
         Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };
-    Ok(Decoder::new(decoder_config, embeddings, blocks, hf_tensors))
+    Decoder::new(decoder_config, embeddings, blocks, hf_tensors)
 }
 
 /// The tensors of a StarCoder2 model under Hugging Face names (views of the model's parameters).

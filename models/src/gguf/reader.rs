@@ -1,14 +1,13 @@
-//! Parsing of a GGUF file (version 2 or 3) over a memory map. Every read is bounds-checked, so a truncated
-//! or corrupt file gives a [`ModelError`] instead of a panic.
+//! Parsing of a GGUF file (version 2 or 3) over a memory map or bytes in memory. Every read is bounds-checked,
+//! and every count is checked against the bytes left before anything is reserved for it, so a truncated, corrupt
+//! or hostile file gives a [`ModelError`] instead of a panic or an allocation out of proportion to its size.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-
-use memmap2::Mmap;
 
 use super::dequant::{dequantize, GgmlType};
 use crate::error::{ModelError, Result};
+use crate::files::FileBytes;
 
 const MAGIC: &[u8; 4] = b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;
@@ -123,10 +122,10 @@ impl TensorInfo {
     }
 }
 
-/// An open GGUF file: parsed header and metadata, tensor infos, and the memory-mapped data.
+/// An open GGUF file: parsed header and metadata, tensor infos, and the (usually memory-mapped) data.
 pub struct GgufFile {
     path: PathBuf,
-    mmap: Mmap,
+    bytes: FileBytes,
     /// The GGUF format version (2 or 3).
     pub version: u32,
     /// Metadata in file order.
@@ -153,10 +152,13 @@ impl GgufFile {
     /// Opens and parses `path`. The tensor data stays on disk, memory-mapped, until it is read.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|e| ModelError::io(&path, e))?;
-        // SAFETY: the map is read-only and the file is not modified by this process while it is mapped.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(&path, e))?;
-        let mut cursor = Cursor { bytes: &mmap, pos: 0, path: &path };
+        let bytes = FileBytes::map(&path)?;
+        Self::parse(path, bytes)
+    }
+
+    /// Parses a GGUF file's bytes; `path` names them in errors.
+    pub fn parse(path: PathBuf, bytes: FileBytes) -> Result<Self> {
+        let mut cursor = Cursor { bytes: &bytes, pos: 0, path: &path };
         let magic = cursor.take(4, "the magic number")?;
         if magic != MAGIC {
             return Err(cursor.bad(format!("magic is {magic:?}, expected \"GGUF\"")));
@@ -189,7 +191,7 @@ impl GgufFile {
         };
         let data_start = (cursor.pos as u64).div_ceil(alignment) * alignment;
         let tensor_index = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Ok(GgufFile { path, mmap, version, metadata, index, tensors, tensor_index, data_start })
+        Ok(GgufFile { path, bytes, version, metadata, index, tensors, tensor_index, data_start })
     }
 
     /// The file this was read from.
@@ -230,7 +232,7 @@ impl GgufFile {
 
     /// The raw bytes of a tensor, checked against the end of the file.
     pub fn tensor_bytes(&self, info: &TensorInfo) -> Result<&[u8]> {
-        Ok(&self.mmap[self.tensor_range(info)?])
+        Ok(&self.bytes[self.tensor_range(info)?])
     }
 
     /// Where a tensor's bytes lie in the file, checked against its end.
@@ -248,12 +250,12 @@ impl GgufFile {
                 reason: format!("tensor {} has an offset that overflows", info.name),
             });
         };
-        if end > self.mmap.len() as u64 {
+        if end > self.bytes.len() as u64 {
             return Err(ModelError::Truncated {
                 path: self.path.clone(),
                 what: format!("the data of tensor {}", info.name),
                 needed: end,
-                available: self.mmap.len() as u64,
+                available: self.bytes.len() as u64,
             });
         }
         Ok(start as usize..end as usize)
@@ -263,9 +265,9 @@ impl GgufFile {
     pub fn dequantize(&self, name: &str) -> Result<(Vec<f32>, Vec<i64>)> {
         let info = self.tensor(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
         let range = self.tensor_range(info)?;
-        let values = dequantize(info.kind, &self.mmap[range.clone()], info.element_count() as usize)
+        let values = dequantize(info.kind, &self.bytes[range.clone()], info.element_count() as usize)
             .ok_or_else(|| ModelError::UnsupportedType { tensor: info.name.clone(), kind: info.kind.name() })?;
-        crate::files::release_mapped(&self.mmap, range.start, range.end);
+        self.bytes.release(range.start, range.end);
         Ok((values, info.torch_shape()))
     }
 }
