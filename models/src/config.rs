@@ -5,6 +5,11 @@ use serde_json::Value;
 
 use crate::error::{ModelError, Result};
 
+/// The largest size, count or id a config field may give (2^28): above every real model's widths, layer and head
+/// counts, vocabulary and context, and small enough that the product of three such numbers fits in 64 bits, so that
+/// shape arithmetic on a hostile config cannot overflow.
+pub const LARGEST_SIZE: u64 = 1 << 28;
+
 /// A parsed `config.json`.
 pub struct HfConfig {
     value: Value,
@@ -26,12 +31,18 @@ impl HfConfig {
         self.value["model_type"].as_str().ok_or_else(|| ModelError::config("model_type", "missing from config.json"))
     }
 
-    /// A required non-negative integer field.
+    /// A required non-negative integer field, at most [`LARGEST_SIZE`].
     pub fn usize(&self, key: &str) -> Result<usize> {
-        self.value[key]
+        let value = self.value[key]
             .as_u64()
-            .map(|v| v as usize)
-            .ok_or_else(|| ModelError::config(key, "missing from config.json or not a non-negative integer"))
+            .ok_or_else(|| ModelError::config(key, "missing from config.json or not a non-negative integer"))?;
+        if value > LARGEST_SIZE {
+            return Err(ModelError::config(
+                key,
+                format!("is {value}, more than any model has (at most {LARGEST_SIZE})"),
+            ));
+        }
+        Ok(value as usize)
     }
 
     /// An optional integer field.

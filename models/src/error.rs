@@ -86,6 +86,14 @@ pub enum ModelError {
     /// The tokenizer could not be built or failed on an input.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A library the workbench calls panicked on what it was given (see [`crate::panics::contain`]).
+    #[error("{what} failed inside a library, which panicked: {message}; the file is malformed or hostile")]
+    Foreign {
+        /// What was being read or done.
+        what: String,
+        /// The panic's message.
+        message: String,
+    },
     /// The chat template failed to render.
     #[error("chat template: {0}")]
     ChatTemplate(String),

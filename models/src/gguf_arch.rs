@@ -355,25 +355,34 @@ impl GgufArch {
         Some(format!("blk.{layer}.{short}.{suffix}"))
     }
 
-    /// A tensor as the Hugging Face checkpoint holds it, from the form it has in the GGUF file under `gguf_name`.
-    pub fn to_hf(&self, gguf_name: &str, t: Tensor, heads: Heads) -> Tensor {
+    /// A tensor as the Hugging Face checkpoint holds it, from the form it has in the GGUF file under `gguf_name`;
+    /// an error when its rows do not split into the heads the metadata gives.
+    pub fn to_hf(&self, gguf_name: &str, t: Tensor, heads: Heads) -> Result<Tensor> {
         self.convert(gguf_name, t, heads, Direction::ToHf)
     }
 
     /// A Hugging Face tensor in the form llama.cpp stores it under `gguf_name`.
-    pub fn to_gguf(&self, gguf_name: &str, t: Tensor, heads: Heads) -> Tensor {
+    pub fn to_gguf(&self, gguf_name: &str, t: Tensor, heads: Heads) -> Result<Tensor> {
         self.convert(gguf_name, t, heads, Direction::ToGguf)
     }
 
-    fn convert(&self, gguf_name: &str, t: Tensor, heads: Heads, direction: Direction) -> Tensor {
+    fn convert(&self, gguf_name: &str, t: Tensor, heads: Heads, direction: Direction) -> Result<Tensor> {
         let mut parts = gguf_name.rsplit('.');
         let (suffix, short) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let is_weight = suffix == "weight";
-        match self.stored {
+        let split = |groups: i64| {
+            let rows = t.size().first().copied().unwrap_or(0);
+            if groups <= 0 || rows % groups != 0 {
+                let why = format!("{rows} rows do not split into {groups} groups for the heads the metadata gives");
+                return Err(ModelError::config(gguf_name, why));
+            }
+            Ok(rows / groups)
+        };
+        Ok(match self.stored {
             Stored::AsIs => t,
             Stored::RotaryPermuted => match short {
-                "attn_q" => rotary_rows(&t, heads.query, direction),
-                "attn_k" => rotary_rows(&t, heads.key_value, direction),
+                "attn_q" => rotary_rows(&t, heads.query, split(2 * heads.query)?, direction)?,
+                "attn_k" => rotary_rows(&t, heads.key_value, split(2 * heads.key_value)?, direction)?,
                 _ => t,
             },
             Stored::NormsPlusOne if is_weight && short.ends_with("norm") => match direction {
@@ -387,16 +396,16 @@ impl GgufArch {
             }
             Stored::QkvBlocks if short == "attn_qkv" => {
                 let size = t.size();
-                let head_dim = size[0] / 3 / heads.query;
+                let head_dim = split(3 * heads.query)?;
                 let mut grouped = match direction {
                     Direction::ToHf => vec![3, heads.query, head_dim],
                     Direction::ToGguf => vec![heads.query, 3, head_dim],
                 };
                 grouped.extend_from_slice(&size[1..]);
-                t.reshape(grouped.as_slice()).transpose(0, 1).reshape(size.as_slice())
+                t.f_reshape(grouped.as_slice())?.transpose(0, 1).f_reshape(size.as_slice())?
             }
             Stored::NormsPlusOne | Stored::Conv1dTransposed | Stored::QkvBlocks => t,
-        }
+        })
     }
 }
 
@@ -407,17 +416,16 @@ enum Direction {
 }
 
 /// llama.cpp's `permute(w, n_head)` (to GGUF), which interleaves the two rotary halves of each head's rows, or
-/// its inverse (to Hugging Face).
-fn rotary_rows(w: &Tensor, n_head: i64, direction: Direction) -> Tensor {
+/// its inverse (to Hugging Face); `half` is half a head's rows.
+fn rotary_rows(w: &Tensor, n_head: i64, half: i64, direction: Direction) -> Result<Tensor> {
     let shape = w.size();
-    let rows = shape[0];
     let (a, b) = match direction {
-        Direction::ToGguf => (2, rows / n_head / 2),
-        Direction::ToHf => (rows / n_head / 2, 2),
+        Direction::ToGguf => (2, half),
+        Direction::ToHf => (half, 2),
     };
     let mut grouped = vec![n_head, a, b];
     grouped.extend_from_slice(&shape[1..]);
-    w.reshape(grouped.as_slice()).transpose(1, 2).reshape(shape.as_slice())
+    Ok(w.f_reshape(grouped.as_slice())?.transpose(1, 2).f_reshape(shape.as_slice())?)
 }
 
 #[cfg(test)]
@@ -460,8 +468,8 @@ mod tests {
         let (n, r, c) = (2i64, 8i64, 3i64);
         let original = Tensor::arange(r * c, (tch::Kind::Float, tch::Device::Cpu)).view([r, c]);
         let permuted = original.reshape([n, 2, r / n / 2, c]).transpose(1, 2).reshape([r, c]);
-        assert!(rotary_rows(&original, n, Direction::ToGguf).equal(&permuted));
-        assert!(rotary_rows(&permuted, n, Direction::ToHf).equal(&original));
+        assert!(rotary_rows(&original, n, r / n / 2, Direction::ToGguf).unwrap().equal(&permuted));
+        assert!(rotary_rows(&permuted, n, r / n / 2, Direction::ToHf).unwrap().equal(&original));
     }
 
     #[test]
@@ -475,9 +483,9 @@ mod tests {
             ("gpt2", "blk.0.attn_qkv.weight"),
             ("gptneox", "blk.0.attn_qkv.weight"),
         ] {
-            let stored = named(name).to_gguf(tensor, t.shallow_clone(), heads);
+            let stored = named(name).to_gguf(tensor, t.shallow_clone(), heads).unwrap();
             assert!(!stored.equal(&t), "{name} {tensor}: nothing changed");
-            assert!(named(name).to_hf(tensor, stored, heads).equal(&t), "{name} {tensor}");
+            assert!(named(name).to_hf(tensor, stored, heads).unwrap().equal(&t), "{name} {tensor}");
         }
     }
 
@@ -485,7 +493,8 @@ mod tests {
     fn neox_rows_regroup_from_per_head_to_blocks() {
         // Two heads of width 1: per head (q0 k0 v0 q1 k1 v1) -> blocks (q0 q1 k0 k1 v0 v1).
         let per_head = Tensor::from_slice(&[0f32, 1., 2., 3., 4., 5.]);
-        let blocks = named("gptneox").to_gguf("blk.0.attn_qkv.bias", per_head, Heads { query: 2, key_value: 2 });
+        let blocks =
+            named("gptneox").to_gguf("blk.0.attn_qkv.bias", per_head, Heads { query: 2, key_value: 2 }).unwrap();
         assert_eq!(Vec::<f32>::try_from(blocks).unwrap(), [0., 3., 1., 4., 2., 5.]);
     }
 

@@ -32,7 +32,7 @@ impl WeightSource for GgufWeights<'_> {
             return Err(ModelError::MissingTensor(format!("{gguf} (Hugging Face name {name})")));
         }
         let (values, found) = self.file.dequantize(&gguf)?;
-        let t = self.arch.to_hf(&gguf, Tensor::from_slice(&values).view(found.as_slice()), self.heads);
+        let t = self.arch.to_hf(&gguf, Tensor::from_slice(&values).view(found.as_slice()), self.heads)?;
         check_shape(&gguf, shape, &t.size())?;
         Ok(t)
     }

@@ -28,6 +28,7 @@ pub mod load;
 pub mod memory;
 pub mod model;
 pub mod neurons;
+pub mod panics;
 pub mod progress;
 pub mod safetensors_weights;
 pub mod sentencepiece;

@@ -87,8 +87,11 @@ impl Tokenizer {
                 )))
             }
         };
-        let inner = tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes())
-            .map_err(|e| ModelError::Tokenizer(format!("building the tokenizer from GGUF metadata: {e}")))?;
+        let json = json.to_string();
+        let inner = crate::panics::contain("building the tokenizer from GGUF metadata", || {
+            tokenizers::Tokenizer::from_bytes(json.as_bytes())
+        })?
+        .map_err(|e| ModelError::Tokenizer(format!("building the tokenizer from GGUF metadata: {e}")))?;
         let id = |key: &str| file.get(key).and_then(MetaValue::as_u64).map(|v| v as u32);
         Ok(Tokenizer {
             inner,
@@ -125,7 +128,8 @@ impl Tokenizer {
         model_config: &Value,
         chat_template: Option<String>,
     ) -> Result<Self> {
-        let mut inner = tokenizers::Tokenizer::from_bytes(json)
+        let what = format!("reading {}", path.display());
+        let mut inner = crate::panics::contain(&what, || tokenizers::Tokenizer::from_bytes(json))?
             .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))?;
         // The workbench pads and truncates batches itself: a file's own padding (a fixed length of 2^40 tokens, say)
         // or truncation must not decide what an encoding allocates or drops.

@@ -140,7 +140,7 @@ pub fn save_gguf(model: &Model, path: &Path, kind: GgmlType) -> Result<()> {
         let name = arch
             .tensor_name(hf)
             .ok_or_else(|| ModelError::InvalidInput(format!("no GGUF name for tensor {hf} of {}", arch.gguf)))?;
-        let t = arch.to_gguf(&name, t.to_device(tch::Device::Cpu).to_kind(Kind::Float), heads).contiguous();
+        let t = arch.to_gguf(&name, t.to_device(tch::Device::Cpu).to_kind(Kind::Float), heads)?.contiguous();
         let values: Vec<f32> = Vec::try_from(t.flatten(0, -1))?;
         let stored = if t.dim() >= 2 { kind } else { GgmlType::F32 };
         w.add_f32(&name, &t.size(), &values, stored)?;

@@ -177,14 +177,16 @@ fn a_gguf_model_whose_metadata_claims_huge_sizes_is_refused_without_reserving_th
 }
 
 #[test]
-fn a_gguf_model_whose_context_is_2_to_the_32_tokens_loads_without_reserving_it() {
+fn a_gguf_model_whose_context_is_2_to_the_28_tokens_loads_without_reserving_it() {
     let mut bytes = std::fs::read(root().join("fuzz/seeds/gguf_model/tiny-llama-bpe.gguf")).unwrap();
     let key = b"llama.context_length";
     let at = bytes.windows(key.len()).position(|w| w == key).expect("the seed has a context length") + key.len();
     assert_eq!(&bytes[at..at + 4], &4u32.to_le_bytes(), "stored as u32");
-    bytes[at + 4..at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    bytes[at + 4..at + 8].copy_from_slice(&(1u32 << 28).to_le_bytes());
     // A long context is no reason to refuse a model; the rotary factors are computed for the positions in use.
-    assert!(read_within_bound("gguf_model", "context_length = 2^32 - 1", &bytes));
+    assert!(read_within_bound("gguf_model", "context_length = 2^28", &bytes));
+    bytes[at + 4..at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    refused_within_bound("gguf_model", "context_length = 2^32 - 1, beyond any model", &bytes);
 }
 
 /// A safetensors file: the header's length, the header, the data.
@@ -218,11 +220,12 @@ fn configs_and_tokenizers_that_claim_huge_sizes_are_refused_without_reserving_th
         config[key] = value.into();
         config.to_string().into_bytes()
     };
-    for key in ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"] {
+    let sizes = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"];
+    for key in sizes.into_iter().chain(["max_position_embeddings"]) {
         refused_within_bound("config_json", &format!("{key} = 2^40"), &llama(key, 1 << 40));
     }
-    let long = llama("max_position_embeddings", 1 << 40);
-    assert!(read_within_bound("config_json", "max_position_embeddings = 2^40", &long), "a long context is allowed");
+    let long = llama("max_position_embeddings", 1 << 28);
+    assert!(read_within_bound("config_json", "max_position_embeddings = 2^28", &long), "a long context is allowed");
     refused_within_bound("config_json", "no attention heads", &llama("num_attention_heads", 0));
     refused_within_bound("config_json", "3 key/value heads for 2 query heads", &llama("num_key_value_heads", 3));
     let seed = std::fs::read_to_string(root().join("fuzz/seeds/tokenizer_json/byte-level-bpe.json")).unwrap();

@@ -8,7 +8,7 @@ use super::decoder::{
     half_rotary_to_interleaved, interleaved_rotary_to_half, Activation, Block, Decoder, DecoderConfig, Embeddings,
     Linear, Loader, NormKind, Residual, Scales,
 };
-use super::ModelShape;
+use super::{head_width, ModelShape};
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
 use crate::weights::WeightSource;
@@ -58,7 +58,7 @@ impl CodeGenConfig {
             n_embd,
             n_layer: config.usize("n_layer")?,
             n_head,
-            rotary_dim: config.usize_or("rotary_dim", n_embd / n_head)?,
+            rotary_dim: config.usize_or("rotary_dim", head_width(n_embd as i64, n_head as i64, "n_head")? as usize)?,
             n_inner,
             n_positions: config.usize("n_positions")?,
             layer_norm_epsilon: config.f64_or("layer_norm_epsilon", 1e-5)?,
@@ -83,7 +83,7 @@ fn qkv_to_blocks(w: &Tensor, heads: i64, head_dim: i64, rotary_dim: i64) -> Tens
 pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Device, kind: Kind) -> Result<Decoder> {
     let (d, heads, mlp, vocab) =
         (config.n_embd as i64, config.n_head as i64, config.n_inner as i64, config.vocab_size as i64);
-    let (hd, rotary) = (d / heads, config.rotary_dim as i64);
+    let (hd, rotary) = (head_width(d, heads, "n_head")?, config.rotary_dim as i64);
     let mut loader = Loader::new(source, device, kind);
     let tokens = loader.get("transformer.wte.weight", &[vocab, d])?;
     let mut blocks = Vec::new(); // grown layer by layer: the config alone does not vouch for its layer count

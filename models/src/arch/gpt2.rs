@@ -8,7 +8,7 @@ use super::decoder::{
     heads_blocks_to_interleaved, heads_interleaved_to_blocks, push_weight_and_bias, Activation, Block, Decoder,
     DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales,
 };
-use super::ModelShape;
+use super::{head_width, ModelShape};
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
 use crate::weights::WeightSource;
@@ -90,7 +90,7 @@ impl Gpt2Config {
 /// Loads a GPT-2-style model from weights under Hugging Face names.
 pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, kind: Kind) -> Result<Decoder> {
     let (d, heads, kv) = (config.n_embd as i64, config.n_head as i64, config.n_kv_head as i64);
-    let (hd, mlp, vocab) = (d / heads, config.n_inner as i64, config.vocab_size as i64);
+    let (hd, mlp, vocab) = (head_width(d, heads, "n_head")?, config.n_inner as i64, config.vocab_size as i64);
     let qkv_rows = (heads + 2 * kv) * hd;
     let mut loader = Loader::new(source, device, kind);
     // A linear layer stored as Conv1D ([in, out]) or nn.Linear ([out, in]); `reorder` fixes the row order.

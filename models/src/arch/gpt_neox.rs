@@ -7,7 +7,7 @@ use super::decoder::{
     heads_blocks_to_interleaved, heads_interleaved_to_blocks, push_weight_and_bias, Activation, Block, Decoder,
     DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales,
 };
-use super::ModelShape;
+use super::{head_width, ModelShape};
 use crate::config::HfConfig;
 use crate::error::Result;
 use crate::weights::WeightSource;
@@ -75,7 +75,7 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
         config.intermediate_size as i64,
         config.vocab_size as i64,
     );
-    let hd = d / heads;
+    let hd = head_width(d, heads, "num_attention_heads")?;
     let mut loader = Loader::new(source, device, kind);
     let tokens = loader.get("gpt_neox.embed_in.weight", &[vocab, d])?;
     let mut blocks = Vec::new(); // grown layer by layer: the config alone does not vouch for its layer count

@@ -54,6 +54,15 @@ pub struct ModelShape {
     pub tied_embeddings: bool,
 }
 
+/// The width of each of `heads` attention heads that share `width` dimensions; refuses no heads, or heads that do
+/// not divide the width (`key` names the config field in the error).
+pub fn head_width(width: i64, heads: i64, key: &str) -> crate::Result<i64> {
+    if heads <= 0 || width % heads != 0 {
+        return Err(crate::ModelError::config(key, format!("{heads} heads do not divide a width of {width}")));
+    }
+    Ok(width / heads)
+}
+
 impl ModelShape {
     /// Refuses sizes no forward pass can run with: no heads, heads of no width, query heads that the key/value
     /// heads do not divide, or an empty residual stream, MLP or vocabulary (a config can claim them with weights of

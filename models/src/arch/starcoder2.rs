@@ -6,7 +6,7 @@ use tch::{Device, Kind, Tensor};
 use super::decoder::{
     Activation, Block, Decoder, DecoderConfig, Embeddings, Linear, Loader, NormKind, Residual, Scales, SlidingWindow,
 };
-use super::ModelShape;
+use super::{head_width, ModelShape};
 use crate::config::HfConfig;
 use crate::error::Result;
 use crate::weights::WeightSource;
@@ -73,7 +73,7 @@ pub fn load(config: &Starcoder2Config, source: &mut dyn WeightSource, device: De
         config.intermediate_size as i64,
         config.vocab_size as i64,
     );
-    let hd = d / heads;
+    let hd = head_width(d, heads, "num_attention_heads")?;
     let bias = config.use_bias;
     let mut loader = Loader::new(source, device, kind);
     let tokens = loader.get("model.embed_tokens.weight", &[vocab, d])?;

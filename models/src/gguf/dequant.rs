@@ -115,10 +115,11 @@ impl GgmlType {
         })
     }
 
-    /// Bytes taken by `count` values, or `None` if the type is unknown or `count` is not whole blocks.
+    /// Bytes taken by `count` values, or `None` if the type is unknown, `count` is not whole blocks or their size
+    /// does not fit in 64 bits (a tensor that claims 2^62 elements).
     pub fn storage_bytes(self, count: u64) -> Option<u64> {
         let (values, bytes) = self.block_layout()?;
-        count.is_multiple_of(values).then(|| count / values * bytes)
+        count.is_multiple_of(values).then(|| (count / values).checked_mul(bytes))?
     }
 }
 
