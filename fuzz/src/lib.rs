@@ -9,6 +9,7 @@
 
 pub mod budget;
 pub mod model_files;
+pub mod structured;
 pub mod targets;
 pub mod user_files;
 

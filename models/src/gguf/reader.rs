@@ -346,7 +346,7 @@ impl<'a> Cursor<'a> {
                     return Err(ModelError::Truncated {
                         path: self.path.to_path_buf(),
                         what: format!("{len} elements of {key}"),
-                        needed: self.pos as u64 + len,
+                        needed: (self.pos as u64).saturating_add(len),
                         available: self.bytes.len() as u64,
                     });
                 }
