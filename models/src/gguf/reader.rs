@@ -373,8 +373,11 @@ impl<'a> Cursor<'a> {
         for _ in 0..n_dims {
             dims.push(self.u64("a tensor dimension")?);
         }
-        if dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).is_none() {
-            return Err(self.bad(format!("tensor {name} has dimensions {dims:?} whose product overflows")));
+        // Shapes become torch's i64 sizes: every dimension and their product must fit.
+        let fits = |n: u64| i64::try_from(n).is_ok();
+        let count = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d).filter(|&n| fits(n) && fits(d)));
+        if count.is_none() {
+            return Err(self.bad(format!("tensor {name} has dimensions {dims:?} beyond 2^63 elements")));
         }
         let kind = GgmlType::from_id(self.u32("a tensor type")?);
         let offset = self.u64("a tensor offset")?;
