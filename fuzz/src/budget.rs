@@ -25,7 +25,7 @@ thread_local! {
     static PEAK: Cell<isize> = const { Cell::new(0) };
 }
 
-/// The system allocator, counting what each thread holds and its peak during [`measure`].
+/// The system allocator, counting what each thread holds and its peak during [`peak_of`].
 pub struct PeakAllocator;
 
 fn add(delta: isize) {
@@ -69,13 +69,18 @@ unsafe impl GlobalAlloc for PeakAllocator {
     }
 }
 
-/// Runs `target` on `input` and returns the most bytes the thread held during the call above what it held before.
-/// Zero unless the binary runs with [`PeakAllocator`] as its global allocator.
-pub fn measure(target: Target, input: &[u8]) -> usize {
+/// What `f` returns, and the most bytes the thread held while it ran above what it held before. The bytes are zero
+/// unless the binary runs with [`PeakAllocator`] as its global allocator.
+pub fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let start = HELD.with(Cell::get);
     PEAK.with(|peak| peak.set(start));
-    let _ = target(input);
-    (PEAK.with(Cell::get) - start).max(0) as usize
+    let out = f();
+    (out, (PEAK.with(Cell::get) - start).max(0) as usize)
+}
+
+/// The most bytes `target` reserved reading `input` (see [`peak_of`]).
+pub fn measure(target: Target, input: &[u8]) -> usize {
+    peak_of(|| target(input)).1
 }
 
 /// Runs `target` on `input` and panics when it reserved more than [`bound`] allows: the check the fuzzer makes on

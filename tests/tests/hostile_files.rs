@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fuzz::budget::{measure, run_bounded, PeakAllocator};
+use fuzz::budget::{measure, peak_of, run_bounded, PeakAllocator};
 use fuzz::targets::{by_name, is_structured, Target, TARGETS};
 use models::files::FileBytes;
 use models::gguf::GgufFile;
@@ -269,4 +269,48 @@ fn structured_generators_write_files_whose_framing_the_readers_accept() {
     }
     // Framing is always right; what fails is a value the reader refuses (a claimed length, an unknown tensor type).
     assert!(gguf >= 100 && safetensors >= 100, "parsed: {gguf} GGUF and {safetensors} safetensors files of 200");
+}
+
+#[test]
+fn dequantisers_and_text_readers_keep_to_the_bound_on_crafted_claims() {
+    // A block type byte and one block of data, read against a count of 2^62 values: refused before decoding.
+    let q4_0 = std::fs::read(root().join("fuzz/seeds/dequant/Q4_0")).unwrap();
+    for count in [1usize << 40, 1 << 62, usize::MAX] {
+        let decoded = peak_of(|| models::gguf::dequantize(models::gguf::GgmlType::Q4_0, &q4_0[1..], count));
+        assert!(decoded.1 < 1 << 10, "dequantising against a count of {count} reserved {} bytes", decoded.1);
+        assert!(decoded.0.is_none(), "a count of {count} for 18 bytes");
+    }
+    let index = format!(
+        "{{\"weight_map\": {{{}}}}}",
+        (0..100_000).map(|i| format!("\"t{i}\": \"model-{}.safetensors\"", i % 7)).collect::<Vec<_>>().join(", ")
+    );
+    assert!(read_within_bound("safetensors_index", "100,000 entries", index.as_bytes()));
+    refused_within_bound(
+        "safetensors_index",
+        "a shard outside the folder",
+        br#"{"weight_map": {"a": "../../etc/passwd"}}"#,
+    );
+    let nested = format!("(name: \"x\", model: \"m\", steps: [{}])", "[".repeat(10_000));
+    refused_within_bound("spec", "lists nested 10,000 deep", nested.as_bytes());
+    let spans = r#"{"text": "x = 1", "start": 0, "end": 18446744073709551615, "label": "a"}"#;
+    refused_within_bound("probe_task", "a span ending at 2^64 - 1", spans.as_bytes());
+    let variants = format!(
+        "{{\"prompt\": \"a\", \"desired\": \"b\", \"variants\": [{}]}}",
+        "{\"prompt\": \"a\", \"desired\": \"b\"},".repeat(20_000)
+    );
+    refused_within_bound("repair_cases", "20,000 variants and a trailing comma", variants.as_bytes());
+    let mut patch = std::fs::read(root().join("fuzz/seeds/patch_set/mint.bin")).unwrap();
+    let at = patch.iter().position(|&b| b == 0).unwrap();
+    patch.truncate(at + 1);
+    patch.extend_from_slice(&u64::MAX.to_le_bytes());
+    refused_within_bound("patch_set", "a side file whose header claims 2^64 - 1 bytes", &patch);
+}
+
+#[test]
+fn the_peak_allocation_is_measured() {
+    let (buffer, peak) = peak_of(|| vec![1u8; 3 << 20]);
+    assert!((3 << 20..4 << 20).contains(&peak), "3 MiB reserved, {peak} bytes measured");
+    drop(buffer);
+    let (_, peak) = peak_of(|| drop(vec![1u8; 1 << 20]));
+    assert!(peak >= 1 << 20, "a freed MiB still counts at its peak: {peak}");
 }
