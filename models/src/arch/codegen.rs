@@ -5,8 +5,8 @@
 use tch::{Device, Kind, Tensor};
 
 use super::decoder::{
-    half_rotary_to_interleaved, interleaved_rotary_to_half, Activation, Block, Decoder, DecoderConfig, Embeddings,
-    Linear, Loader, NormKind, Residual, Scales,
+    check_rotary, half_rotary_to_interleaved, interleaved_rotary_to_half, Activation, Block, Decoder, DecoderConfig,
+    Embeddings, Linear, Loader, NormKind, Residual, Scales,
 };
 use super::{head_width, ModelShape};
 use crate::config::HfConfig;
@@ -84,6 +84,7 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
     let (d, heads, mlp, vocab) =
         (config.n_embd as i64, config.n_head as i64, config.n_inner as i64, config.vocab_size as i64);
     let (hd, rotary) = (head_width(d, heads, "n_head")?, config.rotary_dim as i64);
+    check_rotary(rotary, hd)?;
     let mut loader = Loader::new(source, device, kind);
     let tokens = loader.get("transformer.wte.weight", &[vocab, d])?;
     let mut blocks = Vec::new(); // grown layer by layer: the config alone does not vouch for its layer count

@@ -261,13 +261,7 @@ impl Decoder {
     ) -> Result<Self> {
         config.shape.check()?;
         if let Some((dim, _)) = config.rotary {
-            if dim <= 0 || dim % 2 != 0 || dim > config.shape.head_dim as i64 {
-                let why = format!(
-                    "{dim} rotary dimensions for heads of {}: must be even, 2 or more, at most the head's",
-                    config.shape.head_dim
-                );
-                return Err(ModelError::config("rotary_dim", why));
-            }
+            check_rotary(dim, config.shape.head_dim as i64)?;
         }
         let (device, kind) = (embeddings.tokens.device(), embeddings.tokens.kind());
         let rope = config.rotary.map(|(dim, base)| Rope::new(dim, base, device, kind));
@@ -578,6 +572,17 @@ impl<'a> Loader<'a> {
         let bias = if bias { Some(self.get(&format!("{prefix}.bias"), &[out])?) } else { None };
         Ok(Linear { weight, bias })
     }
+}
+
+/// Refuses `rotary_dim` rotary dimensions for heads of `head_dim`: they must be even, 2 or more, at most a head's.
+pub fn check_rotary(rotary_dim: i64, head_dim: i64) -> Result<()> {
+    if rotary_dim <= 0 || rotary_dim % 2 != 0 || rotary_dim > head_dim {
+        let why = format!(
+            "{rotary_dim} rotary dimensions for heads of {head_dim}: must be even, 2 or more, at most the head's"
+        );
+        return Err(ModelError::config("rotary_dim", why));
+    }
+    Ok(())
 }
 
 /// Reorders fused projection rows stored per head as `[head][q, k, v][head_dim]` (GPT-NeoX, GPTBigCode
