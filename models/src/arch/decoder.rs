@@ -91,24 +91,38 @@ pub struct DecoderConfig {
     pub hf_config: serde_json::Value,
 }
 
-/// Sliding-window attention: each token sees itself and `size - 1` tokens before it, in the layers `layers` marks
-/// (every layer when `None`).
+/// Sliding-window attention: each token sees itself and `size - 1` tokens before it, in the layers `layers` names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlidingWindow {
     /// Tokens seen.
     pub size: i64,
     /// Which layers use the window.
-    pub layers: Option<Vec<bool>>,
+    pub layers: WindowedLayers,
+}
+
+/// The layers a sliding window applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WindowedLayers {
+    /// Every layer.
+    All,
+    /// Layers 0, 2, 4, ... (Gemma 2's default): a rule, so that a config's layer count reserves nothing.
+    Even,
+    /// The layers marked `true`, by index.
+    Listed(Vec<bool>),
 }
 
 impl SlidingWindow {
     /// A window of `size` tokens in every layer.
     pub fn everywhere(size: usize) -> Self {
-        SlidingWindow { size: size as i64, layers: None }
+        SlidingWindow { size: size as i64, layers: WindowedLayers::All }
     }
 
     fn in_layer(&self, layer: usize) -> bool {
-        self.layers.as_ref().is_none_or(|layers| layers.get(layer).copied().unwrap_or(false))
+        match &self.layers {
+            WindowedLayers::All => true,
+            WindowedLayers::Even => layer.is_multiple_of(2),
+            WindowedLayers::Listed(layers) => layers.get(layer).copied().unwrap_or(false),
+        }
     }
 }
 

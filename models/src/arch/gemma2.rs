@@ -3,7 +3,7 @@
 //! (`cap * tanh(x / cap)`), the scores scaled by `query_pre_attn_scalar^-1/2`, and local layers with a sliding
 //! window alternating with global ones (`layer_types`). Loaded by `llama.rs`.
 
-use super::decoder::SlidingWindow;
+use super::decoder::{SlidingWindow, WindowedLayers};
 use super::llama::LlamaConfig;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
@@ -24,15 +24,15 @@ pub fn config_from_hf(config: &HfConfig) -> Result<LlamaConfig> {
     llama.hidden_act = config.get("hidden_activation").as_str().unwrap_or("gelu_pytorch_tanh").to_string();
     super::decoder::Activation::from_hf(&llama.hidden_act)?;
     let layers = llama.num_hidden_layers;
-    let local: Vec<bool> = match config.value().get("layer_types").and_then(|v| v.as_array()) {
-        Some(types) => types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect(),
-        None => (0..layers).map(|i| (i + 1) % 2 == 1).collect(),
+    let local = match config.value().get("layer_types").and_then(|v| v.as_array()) {
+        Some(types) if types.len() != layers => {
+            return Err(ModelError::config("layer_types", format!("{} entries for {layers} layers", types.len())));
+        }
+        Some(types) => WindowedLayers::Listed(types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect()),
+        None => WindowedLayers::Even,
     };
-    if local.len() != layers {
-        return Err(ModelError::config("layer_types", format!("{} entries for {layers} layers", local.len())));
-    }
     let size = config.usize_if_set("sliding_window")?.unwrap_or(4096);
-    llama.sliding_window = Some(SlidingWindow { size: size as i64, layers: Some(local) });
+    llama.sliding_window = Some(SlidingWindow { size: size as i64, layers: local });
     let scalar = config.f64_or("query_pre_attn_scalar", 256.0)?;
     llama.scales.attention = Some(1.0 / scalar.sqrt());
     llama.scales.attention_softcap = optional(config, "attn_logit_softcapping", 50.0)?;
