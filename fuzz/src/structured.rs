@@ -318,7 +318,7 @@ impl SafetensorsFile {
             let size = bytes * shape.iter().product::<u64>();
             let (start, end) = match entry.offsets {
                 (claim, start, end) if claim < 16 => (start, end),
-                _ => (next, next + size),
+                _ => (next, next.saturating_add(size)),
             };
             next = end;
             let value = serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, end]});
