@@ -10,18 +10,11 @@ use fuzz::targets::{by_name, Target, TARGETS};
 #[global_allocator]
 static ALLOCATOR: PeakAllocator = PeakAllocator;
 
-/// The target `WORKBENCH_FUZZ_TARGET` names; on the first call it also lets panics that the workbench contains
-/// (`models::panics::contain`, around libraries that panic on malformed input) through the hook with which libFuzzer
-/// turns every other panic into a crash.
+/// The target `WORKBENCH_FUZZ_TARGET` names. (Panics that the workbench contains, `models::panics::contain`, never
+/// reach the hook with which libFuzzer turns every panic into a crash: `contain` puts its own hook in front.)
 fn target() -> Target {
     static TARGET: OnceLock<Target> = OnceLock::new();
     *TARGET.get_or_init(|| {
-        let crash = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !models::panics::containing() {
-                crash(info);
-            }
-        }));
         let name = std::env::var("WORKBENCH_FUZZ_TARGET").unwrap_or_default();
         by_name(&name).unwrap_or_else(|| {
             let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();

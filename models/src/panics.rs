@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use crate::error::{ModelError, Result};
 
@@ -12,7 +13,18 @@ thread_local! {
 }
 
 /// Runs `f`, turning a panic inside it into [`ModelError::Foreign`] about `what` (the panic's message with it).
+/// The first call installs a panic hook that keeps contained panics quiet (no message, no backtrace: they are
+/// errors now) and hands every other panic to the hook that was there before (a fuzzer's turns it into a crash).
 pub fn contain<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    static QUIET: Once = Once::new();
+    QUIET.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !containing() {
+                previous(info);
+            }
+        }));
+    });
     CONTAINING.with(|c| c.set(c.get() + 1));
     let result = catch_unwind(AssertUnwindSafe(f));
     CONTAINING.with(|c| c.set(c.get() - 1));
@@ -26,8 +38,7 @@ pub fn contain<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
     })
 }
 
-/// Whether the current thread is inside [`contain`]: a panic hook that ends the process on any panic (a fuzzer's)
-/// lets these through.
+/// Whether the current thread is inside [`contain`].
 pub fn containing() -> bool {
     CONTAINING.with(Cell::get) > 0
 }
