@@ -53,9 +53,9 @@ impl SafetensorsWeights {
     pub fn open(dir: &Path) -> Result<Self> {
         let index_path = dir.join("model.safetensors.index.json");
         if !index_path.exists() {
-            let shard = Shard::open(dir.join("model.safetensors"))?;
-            let index = shard.metadata.tensors().into_keys().map(|name| (name, 0)).collect();
-            return Ok(SafetensorsWeights { shards: vec![shard], index });
+            let path = dir.join("model.safetensors");
+            let bytes = FileBytes::map(&path)?;
+            return Self::parse(path, bytes);
         }
         let text = std::fs::read_to_string(&index_path).map_err(|e| ModelError::io(&index_path, e))?;
         let index = ShardIndex::parse(&text, &index_path)?;
