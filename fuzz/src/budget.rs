@@ -78,6 +78,14 @@ pub fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, (PEAK.with(Cell::get) - start).max(0) as usize)
 }
 
+/// What `f` returns, and the bytes the thread holds after it above what it held before: memory that `f` left behind
+/// (in a thread-local cache, say), which a reader should not.
+pub fn retained_by<T>(f: impl FnOnce() -> T) -> (T, isize) {
+    let start = HELD.with(Cell::get);
+    let out = f();
+    (out, HELD.with(Cell::get) - start)
+}
+
 /// The most bytes `target` reserved reading `input` (see [`peak_of`]).
 pub fn measure(target: Target, input: &[u8]) -> usize {
     peak_of(|| target(input)).1
