@@ -2,7 +2,7 @@
 //! match and edit similarity) and perplexity with next-token accuracy, over a fixed list of CPython
 //! standard-library files.
 
-use models::tch::{Kind, Tensor};
+use models::tch::{Device, Kind, Tensor};
 use models::{GenerationConfig, Model, Progress};
 use serde::{Deserialize, Serialize};
 
@@ -194,6 +194,37 @@ pub fn file_likelihood(model: &Model, text: &str, max_tokens: usize) -> Result<F
     let hits =
         i64::try_from(log_p.argmax(-1, false).eq_tensor(&next).sum(Kind::Int64)).map_err(models::ModelError::from)?;
     Ok(FileLikelihood { nll, hits, tokens: n as usize })
+}
+
+/// How often two models agree on the next token.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    /// Positions compared.
+    pub tokens: usize,
+    /// Positions where both models' top-1 token is the same.
+    pub agreeing: usize,
+}
+
+impl Agreement {
+    /// The fraction of positions that agree (0 when none were compared).
+    pub fn rate(&self) -> f64 {
+        self.agreeing as f64 / self.tokens.max(1) as f64
+    }
+}
+
+/// The top-1 agreement of `other` with `reference` at every position of the first `max_tokens` tokens of each
+/// document (e.g. an int8 or bf16 model against its f32 original; both must share a tokenizer).
+pub fn top1_agreement(reference: &Model, other: &Model, documents: &[String], max_tokens: usize) -> Result<Agreement> {
+    let mut agreement = Agreement { tokens: 0, agreeing: 0 };
+    for text in documents {
+        let ids = reference.encode_prefix(text, max_tokens)?;
+        let top1 =
+            |model: &Model| -> Result<Tensor> { Ok(model.logits(&ids)?.argmax(-1, false).to_device(Device::Cpu)) };
+        let same = top1(reference)?.eq_tensor(&top1(other)?).sum(Kind::Int64);
+        agreement.agreeing += i64::try_from(same).map_err(models::ModelError::from)? as usize;
+        agreement.tokens += ids.len();
+    }
+    Ok(agreement)
 }
 
 impl PerplexityReport {

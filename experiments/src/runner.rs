@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use models::{parse_device, parse_kind, LoadOptions, Model, Progress};
+use models::{LoadOptions, Model, Progress};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ExperimentError, Result};
@@ -187,7 +187,7 @@ impl Run {
             return Ok(Some(summary));
         }
         if self.model.is_none() {
-            let options = LoadOptions { device: parse_device(&self.spec.device)?, kind: parse_kind(&self.spec.dtype)? };
+            let options = LoadOptions::parse(&self.spec.device, &self.spec.dtype)?;
             self.model = Some(Model::load_with_progress(&self.spec.model, options, progress)?);
         }
         let model = self.model.as_ref().ok_or_else(|| ExperimentError::Data("the model did not load".into()))?;

@@ -98,7 +98,7 @@ pub struct Spec {
     /// `cpu`, `cuda`, `auto`.
     #[serde(default = "auto")]
     pub device: String,
-    /// `f32`, `bf16`, `f16`.
+    /// `f32`, `bf16`, `f16`, or `int8` (int8 weights, f32 activations: for steps that only generate).
     #[serde(default = "f32")]
     pub dtype: String,
     /// Seed for everything random.

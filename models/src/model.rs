@@ -26,11 +26,30 @@ pub struct LoadOptions {
     pub device: Device,
     /// `Float` (default), `BFloat16` or `Half`.
     pub kind: Kind,
+    /// Pack the linear layers' weights to int8 after loading ([`Model::pack_int8`]), for generation.
+    pub int8: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { device: Device::Cpu, kind: Kind::Float }
+        LoadOptions { device: Device::Cpu, kind: Kind::Float, int8: false }
+    }
+}
+
+impl LoadOptions {
+    /// Dense weights of `kind` on `device`.
+    pub fn new(device: Device, kind: Kind) -> Self {
+        LoadOptions { device, kind, int8: false }
+    }
+
+    /// Options from a device (as [`parse_device`] reads it) and a dtype: `f32`, `bf16`, `f16`, or `int8` (int8
+    /// weights with f32 activations, for generation).
+    pub fn parse(device: &str, dtype: &str) -> Result<Self> {
+        let device = parse_device(device)?;
+        if dtype == "int8" {
+            return Ok(LoadOptions { device, kind: Kind::Float, int8: true });
+        }
+        Ok(LoadOptions::new(device, parse_kind(dtype)?))
     }
 }
 
@@ -63,7 +82,7 @@ pub fn parse_kind(spec: &str) -> Result<Kind> {
         "f32" | "float32" => Ok(Kind::Float),
         "bf16" | "bfloat16" => Ok(Kind::BFloat16),
         "f16" | "float16" => Ok(Kind::Half),
-        _ => Err(ModelError::InvalidInput(format!("unknown dtype {spec:?}; use f32, bf16 or f16"))),
+        _ => Err(ModelError::InvalidInput(format!("unknown dtype {spec:?}; use f32, bf16, f16 or int8"))),
     }
 }
 
@@ -122,6 +141,8 @@ pub struct Model {
     pub device: Device,
     /// Its parameter dtype.
     pub kind: Kind,
+    /// Whether the linear layers run on int8 copies of the weights.
+    int8: bool,
     /// Where it was loaded from.
     pub source: ModelSource,
     /// Gated repairs that run in every forward pass beside the weights (empty unless a gated repair added some).
@@ -143,7 +164,37 @@ impl Model {
             Self::from_gguf(&path, options, progress)?
         };
         model.source.spec = spec.to_string();
+        if options.int8 {
+            model.pack_int8()?;
+        }
         Ok(model)
+    }
+
+    /// Packs the linear layers' weights to int8 (one scale per output row; the weights become the rounded values):
+    /// about a quarter of the bytes per generated token of f32. For generation and benchmarks only: from then on
+    /// the weights cannot be changed ([`Model::check_editable`]), so patch first, then pack.
+    pub fn pack_int8(&mut self) -> Result<()> {
+        self.arch.pack_int8()?;
+        self.int8 = true;
+        Ok(())
+    }
+
+    /// Whether the linear layers run on int8 weights ([`Model::pack_int8`]).
+    pub fn is_int8(&self) -> bool {
+        self.int8
+    }
+
+    /// Refuses to change the weights of an int8 model: the forward pass multiplies by the packed copies, which an
+    /// edit of the weights would not reach.
+    pub fn check_editable(&self) -> Result<()> {
+        if self.int8 {
+            return Err(ModelError::InvalidInput(
+                "the model's weights are packed to int8 for generation and cannot be changed; load it as f32 or bf16 \
+                 to patch it"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Loads a GGUF file (refused as [`Model::check_memory`] says).
@@ -197,7 +248,15 @@ impl Model {
         display_name: Option<String>,
     ) -> Self {
         let source = ModelSource { spec: path.display().to_string(), path: path.to_path_buf(), format, display_name };
-        Model { arch, tokenizer, device: options.device, kind: options.kind, source, gates: Default::default() }
+        Model {
+            arch,
+            tokenizer,
+            device: options.device,
+            kind: options.kind,
+            int8: false,
+            source,
+            gates: Default::default(),
+        }
     }
 
     /// The architecture, for code that needs its weights or layers.

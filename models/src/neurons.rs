@@ -60,6 +60,7 @@ impl Model {
     /// Overwrites `neuron`'s output column.
     pub fn set_neuron_output(&self, neuron: Neuron, output: &[f32]) -> Result<()> {
         self.check_neuron(neuron)?;
+        self.check_editable()?;
         let mut column = self.arch().mlp(neuron.layer).output.1.select(1, neuron.index as i64);
         write_vector(&mut column, output, "output column")
     }
@@ -68,6 +69,7 @@ impl Model {
     /// [`NeuronWeights::inputs`]).
     pub fn set_neuron_inputs(&self, neuron: Neuron, inputs: &[Vec<f32>]) -> Result<()> {
         self.check_neuron(neuron)?;
+        self.check_editable()?;
         let mlp = self.arch().mlp(neuron.layer);
         if inputs.len() != mlp.inputs.len() {
             return Err(ModelError::InvalidInput(format!(
@@ -97,7 +99,8 @@ impl Model {
 
     /// Replaces every weight by a fresh random initialisation of the same architecture (matrices from
     /// N(0, 0.02), norm scales 1, biases 0): the untrained baseline of the probing protocol.
-    pub fn reinitialize(&self, seed: u64) {
+    pub fn reinitialize(&self, seed: u64) -> Result<()> {
+        self.check_editable()?;
         let _guard = tch::no_grad_guard();
         tch::manual_seed(seed as i64);
         for (name, mut t) in self.arch().parameters() {
@@ -109,10 +112,12 @@ impl Model {
                 let _ = t.normal_(0.0, 0.02);
             }
         }
+        Ok(())
     }
 
     /// Writes a snapshot back into the model, bit for bit.
     pub fn restore(&self, snapshot: &WeightSnapshot) -> Result<()> {
+        self.check_editable()?;
         let _guard = tch::no_grad_guard();
         let params = self.arch().parameters();
         if params.len() != snapshot.tensors.len() {

@@ -163,7 +163,7 @@ pub fn run_program_study(
 
     let random_init = if spec.random_init {
         let snapshot = model.snapshot();
-        model.reinitialize(spec.seed);
+        model.reinitialize(spec.seed)?;
         let result = gather().and_then(|d| sweep(&d, &spec.sweep, progress));
         model.restore(&snapshot)?;
         Some(result?)

@@ -73,7 +73,7 @@ pub fn run_study_each(
         None => None,
         Some(seed) => {
             let snapshot = model.snapshot();
-            model.reinitialize(seed);
+            model.reinitialize(seed)?;
             let result = gather().and_then(|d| sweep(&d, &spec.sweep, progress));
             model.restore(&snapshot)?;
             Some(result?)

@@ -88,6 +88,7 @@ impl ChangeTarget {
             }
             return Ok(model.gates.write(*layer, *slot, values)?);
         }
+        model.check_editable()?;
         let mut live = self.live(model)?;
         if live.size() != values.size() {
             return Err(RepairError::Mismatch(format!(

@@ -109,6 +109,7 @@ impl Drop for Trained {
 
 /// The tensors `trainable` names, with masks for neuron columns.
 fn trained_tensors(model: &Model, trainable: &Trainable) -> Result<Vec<Trained>> {
+    model.check_editable()?;
     match trainable {
         Trainable::Neurons(neurons) => {
             let mut layers: Vec<usize> = neurons.iter().map(|n| n.layer).collect();

@@ -1,7 +1,10 @@
 //! HumanEval benchmark (`./x bench`): all 164 problems, greedy, instruct protocol, on SmolLM2-135M-Instruct on
 //! CPU; pass@1 and the wall time of generation, and in the same run the time transformers takes to generate
 //! from the same prompt ids (batched and left-padded the same way), whose completions are executed in the same
-//! sandbox. Writes `runs/bench/humaneval.json`. `BENCH_PROBLEMS` (default 164) and `BENCH_THREADS` (2).
+//! sandbox. Then the same problems with the model in bf16 and with int8 weights (`BENCH_DTYPES`, default `bf16,int8`;
+//! empty for none): each one's pass@1 and generation time, failing the run when a pass count differs from f32's by
+//! more than one problem or bf16 generation of all 164 takes 5 minutes or more. Writes `runs/bench/humaneval.json`.
+//! `BENCH_PROBLEMS` (default 164) and `BENCH_THREADS` (2).
 
 use std::time::Instant;
 
@@ -61,11 +64,39 @@ fn main() {
         hf_seconds / our_seconds
     );
     println!("  identical completions: {same} of {}", problems.len());
+    drop(model);
+
+    let passes = |pass_at_1: f64| (pass_at_1 * problems.len() as f64).round() as i64;
+    let f32_passes = passes(our_report.pass_at["pass@1"]);
+    let dtypes = std::env::var("BENCH_DTYPES").unwrap_or_else(|_| "bf16,int8".into());
+    let (mut by_dtype, mut missed) = (serde_json::Map::new(), Vec::new());
+    for dtype in dtypes.split(',').filter(|d| !d.is_empty()) {
+        let options = LoadOptions::parse("cpu", dtype).expect("a dtype");
+        let model = Model::load(models::catalogue::DEFAULT_MODEL, options).expect("default model loads");
+        let start = Instant::now();
+        let samples = generate_samples(&model, &problems, &settings, &Silent).expect("generation");
+        let seconds = start.elapsed().as_secs_f64();
+        let report = evaluate_samples(&problems, &samples, &sandbox, 4).expect("evaluation");
+        let (pass_at_1, same) = (report.pass_at["pass@1"], samples.iter().zip(&ours).filter(|(a, b)| a == b).count());
+        println!(
+            "  {dtype:<12} pass@1 {pass_at_1:.4}, generation {seconds:.1} s, completions identical to f32: {same}"
+        );
+        if (passes(pass_at_1) - f32_passes).abs() > 1 {
+            missed.push(format!("{dtype}: {} problems pass, f32 {f32_passes}", passes(pass_at_1)));
+        }
+        if dtype == "bf16" && problems.len() == 164 && seconds >= 300.0 {
+            missed.push(format!("bf16 generation of 164 problems took {seconds:.0} s, wanted under 300 s"));
+        }
+        by_dtype.insert(
+            dtype.to_string(),
+            serde_json::json!({"pass_at": report.pass_at, "generation_seconds": seconds, "identical_to_f32": same}),
+        );
+    }
     let report = serde_json::json!({
         "problems": problems.len(), "threads": threads, "settings": settings,
         "workbench": {"pass_at": our_report.pass_at, "generation_seconds": our_seconds},
         "transformers": {"pass_at": their_report.pass_at, "generation_seconds": hf_seconds},
-        "identical_completions": same, "network_isolated": our_report.network_isolated,
+        "identical_completions": same, "network_isolated": our_report.network_isolated, "dtypes": by_dtype,
     });
     let dir = root().join("runs/bench");
     std::fs::create_dir_all(&dir).expect("runs/bench");
@@ -74,4 +105,5 @@ fn main() {
         serde_json::to_string_pretty(&report).expect("json").as_bytes(),
     )
     .expect("write");
+    assert!(missed.is_empty(), "targets missed: {}", missed.join("; "));
 }

@@ -122,7 +122,7 @@ fn status_bytes(field: &str) -> f64 {
 fn load(dir: &Path, dtype: &str) -> (Model, f64) {
     let start = Instant::now();
     let kind = models::parse_kind(dtype).expect("a dtype");
-    let model = Model::load(&dir.display().to_string(), LoadOptions { device: Device::Cpu, kind })
+    let model = Model::load(&dir.display().to_string(), LoadOptions::new(Device::Cpu, kind))
         .expect("the large checkpoint loads");
     (model, start.elapsed().as_secs_f64())
 }

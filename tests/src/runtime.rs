@@ -1,11 +1,12 @@
 //! The runtime benchmark's measurements, shared by `benches/runtime.rs` (CPU, with targets) and the GPU check
-//! (`tests/gpu.rs`, figures only): batched forward (8 x 128 tokens), greedy generation in f32 and bf16, and
+//! (`tests/gpu.rs`, figures only): batched forward (8 x 128 tokens) in f32 and bf16, greedy generation in f32, bf16
+//! and int8 (with the bf16 and int8 models' top-1 agreement with f32 on held-out CPython code), and
 //! `run_with_cache` of every hook point against a plain forward, with Hugging Face transformers timed by
 //! `tests/python/bench_hf.py` on the same model, inputs, device and thread count.
 
 use std::time::Instant;
 
-use models::tch::{Device, Kind};
+use models::tch::Device;
 use models::{GenerationConfig, Hooks, LoadOptions, Model};
 use serde_json::{json, Value};
 
@@ -13,6 +14,12 @@ use crate::{default_model_path, run_python, stdlib_files};
 
 /// Tokens generated per timed generation.
 pub const NEW_TOKENS: usize = 64;
+
+/// Held-out CPython files over which the bf16 and int8 models' top-1 tokens are compared with f32's (all 23).
+const AGREEMENT_FILES: usize = 23;
+
+/// Leading tokens of each held-out file compared.
+const AGREEMENT_TOKENS: usize = 512;
 
 /// How a measurement runs.
 #[derive(Debug, Clone, Copy)]
@@ -59,16 +66,31 @@ fn generation_rate(model: &Model, prompt: &[u32], settings: &Settings) -> f64 {
     NEW_TOKENS as f64 / seconds
 }
 
+/// The CPU's model name and the flags that decide which kernels run (AVX2, AVX-512, its bf16 and VNNI extensions,
+/// AMX), from `/proc/cpuinfo`; "unknown" where it cannot be read.
+pub fn cpu_description() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"];
+    let present: Vec<&str> = wanted.into_iter().filter(|w| flags.split_whitespace().any(|f| f == *w)).collect();
+    format!("{} [{}]", field("model name").unwrap_or_else(|| "unknown".into()), present.join(" "))
+}
+
 /// Measures the workbench (and transformers, if asked) on SmolLM2-135M-Instruct; the figures as JSON:
-/// `forward_seconds`, `cache_all_seconds`, `cache_overhead`, `generation_tokens_per_s`,
-/// `bf16_generation_tokens_per_s`, and the `hf_` ones (NaN when transformers was not timed).
+/// `forward_seconds` and `bf16_forward_seconds`, `cache_all_seconds`, `cache_overhead`, `generation_tokens_per_s`
+/// with its `bf16_` and `int8_` variants, the top-1 agreement of the bf16 and int8 models with f32 over held-out
+/// CPython tokens (`bf16_agreement`, `int8_agreement`), and the `hf_` figures (NaN when transformers was not timed).
 pub fn measure(settings: &Settings) -> Value {
     models::tch::set_num_threads(settings.threads);
-    let load = |kind: Kind| {
-        Model::load(models::catalogue::DEFAULT_MODEL, LoadOptions { device: settings.device, kind })
-            .expect("the default model loads")
+    let load = |dtype: &str| {
+        let mut options = LoadOptions::parse("cpu", dtype).expect("a dtype");
+        options.device = settings.device;
+        Model::load(models::catalogue::DEFAULT_MODEL, options).expect("the default model loads")
     };
-    let model = load(Kind::Float);
+    let model = load("f32");
     let batch_ids: Vec<Vec<u32>> = stdlib_files(8)
         .iter()
         .map(|p| {
@@ -81,17 +103,29 @@ pub fn measure(settings: &Settings) -> Value {
 
     let batch = model.batch(&batch_ids).expect("batch");
     let (device, repeats) = (settings.device, settings.repeats);
-    let forward = median_seconds(device, repeats, || {
-        drop(model.batch_logits(&batch, &mut Hooks::default()).expect("forward"));
-    });
+    let forward_time = |model: &Model| {
+        median_seconds(device, repeats, || {
+            drop(model.batch_logits(&batch, &mut Hooks::default()).expect("forward"));
+        })
+    };
+    let forward = forward_time(&model);
     let cached = median_seconds(device, repeats, || {
         let mut hooks = Hooks::record_all();
         drop(model.batch_logits(&batch, &mut hooks).expect("forward"));
         assert_eq!(hooks.cache.len(), models::HookPoint::all(model.shape().n_layers).len());
     });
     let generation = generation_rate(&model, &prompt, settings);
-    drop(model);
-    let generation_bf16 = generation_rate(&load(Kind::BFloat16), &prompt, settings);
+    let held_out = experiments::code_metrics::held_out_files(AGREEMENT_FILES).expect("held-out CPython files");
+    let agreement = |other: &Model| {
+        experiments::code_metrics::top1_agreement(&model, other, &held_out, AGREEMENT_TOKENS).expect("agreement").rate()
+    };
+    let bf16 = load("bf16");
+    let (forward_bf16, generation_bf16, bf16_agreement) =
+        (forward_time(&bf16), generation_rate(&bf16, &prompt, settings), agreement(&bf16));
+    drop(bf16);
+    let int8 = load("int8");
+    let (generation_int8, int8_agreement) = (generation_rate(&int8, &prompt, settings), agreement(&int8));
+    drop(int8);
 
     let hf = if settings.with_transformers {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -111,10 +145,13 @@ pub fn measure(settings: &Settings) -> Value {
     let hf_value = |key: &str| hf[key].as_f64().unwrap_or(f64::NAN);
     json!({
         "device": format!("{device:?}"), "threads": settings.threads, "repeats": repeats,
+        "cpu": cpu_description(),
         "forward_seconds": forward, "hf_forward_seconds": hf_value("forward_seconds"),
+        "bf16_forward_seconds": forward_bf16,
         "cache_all_seconds": cached, "cache_overhead": cached / forward,
         "generation_tokens_per_s": generation, "hf_generation_tokens_per_s": hf_value("generation_tokens_per_s"),
-        "bf16_generation_tokens_per_s": generation_bf16,
+        "bf16_generation_tokens_per_s": generation_bf16, "int8_generation_tokens_per_s": generation_int8,
+        "bf16_agreement": bf16_agreement, "int8_agreement": int8_agreement,
         "hf_bf16_generation_tokens_per_s": hf_value("bf16_generation_tokens_per_s"),
     })
 }

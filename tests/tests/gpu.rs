@@ -30,7 +30,7 @@ fn record(row: Value) {
 }
 
 fn load(name: &str, device: Device, kind: Kind) -> Model {
-    Model::load(name, LoadOptions { device, kind }).expect("the model loads")
+    Model::load(name, LoadOptions::new(device, kind)).expect("the model loads")
 }
 
 fn flat(t: &Tensor) -> Vec<f32> {

@@ -94,7 +94,7 @@ pub fn load(config: &CodeGenConfig, source: &mut dyn WeightSource, device: Devic
         blocks.push(Block {
             ln1: loader.norm(&format!("{p}.ln_1"), d, NormKind::Layer)?,
             ln2: None,
-            qkv: Linear { weight: loader.place(qkv_to_blocks(&qkv, heads, hd, rotary)), bias: None },
+            qkv: Linear::new(loader.place(qkv_to_blocks(&qkv, heads, hd, rotary)), None),
             o: loader.linear(&format!("{p}.attn.out_proj"), d, d, false)?,
             qk_norm: None,
             post_norms: None,

@@ -7,6 +7,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::weights::WeightSource;
 
+use super::int8::Int8Weight;
 use super::layers::{attention, linear, rms_norm, KvCache, Rope};
 use super::{Architecture, ForwardInput, MlpWeights, ModelShape};
 use crate::error::{ModelError, Result};
@@ -180,11 +181,27 @@ pub struct Linear {
     pub weight: Tensor,
     /// `[out]`, if the layer has one.
     pub bias: Option<Tensor>,
+    /// The weight packed to int8 for generation ([`Architecture::pack_int8`]); when present the forward pass
+    /// multiplies by it instead of `weight`.
+    pub int8: Option<Int8Weight>,
 }
 
 impl Linear {
+    /// A dense layer.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear { weight, bias, int8: None }
+    }
+
     fn forward(&self, x: &Tensor) -> Tensor {
-        linear(x, &self.weight, self.bias.as_ref())
+        self.int8
+            .as_ref()
+            .and_then(|packed| packed.linear(x, self.bias.as_ref()))
+            .unwrap_or_else(|| linear(x, &self.weight, self.bias.as_ref()))
+    }
+
+    fn pack_int8(&mut self) -> Result<()> {
+        self.int8 = Some(Int8Weight::pack(&mut self.weight)?);
+        Ok(())
     }
 
     /// Appends this layer's weight and bias (views) under `{prefix}.weight` / `{prefix}.bias`, for writers.
@@ -478,6 +495,16 @@ impl Architecture for Decoder {
         Ok((self.config.hf_config.clone(), (self.hf_tensors)(self)))
     }
 
+    fn pack_int8(&mut self) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        for block in &mut self.blocks {
+            for linear in [&mut block.qkv, &mut block.o, &mut block.mlp_in, &mut block.mlp_out] {
+                linear.pack_int8()?;
+            }
+        }
+        self.embeddings.unembed.pack_int8()
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("embed.tokens".to_string(), self.embeddings.tokens.shallow_clone())];
         let mut push = |name: String, t: Option<&Tensor>| {
@@ -567,7 +594,7 @@ impl<'a> Loader<'a> {
                 Some(linear) => linear,
                 None => {
                     let bias = if bias { Some(Tensor::f_empty([rows], options)?) } else { None };
-                    fused.insert(Linear { weight: Tensor::f_empty([rows, inp], options)?, bias })
+                    fused.insert(Linear::new(Tensor::f_empty([rows, inp], options)?, bias))
                 }
             };
             linear.weight.narrow(0, offset, n).copy_(&part);
@@ -584,7 +611,7 @@ impl<'a> Loader<'a> {
     pub fn linear(&mut self, prefix: &str, out: i64, inp: i64, bias: bool) -> Result<Linear> {
         let weight = self.get(&format!("{prefix}.weight"), &[out, inp])?;
         let bias = if bias { Some(self.get(&format!("{prefix}.bias"), &[out])?) } else { None };
-        Ok(Linear { weight, bias })
+        Ok(Linear::new(weight, bias))
     }
 }
 

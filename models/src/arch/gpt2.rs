@@ -109,7 +109,7 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
         } else {
             (weight, bias)
         };
-        Ok(Linear { weight: loader.place(weight.contiguous()), bias: Some(loader.place(bias)) })
+        Ok(Linear::new(loader.place(weight.contiguous()), Some(loader.place(bias))))
     };
     let tokens = loader.get("transformer.wte.weight", &[vocab, d])?;
     let positions = loader.get("transformer.wpe.weight", &[config.n_positions as i64, d])?;
@@ -154,8 +154,7 @@ pub fn load(config: &Gpt2Config, source: &mut dyn WeightSource, device: Device, 
         sliding_window: None,
         scales: Scales::NONE,
     };
-    let embeddings =
-        Embeddings { tokens, positions: Some(positions), final_norm, unembed: Linear { weight: unembed, bias: None } };
+    let embeddings = Embeddings { tokens, positions: Some(positions), final_norm, unembed: Linear::new(unembed, None) };
     Decoder::new(decoder_config, embeddings, blocks, hf_tensors)
 }
 

@@ -86,10 +86,10 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
         blocks.push(Block {
             ln1: loader.norm(&format!("{p}.input_layernorm"), d, NormKind::Layer)?,
             ln2: Some(loader.norm(&format!("{p}.post_attention_layernorm"), d, NormKind::Layer)?),
-            qkv: Linear {
-                weight: loader.place(heads_interleaved_to_blocks(&qkv_weight, heads, hd)),
-                bias: Some(loader.place(heads_interleaved_to_blocks(&qkv_bias, heads, hd))),
-            },
+            qkv: Linear::new(
+                loader.place(heads_interleaved_to_blocks(&qkv_weight, heads, hd)),
+                Some(loader.place(heads_interleaved_to_blocks(&qkv_bias, heads, hd))),
+            ),
             o: loader.linear(&format!("{p}.attention.dense"), d, d, true)?,
             qk_norm: None,
             post_norms: None,
@@ -124,8 +124,7 @@ pub fn load(config: &GptNeoXConfig, source: &mut dyn WeightSource, device: Devic
         sliding_window: None,
         scales: Scales::NONE,
     };
-    let embeddings =
-        Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };
+    let embeddings = Embeddings { tokens, positions: None, final_norm, unembed: Linear::new(unembed, None) };
     Decoder::new(decoder_config, embeddings, blocks, hf_tensors)
 }
 

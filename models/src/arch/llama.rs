@@ -270,8 +270,7 @@ pub fn load(config: &LlamaConfig, source: &mut dyn WeightSource, device: Device,
     let final_norm = loader.norm("model.norm", d, config.norm)?;
     let untied = !config.tie_word_embeddings && loader.contains("lm_head.weight");
     let unembed = if untied { loader.get("lm_head.weight", &[vocab, d])? } else { tokens.shallow_clone() };
-    let embeddings =
-        Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };
+    let embeddings = Embeddings { tokens, positions: None, final_norm, unembed: Linear::new(unembed, None) };
     Decoder::new(config.decoder_config(!untied)?, embeddings, blocks, hf_tensors)
 }
 

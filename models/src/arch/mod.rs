@@ -2,6 +2,7 @@
 //! checkpoint names is decided in `crate::load`; where the weights come from is `crate::weights`.
 
 pub mod codegen;
+mod decode_kernels;
 pub mod decoder;
 pub mod gemma;
 pub mod gemma2;
@@ -9,6 +10,7 @@ pub mod gpt2;
 pub mod gpt_bigcode;
 pub mod gpt_neox;
 pub mod granite;
+mod int8;
 mod layers;
 pub mod llama;
 pub mod mistral;
@@ -135,4 +137,9 @@ pub trait Architecture: Send {
     /// The model as a Hugging Face checkpoint: its `config.json` and its tensors under Hugging Face names
     /// and layouts.
     fn hf_export(&self) -> Result<(serde_json::Value, Vec<(String, Tensor)>)>;
+
+    /// Packs every linear layer's weight (attention, MLP, unembedding) to int8 for generation, per output row,
+    /// and writes the rounded weights back (tied token embeddings included), so that [`Architecture::parameters`]
+    /// are what the forward pass computes with; steps of a few tokens then run the int8 kernel.
+    fn pack_int8(&mut self) -> Result<()>;
 }

@@ -119,8 +119,7 @@ pub fn load(config: &Starcoder2Config, source: &mut dyn WeightSource, device: De
         scales: Scales::NONE,
         hf_config: serde_json::Value::Null,
     };
-    let embeddings =
-        Embeddings { tokens, positions: None, final_norm, unembed: Linear { weight: unembed, bias: None } };
+    let embeddings = Embeddings { tokens, positions: None, final_norm, unembed: Linear::new(unembed, None) };
     Decoder::new(decoder_config, embeddings, blocks, hf_tensors)
 }
 

@@ -10,7 +10,7 @@ use experiments::ops::features::UnitFunction;
 use experiments::ops::{Context, Operation, Report};
 use find::interpreters::InterpreterKind;
 use indicatif::{ProgressBar, ProgressStyle};
-use models::{parse_device, parse_kind, LoadOptions, Model, Progress};
+use models::{LoadOptions, Model, Progress};
 
 /// Which model to load and where to run it.
 #[derive(Debug, Args)]
@@ -21,7 +21,7 @@ pub struct ModelArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// f32, bf16 or f16.
+    /// f32, bf16, f16, or int8 (int8 weights with f32 activations, for generation; such a model cannot be patched).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Print JSON instead of text.
@@ -83,7 +83,7 @@ pub fn interpreter_parser() -> impl TypedValueParser<Value = InterpreterKind> {
 impl ModelArgs {
     /// Loads the model with a progress bar.
     pub fn load(&self) -> Result<Model> {
-        let options = LoadOptions { device: parse_device(&self.device)?, kind: parse_kind(&self.dtype)? };
+        let options = LoadOptions::parse(&self.device, &self.dtype)?;
         let bar = Bar::new();
         let model = Model::load_with_progress(&self.model, options, &bar)
             .with_context(|| format!("loading model {}", self.model));

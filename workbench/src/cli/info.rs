@@ -7,7 +7,7 @@ use super::args::ModelArgs;
 
 /// Prints the memory the model needs, then (when it fits) loads it and prints its summary (as JSON with `--json`).
 pub fn info(args: &ModelArgs) -> Result<()> {
-    let kind = models::parse_kind(&args.dtype)?;
+    let kind = models::LoadOptions::parse(&args.device, &args.dtype)?.kind;
     let need = MemoryNeed::of(&models::catalogue::resolve(&args.model)?, kind)?;
     let available = available_bytes()?;
     let available_text = available.map_or("unknown".to_string(), |bytes| format!("{:.2} GiB", gib(bytes)));

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use egui_file_dialog::FileDialog;
-use models::{parse_device, parse_kind, LoadOptions, Model};
+use models::{LoadOptions, Model};
 use repair::patchset::{ModelIdentity, PatchSet};
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,7 @@ pub struct ModelView {
     pub spec: String,
     /// cpu, cuda or auto.
     pub device: String,
-    /// f32, bf16 or f16.
+    /// f32, bf16, f16 or int8 (generation only).
     pub dtype: String,
     #[serde(skip)]
     dialog: Option<FileDialog>,
@@ -116,7 +116,7 @@ impl ModelView {
         self.show_available(ui);
         ui.horizontal(|ui| {
             choice(ui, "Device", &mut self.device, &["auto", "cpu", "cuda"]);
-            choice(ui, "Weights", &mut self.dtype, &["f32", "bf16", "f16"]);
+            choice(ui, "Weights", &mut self.dtype, &["f32", "bf16", "f16", "int8"]);
         });
         if run_button(ui, shared.busy(), "Load") {
             self.load(ui.ctx(), shared);
@@ -134,7 +134,7 @@ impl ModelView {
     pub fn load(&mut self, ctx: &egui::Context, shared: &mut Shared) {
         let (spec, device, dtype) = (self.spec.trim().to_string(), self.device.clone(), self.dtype.clone());
         self.job = shared.start(ctx, View::Model, "loading the model", move |job| {
-            let options = LoadOptions { device: parse_device(&device)?, kind: parse_kind(&dtype)? };
+            let options = LoadOptions::parse(&device, &dtype)?;
             let model = Model::load_with_progress(&spec, options, job.progress())?;
             let identity = ModelIdentity::of(&model)?;
             Ok(Box::new(Loaded { model, identity }))
