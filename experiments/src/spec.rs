@@ -98,7 +98,8 @@ pub struct Spec {
     /// `cpu`, `cuda`, `auto`.
     #[serde(default = "auto")]
     pub device: String,
-    /// `f32`, `bf16`, `f16`, or `int8` (int8 weights, f32 activations: for steps that only generate).
+    /// `f32`, `bf16`, `f16`, or for steps that only generate, packed weights with f32 activations: `bf16-weights`
+    /// or `int8`.
     #[serde(default = "f32")]
     pub dtype: String,
     /// Seed for everything random.

@@ -37,7 +37,7 @@ pub mod tokenizer;
 pub mod weights;
 pub mod writers;
 
-pub use arch::{Architecture, ModelShape};
+pub use arch::{Architecture, ModelShape, WeightFormat};
 pub use error::{ModelError, Result};
 pub use generate::{Generation, GenerationConfig, Sampling, StopReason};
 pub use hooks::{ActivationCache, Edit, HookPoint, Hooks, Intervention, Positions, Replacement};

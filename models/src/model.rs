@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::arch::{Architecture, AttentionMask, ForwardInput, KvCache, ModelShape};
+use crate::arch::{Architecture, AttentionMask, ForwardInput, KvCache, ModelShape, WeightFormat};
 use crate::catalogue;
 use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
@@ -26,30 +26,32 @@ pub struct LoadOptions {
     pub device: Device,
     /// `Float` (default), `BFloat16` or `Half`.
     pub kind: Kind,
-    /// Pack the linear layers' weights to int8 after loading ([`Model::pack_int8`]), for generation.
-    pub int8: bool,
+    /// Pack the linear layers' weights after loading ([`Model::pack_weights`]), for generation.
+    pub packed: Option<WeightFormat>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { device: Device::Cpu, kind: Kind::Float, int8: false }
+        LoadOptions { device: Device::Cpu, kind: Kind::Float, packed: None }
     }
 }
 
 impl LoadOptions {
     /// Dense weights of `kind` on `device`.
     pub fn new(device: Device, kind: Kind) -> Self {
-        LoadOptions { device, kind, int8: false }
+        LoadOptions { device, kind, packed: None }
     }
 
-    /// Options from a device (as [`parse_device`] reads it) and a dtype: `f32`, `bf16`, `f16`, or `int8` (int8
-    /// weights with f32 activations, for generation).
+    /// Options from a device (as [`parse_device`] reads it) and a dtype: `f32`, `bf16`, `f16`, or, for generation,
+    /// packed weights with f32 activations: `bf16-weights` or `int8`.
     pub fn parse(device: &str, dtype: &str) -> Result<Self> {
         let device = parse_device(device)?;
-        if dtype == "int8" {
-            return Ok(LoadOptions { device, kind: Kind::Float, int8: true });
-        }
-        Ok(LoadOptions::new(device, parse_kind(dtype)?))
+        let packed = match dtype {
+            "bf16-weights" => WeightFormat::Bf16,
+            "int8" => WeightFormat::Int8,
+            _ => return Ok(LoadOptions::new(device, parse_kind(dtype)?)),
+        };
+        Ok(LoadOptions { device, kind: Kind::Float, packed: Some(packed) })
     }
 }
 
@@ -82,7 +84,7 @@ pub fn parse_kind(spec: &str) -> Result<Kind> {
         "f32" | "float32" => Ok(Kind::Float),
         "bf16" | "bfloat16" => Ok(Kind::BFloat16),
         "f16" | "float16" => Ok(Kind::Half),
-        _ => Err(ModelError::InvalidInput(format!("unknown dtype {spec:?}; use f32, bf16, f16 or int8"))),
+        _ => Err(ModelError::InvalidInput(format!("unknown dtype {spec:?}; use f32, bf16, f16, bf16-weights or int8"))),
     }
 }
 
@@ -141,8 +143,8 @@ pub struct Model {
     pub device: Device,
     /// Its parameter dtype.
     pub kind: Kind,
-    /// Whether the linear layers run on int8 copies of the weights.
-    int8: bool,
+    /// How the linear layers' weights are packed for generation, if they are.
+    packed: Option<WeightFormat>,
     /// Where it was loaded from.
     pub source: ModelSource,
     /// Gated repairs that run in every forward pass beside the weights (empty unless a gated repair added some).
@@ -164,35 +166,34 @@ impl Model {
             Self::from_gguf(&path, options, progress)?
         };
         model.source.spec = spec.to_string();
-        if options.int8 {
-            model.pack_int8()?;
+        if let Some(format) = options.packed {
+            model.pack_weights(format)?;
         }
         Ok(model)
     }
 
-    /// Packs the linear layers' weights to int8 (one scale per output row; the weights become the rounded values):
-    /// about a quarter of the bytes per generated token of f32. For generation and benchmarks only: from then on
-    /// the weights cannot be changed ([`Model::check_editable`]), so patch first, then pack.
-    pub fn pack_int8(&mut self) -> Result<()> {
-        self.arch.pack_int8()?;
-        self.int8 = true;
+    /// Packs the linear layers' weights for generation (the weights become the rounded values): half (bf16) or
+    /// about a third (int8) of the bytes per generated token of f32. For generation and benchmarks only: from then
+    /// on the weights cannot be changed ([`Model::check_editable`]), so patch first, then pack.
+    pub fn pack_weights(&mut self, format: WeightFormat) -> Result<()> {
+        self.arch.pack_weights(format)?;
+        self.packed = Some(format);
         Ok(())
     }
 
-    /// Whether the linear layers run on int8 weights ([`Model::pack_int8`]).
-    pub fn is_int8(&self) -> bool {
-        self.int8
+    /// How the linear layers' weights are packed ([`Model::pack_weights`]), if they are.
+    pub fn packed_weights(&self) -> Option<WeightFormat> {
+        self.packed
     }
 
-    /// Refuses to change the weights of an int8 model: the forward pass multiplies by the packed copies, which an
-    /// edit of the weights would not reach.
+    /// Refuses to change the weights of a model whose weights are packed: steps multiply by the packed copies,
+    /// which an edit of the weights would not reach.
     pub fn check_editable(&self) -> Result<()> {
-        if self.int8 {
-            return Err(ModelError::InvalidInput(
-                "the model's weights are packed to int8 for generation and cannot be changed; load it as f32 or bf16 \
-                 to patch it"
-                    .into(),
-            ));
+        if let Some(format) = self.packed {
+            return Err(ModelError::InvalidInput(format!(
+                "the model's weights are packed to {format} for generation and cannot be changed; load it as f32 or \
+                 bf16 to patch it"
+            )));
         }
         Ok(())
     }
@@ -253,7 +254,7 @@ impl Model {
             tokenizer,
             device: options.device,
             kind: options.kind,
-            int8: false,
+            packed: None,
             source,
             gates: Default::default(),
         }

@@ -1,6 +1,6 @@
 //! The runtime benchmark's measurements, shared by `benches/runtime.rs` (CPU, with targets) and the GPU check
-//! (`tests/gpu.rs`, figures only): batched forward (8 x 128 tokens) in f32 and bf16, greedy generation in f32, bf16
-//! and int8 (with the bf16 and int8 models' top-1 agreement with f32 on held-out CPython code), and
+//! (`tests/gpu.rs`, figures only): batched forward (8 x 128 tokens) in f32 and bf16, greedy generation in f32, bf16,
+//! bf16 weights and int8 (with each one's top-1 agreement with f32 on held-out CPython code), and
 //! `run_with_cache` of every hook point against a plain forward, with Hugging Face transformers timed by
 //! `tests/python/bench_hf.py` on the same model, inputs, device and thread count.
 
@@ -81,8 +81,8 @@ pub fn cpu_description() -> String {
 
 /// Measures the workbench (and transformers, if asked) on SmolLM2-135M-Instruct; the figures as JSON:
 /// `forward_seconds` and `bf16_forward_seconds`, `cache_all_seconds`, `cache_overhead`, `generation_tokens_per_s`
-/// with its `bf16_` and `int8_` variants, the top-1 agreement of the bf16 and int8 models with f32 over held-out
-/// CPython tokens (`bf16_agreement`, `int8_agreement`), and the `hf_` figures (NaN when transformers was not timed).
+/// with its `bf16_`, `bf16_weights_` and `int8_` variants, the top-1 agreement of those models with f32 over held-out
+/// CPython tokens (`bf16_agreement`, ...), and the `hf_` figures (NaN when transformers was not timed).
 pub fn measure(settings: &Settings) -> Value {
     models::tch::set_num_threads(settings.threads);
     let load = |dtype: &str| {
@@ -123,9 +123,12 @@ pub fn measure(settings: &Settings) -> Value {
     let (forward_bf16, generation_bf16, bf16_agreement) =
         (forward_time(&bf16), generation_rate(&bf16, &prompt, settings), agreement(&bf16));
     drop(bf16);
-    let int8 = load("int8");
-    let (generation_int8, int8_agreement) = (generation_rate(&int8, &prompt, settings), agreement(&int8));
-    drop(int8);
+    let packed = |dtype: &str| {
+        let model = load(dtype);
+        (generation_rate(&model, &prompt, settings), agreement(&model))
+    };
+    let ((generation_bf16_weights, bf16_weights_agreement), (generation_int8, int8_agreement)) =
+        (packed("bf16-weights"), packed("int8"));
 
     let hf = if settings.with_transformers {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -151,7 +154,9 @@ pub fn measure(settings: &Settings) -> Value {
         "cache_all_seconds": cached, "cache_overhead": cached / forward,
         "generation_tokens_per_s": generation, "hf_generation_tokens_per_s": hf_value("generation_tokens_per_s"),
         "bf16_generation_tokens_per_s": generation_bf16, "int8_generation_tokens_per_s": generation_int8,
-        "bf16_agreement": bf16_agreement, "int8_agreement": int8_agreement,
+        "bf16_weights_generation_tokens_per_s": generation_bf16_weights,
+        "bf16_agreement": bf16_agreement, "bf16_weights_agreement": bf16_weights_agreement,
+        "int8_agreement": int8_agreement,
         "hf_bf16_generation_tokens_per_s": hf_value("bf16_generation_tokens_per_s"),
     })
 }

@@ -65,10 +65,22 @@ fn for_each_row(n: usize, m: usize, row: impl Fn(usize, &mut [f32]) + Sync) -> V
     values
 }
 
-/// `x W^T + b` for bf16 `x` `[m, k]` (m <= [`MAX_ROWS`]) and a contiguous bf16 weight `[n, k]`, in bf16, on a CPU
-/// with AVX-512 BF16; `None` otherwise.
+/// `f` on `x` `[.., in]` viewed as rows `[-1, in]`, its `[rows, out]` result viewed back as `[.., out]`.
+pub fn on_rows(x: &Tensor, out: i64, f: impl FnOnce(&Tensor) -> Option<Tensor>) -> Option<Tensor> {
+    let mut dims = x.size();
+    let rows = x.f_reshape([-1, *dims.last()?]).ok()?;
+    let result = f(&rows)?;
+    *dims.last_mut()? = out;
+    result.f_view(dims.as_slice()).ok()
+}
+
+/// `x W^T + b` for `x` `[m, k]` in f32 or bf16 (m <= [`MAX_ROWS`]; rounded to bf16) and a contiguous bf16 weight
+/// `[n, k]`, in `x`'s dtype, on a CPU with AVX-512 BF16; `None` otherwise.
 pub fn bf16_linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Option<Tensor> {
-    if x.kind() != Kind::BFloat16 || weight.kind() != Kind::BFloat16 || weight.device() != Device::Cpu {
+    if !matches!(x.kind(), Kind::Float | Kind::BFloat16) || weight.kind() != Kind::BFloat16 {
+        return None;
+    }
+    if weight.device() != Device::Cpu {
         return None;
     }
     if !simd::has_avx512_bf16() || weight.dim() != 2 || !weight.is_contiguous() {
@@ -86,7 +98,7 @@ pub fn bf16_linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Option
             *y = simd::dot_bf16(row, &x_rows[j * k..(j + 1) * k]) + bias.as_ref().map_or(0.0, |b| b[i]);
         }
     });
-    Some(output(values, m, n, Kind::BFloat16))
+    Some(output(values, m, n, x.kind()))
 }
 
 /// `x W^T + b` for `x` `[m, k]` in f32 or bf16 (m <= [`MAX_ROWS`]) and an 8-bit weight (uint8 `codes` `[n, k]` and
@@ -248,7 +260,8 @@ mod tests {
     }
 
     /// Against the product in f64 of the same bf16 values: the error is the output's bf16 rounding (2^-9 relative)
-    /// plus f32 accumulation; odd widths exercise the masked tail, three rows the batch of a step.
+    /// plus f32 accumulation, f32 accumulation alone for f32 activations; odd widths exercise the masked tail, three
+    /// rows the batch of a step.
     #[test]
     fn the_bf16_kernel_matches_the_product_in_double_precision() {
         if !simd::has_avx512_bf16() {
@@ -264,6 +277,13 @@ mod tests {
             let largest = f64::try_from(exact.abs().max()).unwrap();
             assert!(max_error(&ours, &exact) <= largest / 256.0, "m {m} n {n} k {k}");
         }
+        // f32 activations (a model with bf16-packed weights) are rounded to bf16 and come back in f32.
+        let x = random(&[2, 96], 6);
+        let w = random(&[40, 96], 7).to_kind(Kind::BFloat16);
+        let ours = bf16_linear(&x, &w, None).expect("the kernel takes f32 activations");
+        assert_eq!(ours.kind(), Kind::Float);
+        let exact = x.to_kind(Kind::BFloat16).to_kind(Kind::Double).matmul(&w.to_kind(Kind::Double).tr());
+        assert!(max_error(&ours, &exact) <= f64::try_from(exact.abs().max()).unwrap() * 1e-5);
         let too_many_rows = random(&[MAX_ROWS as i64 + 1, 16], 4).to_kind(Kind::BFloat16);
         assert!(bf16_linear(&too_many_rows, &random(&[4, 16], 5).to_kind(Kind::BFloat16), None).is_none());
     }

@@ -7,8 +7,8 @@ use tch::{Device, Kind, Tensor};
 
 use crate::weights::WeightSource;
 
-use super::int8::Int8Weight;
 use super::layers::{attention, linear, rms_norm, KvCache, Rope};
+use super::packed::{PackedWeight, WeightFormat};
 use super::{Architecture, ForwardInput, MlpWeights, ModelShape};
 use crate::error::{ModelError, Result};
 use crate::hooks::{HookPoint, Hooks};
@@ -181,26 +181,26 @@ pub struct Linear {
     pub weight: Tensor,
     /// `[out]`, if the layer has one.
     pub bias: Option<Tensor>,
-    /// The weight packed to int8 for generation ([`Architecture::pack_int8`]); when present the forward pass
-    /// multiplies by it instead of `weight`.
-    pub int8: Option<Int8Weight>,
+    /// The weight packed for generation ([`Architecture::pack_weights`]); when present, steps of a few tokens
+    /// multiply by it instead of `weight`.
+    pub packed: Option<PackedWeight>,
 }
 
 impl Linear {
     /// A dense layer.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Linear { weight, bias, int8: None }
+        Linear { weight, bias, packed: None }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.int8
+        self.packed
             .as_ref()
             .and_then(|packed| packed.linear(x, self.bias.as_ref()))
             .unwrap_or_else(|| linear(x, &self.weight, self.bias.as_ref()))
     }
 
-    fn pack_int8(&mut self) -> Result<()> {
-        self.int8 = Some(Int8Weight::pack(&mut self.weight)?);
+    fn pack(&mut self, format: WeightFormat) -> Result<()> {
+        self.packed = Some(PackedWeight::pack(format, &mut self.weight)?);
         Ok(())
     }
 
@@ -495,14 +495,14 @@ impl Architecture for Decoder {
         Ok((self.config.hf_config.clone(), (self.hf_tensors)(self)))
     }
 
-    fn pack_int8(&mut self) -> Result<()> {
+    fn pack_weights(&mut self, format: WeightFormat) -> Result<()> {
         let _guard = tch::no_grad_guard();
         for block in &mut self.blocks {
             for linear in [&mut block.qkv, &mut block.o, &mut block.mlp_in, &mut block.mlp_out] {
-                linear.pack_int8()?;
+                linear.pack(format)?;
             }
         }
-        self.embeddings.unembed.pack_int8()
+        self.embeddings.unembed.pack(format)
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {

@@ -76,12 +76,9 @@ impl Int8Weight {
     /// `x W^T + b` for `x` `[.., in]` in `x`'s dtype through the int8 kernel, or `None` when the kernel declines
     /// (more than a few rows, another device), for the caller to use the dense weight.
     pub fn linear(&self, x: &Tensor, bias: Option<&Tensor>) -> Option<Tensor> {
-        let mut dims = x.size();
-        let inputs = *dims.last()?;
-        let rows = x.f_reshape([-1, inputs]).ok()?;
-        let out = decode_kernels::int8_linear(&rows, &self.codes, &self.blocks, bias)?;
-        *dims.last_mut()? = self.codes.size()[0];
-        out.f_view(dims.as_slice()).ok()
+        decode_kernels::on_rows(x, self.codes.size()[0], |rows| {
+            decode_kernels::int8_linear(rows, &self.codes, &self.blocks, bias)
+        })
     }
 }
 

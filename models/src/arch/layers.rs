@@ -167,11 +167,10 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
 /// A bf16 step of a few tokens through the AVX-512 BF16 kernel ([`super::decode_kernels::bf16_linear`]), which
 /// reads the weight at the memory's pace where libtorch's bf16 inner product does not; `None` where it declines.
 fn bf16_step(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Option<Tensor> {
-    let mut dims = x.size();
-    let rows = x.f_reshape([-1, *dims.last()?]).ok()?;
-    let out = super::decode_kernels::bf16_linear(&rows, weight, bias)?;
-    *dims.last_mut()? = weight.size()[0];
-    out.f_view(dims.as_slice()).ok()
+    if !weight.is_contiguous() {
+        return None;
+    }
+    super::decode_kernels::on_rows(x, weight.size()[0], |rows| super::decode_kernels::bf16_linear(rows, weight, bias))
 }
 
 /// RMSNorm as Hugging Face computes it: normalize in f32, cast back, then scale.

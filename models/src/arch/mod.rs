@@ -15,6 +15,7 @@ mod layers;
 pub mod llama;
 pub mod mistral;
 mod onednn;
+mod packed;
 pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
@@ -26,6 +27,7 @@ use serde::Serialize;
 use tch::Tensor;
 
 pub use layers::{AttentionMask, KvCache};
+pub use packed::WeightFormat;
 
 use crate::error::Result;
 use crate::hooks::Hooks;
@@ -138,8 +140,8 @@ pub trait Architecture: Send {
     /// and layouts.
     fn hf_export(&self) -> Result<(serde_json::Value, Vec<(String, Tensor)>)>;
 
-    /// Packs every linear layer's weight (attention, MLP, unembedding) to int8 for generation, per output row,
-    /// and writes the rounded weights back (tied token embeddings included), so that [`Architecture::parameters`]
-    /// are what the forward pass computes with; steps of a few tokens then run the int8 kernel.
-    fn pack_int8(&mut self) -> Result<()>;
+    /// Packs every linear layer's weight (attention, MLP, unembedding) for generation and writes the rounded
+    /// weights back (tied token embeddings included), so that [`Architecture::parameters`] are what the forward
+    /// pass computes with; steps of a few tokens then run the format's kernel.
+    fn pack_weights(&mut self, format: WeightFormat) -> Result<()>;
 }

@@ -21,7 +21,8 @@ pub struct ModelArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// f32, bf16, f16, or int8 (int8 weights with f32 activations, for generation; such a model cannot be patched).
+    /// f32, bf16, f16, or for generation weights packed with f32 activations: bf16-weights or int8 (such a model
+    /// cannot be patched).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Print JSON instead of text.

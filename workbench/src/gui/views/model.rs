@@ -29,7 +29,7 @@ pub struct ModelView {
     pub spec: String,
     /// cpu, cuda or auto.
     pub device: String,
-    /// f32, bf16, f16 or int8 (generation only).
+    /// f32, bf16, f16, or (generation only) bf16-weights or int8.
     pub dtype: String,
     #[serde(skip)]
     dialog: Option<FileDialog>,
@@ -116,7 +116,7 @@ impl ModelView {
         self.show_available(ui);
         ui.horizontal(|ui| {
             choice(ui, "Device", &mut self.device, &["auto", "cpu", "cuda"]);
-            choice(ui, "Weights", &mut self.dtype, &["f32", "bf16", "f16", "int8"]);
+            choice(ui, "Weights", &mut self.dtype, &["f32", "bf16", "f16", "bf16-weights", "int8"]);
         });
         if run_button(ui, shared.busy(), "Load") {
             self.load(ui.ctx(), shared);
