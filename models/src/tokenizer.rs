@@ -92,7 +92,7 @@ impl Tokenizer {
             tokenizers::Tokenizer::from_bytes(json.as_bytes())
         })?
         .map_err(|e| ModelError::Tokenizer(format!("building the tokenizer from GGUF metadata: {e}")))?;
-        let inner = without_word_cache(inner);
+        let inner = without_word_cache(inner)?;
         let id = |key: &str| file.get(key).and_then(MetaValue::as_u64).map(|v| v as u32);
         Ok(Tokenizer {
             inner,
@@ -132,7 +132,7 @@ impl Tokenizer {
         let what = format!("reading {}", path.display());
         let mut inner = crate::panics::contain(&what, || tokenizers::Tokenizer::from_bytes(json))?
             .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))
-            .map(without_word_cache)?;
+            .and_then(without_word_cache)?;
         // The workbench pads and truncates batches itself: a file's own padding (a fixed length of 2^40 tokens, say)
         // or truncation must not decide what an encoding allocates or drops.
         inner.with_padding(None);
@@ -265,22 +265,39 @@ fn added_tokens_json(tokens: &[String], token_types: &[u64]) -> Vec<Value> {
         .collect()
 }
 
-/// `inner` with its BPE model's word cache off. tokenizers 0.23 keeps that cache in a thread-local map keyed by
-/// model instance that nothing empties when the instance is dropped: every tokenizer built and used left up to
-/// 10,000 words per thread behind (found by the fuzzer, whose memory grew by 4.5 KB with each tokenizer it built).
-fn without_word_cache(mut inner: tokenizers::Tokenizer) -> tokenizers::Tokenizer {
-    let uncached = match inner.get_model() {
-        tokenizers::models::ModelWrapper::BPE(bpe) => {
-            let mut uncached = bpe.clone();
-            uncached.resize_cache(0);
-            Some(uncached)
-        }
-        _ => None,
-    };
-    if let Some(bpe) = uncached {
-        inner.with_model(bpe);
+/// `inner` with its BPE model rebuilt without a word cache. tokenizers 0.23 keeps that cache in a thread-local map
+/// keyed by model instance that nothing empties when the instance is dropped: every tokenizer built and used left
+/// its words behind (4.5 KB per tokenizer in the fuzzer), and even with the capacity at zero an empty entry per
+/// instance, whose map, grown past 4 million inputs, reallocated 76 MB inside one input. Only a model built without a
+/// cache never touches the map; the deserialiser always gives it one, so the model is built again from its vocabulary,
+/// merges and settings.
+fn without_word_cache(mut inner: tokenizers::Tokenizer) -> Result<tokenizers::Tokenizer> {
+    use tokenizers::models::bpe::{Merges, Vocab, BPE};
+    let tokenizers::models::ModelWrapper::BPE(bpe) = inner.get_model() else { return Ok(inner) };
+    let failed = |e: String| ModelError::Tokenizer(format!("rebuilding the BPE model without its cache: {e}"));
+    let mut serialized = serde_json::to_value(bpe).map_err(|e| failed(e.to_string()))?;
+    let merges: Merges = serde_json::from_value(serialized["merges"].take()).map_err(|e| failed(e.to_string()))?;
+    let mut builder = BPE::builder()
+        .vocab_and_merges(bpe.get_vocab().into_iter().collect::<Vocab>(), merges)
+        .cache_capacity(0)
+        .fuse_unk(bpe.fuse_unk)
+        .byte_fallback(bpe.byte_fallback)
+        .ignore_merges(bpe.ignore_merges);
+    if let Some(dropout) = bpe.dropout {
+        builder = builder.dropout(dropout);
     }
-    inner
+    if let Some(unk) = &bpe.unk_token {
+        builder = builder.unk_token(unk.clone());
+    }
+    if let Some(prefix) = &bpe.continuing_subword_prefix {
+        builder = builder.continuing_subword_prefix(prefix.clone());
+    }
+    if let Some(suffix) = &bpe.end_of_word_suffix {
+        builder = builder.end_of_word_suffix(suffix.clone());
+    }
+    let rebuilt = builder.build().map_err(|e| failed(e.to_string()))?;
+    inner.with_model(rebuilt);
+    Ok(inner)
 }
 
 /// A complete `tokenizer.json` for byte-level BPE over `tokens` and `merges`.
