@@ -371,7 +371,9 @@ impl GgufArch {
         let (suffix, short) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let is_weight = suffix == "weight";
         let split = |groups: i64| {
-            let rows = t.size().first().copied().unwrap_or(0);
+            let Some(&rows) = t.size().first() else {
+                return Err(ModelError::config(gguf_name, "a tensor without dimensions where rows of heads belong"));
+            };
             if groups <= 0 || rows % groups != 0 {
                 let why = format!("{rows} rows do not split into {groups} groups for the heads the metadata gives");
                 return Err(ModelError::config(gguf_name, why));
