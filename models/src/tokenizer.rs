@@ -87,12 +87,7 @@ impl Tokenizer {
                 )))
             }
         };
-        let json = json.to_string();
-        let inner = crate::panics::contain("building the tokenizer from GGUF metadata", || {
-            tokenizers::Tokenizer::from_bytes(json.as_bytes())
-        })?
-        .map_err(|e| ModelError::Tokenizer(format!("building the tokenizer from GGUF metadata: {e}")))?;
-        let inner = without_word_cache(inner)?;
+        let inner = parse_tokenizer_json(json.to_string().as_bytes(), "building the tokenizer from GGUF metadata")?;
         let id = |key: &str| file.get(key).and_then(MetaValue::as_u64).map(|v| v as u32);
         Ok(Tokenizer {
             inner,
@@ -129,10 +124,7 @@ impl Tokenizer {
         model_config: &Value,
         chat_template: Option<String>,
     ) -> Result<Self> {
-        let what = format!("reading {}", path.display());
-        let mut inner = crate::panics::contain(&what, || tokenizers::Tokenizer::from_bytes(json))?
-            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))
-            .and_then(without_word_cache)?;
+        let mut inner = parse_tokenizer_json(json, &format!("reading {}", path.display()))?;
         // The workbench pads and truncates batches itself: a file's own padding (a fixed length of 2^40 tokens, say)
         // or truncation must not decide what an encoding allocates or drops.
         inner.with_padding(None);
@@ -265,20 +257,24 @@ fn added_tokens_json(tokens: &[String], token_types: &[u64]) -> Vec<Value> {
         .collect()
 }
 
-/// `inner` with its BPE model rebuilt without a word cache. tokenizers 0.23 keeps that cache in a thread-local map
-/// keyed by model instance that nothing empties when the instance is dropped: every tokenizer built and used left
-/// its words behind (4.5 KB per tokenizer in the fuzzer), and even with the capacity at zero an empty entry per
-/// instance, whose map, grown past 4 million inputs, reallocated 76 MB inside one input. Only a model built without a
-/// cache never touches the map; the deserialiser always gives it one, so the model is built again from its vocabulary,
-/// merges and settings.
-fn without_word_cache(mut inner: tokenizers::Tokenizer) -> Result<tokenizers::Tokenizer> {
-    use tokenizers::models::bpe::{Merges, Vocab, BPE};
+/// A `tokenizer.json` parsed by the `tokenizers` crate (its panics contained), errors naming `context`, with a BPE
+/// model built again without a word cache. tokenizers 0.23 keeps that cache in a thread-local map keyed by model
+/// instance that nothing empties when the instance is dropped: every tokenizer built and used left its words behind
+/// (4.5 KB per tokenizer in the fuzzer), and even with the capacity at zero an empty entry per instance, whose map,
+/// grown past 4 million inputs, reallocated 76 MB inside one input. Only a model built without a cache never touches
+/// the map, and the deserialiser always gives it one; so the model is built again by the builder the deserialiser
+/// uses, from the same vocabulary and merges of the file and the settings it read.
+fn parse_tokenizer_json(json: &[u8], context: &str) -> Result<tokenizers::Tokenizer> {
+    let failed = |e: &dyn std::fmt::Display| ModelError::Tokenizer(format!("{context}: {e}"));
+    let mut inner =
+        crate::panics::contain(context, || tokenizers::Tokenizer::from_bytes(json))?.map_err(|e| failed(&e))?;
     let tokenizers::models::ModelWrapper::BPE(bpe) = inner.get_model() else { return Ok(inner) };
-    let failed = |e: String| ModelError::Tokenizer(format!("rebuilding the BPE model without its cache: {e}"));
-    let mut serialized = serde_json::to_value(bpe).map_err(|e| failed(e.to_string()))?;
-    let merges: Merges = serde_json::from_value(serialized["merges"].take()).map_err(|e| failed(e.to_string()))?;
-    let mut builder = BPE::builder()
-        .vocab_and_merges(bpe.get_vocab().into_iter().collect::<Vocab>(), merges)
+    let model: Value = serde_json::from_slice::<Value>(json).map_err(|e| failed(&e))?["model"].take();
+    let vocab: tokenizers::models::bpe::Vocab =
+        serde_json::from_value(model["vocab"].clone()).map_err(|e| failed(&e))?;
+    let merges = bpe_merges(&model["merges"]).map_err(|e| failed(&e))?;
+    let mut builder = tokenizers::models::bpe::BPE::builder()
+        .vocab_and_merges(vocab, merges)
         .cache_capacity(0)
         .fuse_unk(bpe.fuse_unk)
         .byte_fallback(bpe.byte_fallback)
@@ -295,9 +291,27 @@ fn without_word_cache(mut inner: tokenizers::Tokenizer) -> Result<tokenizers::To
     if let Some(suffix) = &bpe.end_of_word_suffix {
         builder = builder.end_of_word_suffix(suffix.clone());
     }
-    let rebuilt = builder.build().map_err(|e| failed(e.to_string()))?;
+    let rebuilt = crate::panics::contain(context, || builder.build())?.map_err(|e| failed(&e))?;
     inner.with_model(rebuilt);
     Ok(inner)
+}
+
+/// A BPE model's merges as `tokenizer.json` writes them, in either of the `tokenizers` crate's forms: pairs, or
+/// (older files) strings `"a b"`, `#version` lines skipped.
+fn bpe_merges(merges: &Value) -> std::result::Result<Vec<(String, String)>, String> {
+    let Some(items) = merges.as_array() else { return Err("the BPE model has no list of merges".into()) };
+    if items.iter().all(Value::is_array) {
+        return serde_json::from_value(merges.clone()).map_err(|e| e.to_string());
+    }
+    let lines = items.iter().map(|item| item.as_str().ok_or("a merge that is neither a pair nor a string"));
+    let mut pairs = Vec::with_capacity(items.len());
+    for (rank, line) in lines.filter(|l| !l.is_ok_and(|l| l.starts_with("#version"))).enumerate() {
+        match line?.split(' ').collect::<Vec<_>>().as_slice() {
+            [a, b] => pairs.push((a.to_string(), b.to_string())),
+            _ => return Err(format!("merge {} is not two tokens separated by one space", rank + 1)),
+        }
+    }
+    Ok(pairs)
 }
 
 /// A complete `tokenizer.json` for byte-level BPE over `tokens` and `merges`.
