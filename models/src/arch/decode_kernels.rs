@@ -1,10 +1,11 @@
 //! Matrix-vector kernels for generation on the CPU, where a step multiplies a few rows of activations by every
 //! weight of the model and the time goes to reading the weights: bf16 weights through AVX-512 BF16's dot products
-//! (`vdpbf16ps`, f32 accumulation), int8 weights with one f32 scale per row through AVX-512F (any CPU: a plain
-//! loop the compiler vectorises). libtorch's own kernels for these shapes read bf16 and int8 weights at 13 GB/s on
-//! this project's AMD machines where f32 streams at 20 GB/s (README, "Speed"). The weight's rows are split over
-//! rayon's threads. Each kernel returns `None` for what it does not cover (another device or dtype, more than
-//! [`MAX_ROWS`] activation rows, no AVX-512 BF16 for bf16), and the caller falls back to libtorch.
+//! (`vdpbf16ps`, f32 accumulation), 8-bit weights in blocks of [`GROUP`] inputs with an f32 step and minimum each
+//! through AVX-512F (elsewhere a plain loop the compiler vectorises). libtorch's own kernels for these shapes read bf16
+//! and int8 weights at about 13 GB/s on this project's AMD machines where f32 streams at 20 GB/s (README, "Generation
+//! in bf16 and int8"). The weight's rows are split over rayon's threads. Each kernel returns `None` for what it does
+//! not cover (another device or dtype, more than [`MAX_ROWS`] activation rows, no AVX-512 BF16 for bf16), and the
+//! caller falls back to libtorch.
 
 use half::bf16;
 use rayon::prelude::*;
