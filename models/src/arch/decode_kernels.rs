@@ -1,11 +1,12 @@
 //! Matrix-vector kernels for generation on the CPU, where a step multiplies a few rows of activations by every
 //! weight of the model and the time goes to reading the weights: bf16 weights through AVX-512 BF16's dot products
-//! (`vdpbf16ps`, f32 accumulation), 8-bit weights in blocks of [`GROUP`] inputs with an f32 step and minimum each
-//! through AVX-512F (elsewhere a plain loop the compiler vectorises). libtorch's own kernels for these shapes read bf16
-//! and int8 weights at about 13 GB/s on this project's AMD machines where f32 streams at 20 GB/s (README, "Generation
-//! in bf16 and int8"). The weight's rows are split over rayon's threads. Each kernel returns `None` for what it does
-//! not cover (another device or dtype, more than [`MAX_ROWS`] activation rows, no AVX-512 BF16 for bf16), and the
-//! caller falls back to libtorch.
+//! (`vdpbf16ps`, f32 accumulation, activations rounded to bf16) or, on CPUs with AVX2 and FMA but no AVX-512 BF16
+//! (the AMD EPYC 7003 machines), widened to f32 for fused multiply-adds with f32 activations; 8-bit weights in blocks
+//! of [`GROUP`] inputs with an f32 step and minimum each through AVX-512F or AVX2 (elsewhere plain loops). libtorch's
+//! own kernels for these shapes read bf16 and int8 weights at about 13 GB/s on this project's AMD machines where f32
+//! streams at 20 GB/s (README, "Generation in bf16 and int8"). The weight's rows are split over rayon's threads.
+//! Each kernel returns `None` for what it does not cover (another device or dtype, more than [`MAX_ROWS`] activation
+//! rows, neither AVX-512 BF16 nor AVX2 for bf16), and the caller falls back to libtorch.
 
 use half::bf16;
 use rayon::prelude::*;
@@ -75,30 +76,36 @@ pub fn on_rows(x: &Tensor, out: i64, f: impl FnOnce(&Tensor) -> Option<Tensor>) 
     result.f_view(dims.as_slice()).ok()
 }
 
-/// `x W^T + b` for `x` `[m, k]` in f32 or bf16 (m <= [`MAX_ROWS`]; rounded to bf16) and a contiguous bf16 weight
-/// `[n, k]`, in `x`'s dtype, on a CPU with AVX-512 BF16; `None` otherwise.
+/// `x W^T + b` for `x` `[m, k]` in f32 or bf16 (m <= [`MAX_ROWS`]) and a contiguous bf16 weight `[n, k]`, in `x`'s
+/// dtype, on a CPU with AVX-512 BF16 (`x` rounded to bf16) or AVX2 and FMA (`x` in f32); `None` otherwise.
 pub fn bf16_linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Option<Tensor> {
     if !matches!(x.kind(), Kind::Float | Kind::BFloat16) || weight.kind() != Kind::BFloat16 {
         return None;
     }
-    if weight.device() != Device::Cpu {
-        return None;
-    }
-    if !simd::has_avx512_bf16() || weight.dim() != 2 || !weight.is_contiguous() {
+    if weight.device() != Device::Cpu || weight.dim() != 2 || !weight.is_contiguous() {
         return None;
     }
     let (n, k) = (weight.size()[0] as usize, weight.size()[1] as usize);
-    let x_rows: Vec<u16> = activations(x, k)?.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
+    let x_rows = activations(x, k)?;
     let m = x_rows.len() / k.max(1);
     let bias = bias_values(bias, n)?;
     // SAFETY: a contiguous CPU bf16 tensor of n * k elements, alive (borrowed) for the whole call.
     let w = unsafe { std::slice::from_raw_parts(weight.data_ptr() as *const u16, n * k) };
-    let values = for_each_row(n, m, |i, out| {
-        let row = &w[i * k..(i + 1) * k];
-        for (j, y) in out.iter_mut().enumerate() {
-            *y = simd::dot_bf16(row, &x_rows[j * k..(j + 1) * k]) + bias.as_ref().map_or(0.0, |b| b[i]);
-        }
-    });
+    let row_output = |dot: &(dyn Fn(&[u16], usize) -> f32 + Sync)| {
+        for_each_row(n, m, |i, out| {
+            for (j, y) in out.iter_mut().enumerate() {
+                *y = dot(&w[i * k..(i + 1) * k], j) + bias.as_ref().map_or(0.0, |b| b[i]);
+            }
+        })
+    };
+    let values = if simd::has_avx512_bf16() {
+        let x_bf16: Vec<u16> = x_rows.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
+        row_output(&|row, j| simd::dot_bf16(row, &x_bf16[j * k..(j + 1) * k]))
+    } else if simd::has_avx2_fma() {
+        row_output(&|row, j| simd::dot_bf16_f32(row, &x_rows[j * k..(j + 1) * k]))
+    } else {
+        return None;
+    };
     Some(output(values, m, n, x.kind()))
 }
 
@@ -125,8 +132,7 @@ pub fn int8_linear(x: &Tensor, codes: &Tensor, blocks: &Blocks, bias: Option<&Te
         let (row, span) = (&w[i * k..(i + 1) * k], i * groups..(i + 1) * groups);
         let (scales, mins) = (&blocks.scales[span.clone()], &blocks.mins[span]);
         for (j, y) in out.iter_mut().enumerate() {
-            let sums = &block_sums[j * groups..(j + 1) * groups];
-            let offset: f32 = mins.iter().zip(sums).map(|(min, sum)| min * sum).sum();
+            let offset = weighted_sum(mins, &block_sums[j * groups..(j + 1) * groups]);
             *y = simd::dot_codes(row, scales, &x_rows[j * k..(j + 1) * k])
                 + offset
                 + bias.as_ref().map_or(0.0, |b| b[i]);
@@ -135,7 +141,20 @@ pub fn int8_linear(x: &Tensor, codes: &Tensor, blocks: &Blocks, bias: Option<&Te
     Some(output(values, m, n, x.kind()))
 }
 
-/// The dot products, with AVX-512 where the CPU has it (x86-64), portable loops elsewhere.
+/// `sum a_i b_i` in eight independent lanes, a shape the compiler vectorises (one running sum it may not reorder).
+fn weighted_sum(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for lane in 0..8 {
+            lanes[lane] += a[lane] * b[lane];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// The dot products, with AVX-512 or AVX2 where the CPU has them (x86-64), portable loops elsewhere.
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use std::arch::x86_64::*;
@@ -145,6 +164,22 @@ mod simd {
         is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512bf16")
+    }
+
+    /// Whether this CPU has AVX2 and FMA (every x86-64 machine of this project; the tier below AVX-512).
+    pub fn has_avx2_fma() -> bool {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+
+    /// The dot product of bf16 weights (raw bits) and f32 activations of one length: AVX2 when the CPU has it.
+    pub fn dot_bf16_f32(w: &[u16], x: &[f32]) -> f32 {
+        assert_eq!(w.len(), x.len(), "dot product of unequal lengths");
+        if has_avx2_fma() {
+            // SAFETY: the CPU has the features the function is compiled for; the lengths are equal.
+            unsafe { dot_bf16_f32_avx2(w, x) }
+        } else {
+            super::portable::dot_bf16_f32(w, x)
+        }
     }
 
     /// The dot product of two bf16 vectors (raw bits) of one length in f32: `vdpbf16ps` when the CPU has it.
@@ -166,6 +201,9 @@ mod simd {
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F; the lengths are equal and there is a scale per block.
             unsafe { dot_codes_avx512(codes, scales, x) }
+        } else if has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA; the lengths are equal and there is a scale per block.
+            unsafe { dot_codes_avx2(codes, scales, x) }
         } else {
             super::portable::dot_codes(codes, scales, x)
         }
@@ -216,15 +254,66 @@ mod simd {
         let tail = super::portable::dot_codes(&codes[32 * whole..], &scales[whole..], &x[32 * whole..]);
         _mm512_reduce_add_ps(_mm512_add_ps(totals[0], totals[1])) + tail
     }
+
+    /// The sum of a vector's eight lanes.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sum_lanes(v: __m256) -> f32 {
+        let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)))
+    }
+
+    /// bf16 widened to f32 (the 16 bits shifted into the top of each lane) and fused multiply-adds, 32 values a
+    /// step with four independent sums, the tail portable.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_bf16_f32_avx2(w: &[u16], x: &[f32]) -> f32 {
+        let mut sums = [_mm256_setzero_ps(); 4];
+        let (len, mut i) = (w.len(), 0);
+        while i + 32 <= len {
+            for (s, sum) in sums.iter_mut().enumerate() {
+                let bits = _mm256_cvtepu16_epi32(_mm_loadu_si128(w.as_ptr().add(i + 8 * s).cast()));
+                let weights = _mm256_castsi256_ps(_mm256_slli_epi32(bits, 16));
+                *sum = _mm256_fmadd_ps(weights, _mm256_loadu_ps(x.as_ptr().add(i + 8 * s)), *sum);
+            }
+            i += 32;
+        }
+        let tail = super::portable::dot_bf16_f32(&w[i..], &x[i..]);
+        sum_lanes(_mm256_add_ps(_mm256_add_ps(sums[0], sums[1]), _mm256_add_ps(sums[2], sums[3]))) + tail
+    }
+
+    /// Per block of 32: codes to f32 eight at a time and fused multiply-adds into two partial sums, which the
+    /// block's scale then weighs into one of two running totals; a last partial block portable.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_codes_avx2(codes: &[u8], scales: &[f32], x: &[f32]) -> f32 {
+        let mut totals = [_mm256_setzero_ps(); 2];
+        let whole = codes.len() / 32;
+        for block in 0..whole {
+            let i = 32 * block;
+            let weights = |at: usize| {
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(codes.as_ptr().add(i + at).cast())))
+            };
+            let inputs = |at: usize| _mm256_loadu_ps(x.as_ptr().add(i + at));
+            let low = _mm256_fmadd_ps(weights(16), inputs(16), _mm256_mul_ps(weights(0), inputs(0)));
+            let high = _mm256_fmadd_ps(weights(24), inputs(24), _mm256_mul_ps(weights(8), inputs(8)));
+            let sum = _mm256_add_ps(low, high);
+            let total = &mut totals[block % 2];
+            *total = _mm256_fmadd_ps(sum, _mm256_set1_ps(scales[block]), *total);
+        }
+        let tail = super::portable::dot_codes(&codes[32 * whole..], &scales[whole..], &x[32 * whole..]);
+        sum_lanes(_mm256_add_ps(totals[0], totals[1])) + tail
+    }
 }
 
-/// Elsewhere: no AVX-512 BF16 (so the bf16 kernel declines), portable int8.
+/// Elsewhere: neither AVX-512 BF16 nor AVX2 (so the bf16 kernel declines), portable int8.
 #[cfg(not(target_arch = "x86_64"))]
 mod simd {
     pub fn has_avx512_bf16() -> bool {
         false
     }
-    pub use super::portable::{dot_bf16, dot_codes};
+    pub fn has_avx2_fma() -> bool {
+        false
+    }
+    pub use super::portable::{dot_bf16, dot_bf16_f32, dot_codes};
 }
 
 /// Plain loops the compiler vectorises for whatever the target has.
@@ -234,6 +323,11 @@ mod portable {
     /// The dot product of two bf16 vectors (raw bits) in f32.
     pub fn dot_bf16(a: &[u16], b: &[u16]) -> f32 {
         a.iter().zip(b).map(|(&a, &b)| bf16::from_bits(a).to_f32() * bf16::from_bits(b).to_f32()).sum()
+    }
+
+    /// The dot product of bf16 weights (raw bits) and f32 activations.
+    pub fn dot_bf16_f32(w: &[u16], x: &[f32]) -> f32 {
+        w.iter().zip(x).map(|(&w, &x)| bf16::from_bits(w).to_f32() * x).sum()
     }
 
     /// `sum over blocks of scale * sum code x` for 8-bit codes in blocks of [`GROUP`](super::GROUP).
@@ -261,12 +355,12 @@ mod tests {
     }
 
     /// Against the product in f64 of the same bf16 values: the error is the output's bf16 rounding (2^-9 relative)
-    /// plus f32 accumulation, f32 accumulation alone for f32 activations; odd widths exercise the masked tail, three
-    /// rows the batch of a step.
+    /// plus f32 accumulation, f32 accumulation alone for f32 activations (rounded to bf16 first where the kernel
+    /// uses AVX-512 BF16); odd widths exercise the tails, three rows the batch of a step. Runs the tier this CPU has.
     #[test]
     fn the_bf16_kernel_matches_the_product_in_double_precision() {
-        if !simd::has_avx512_bf16() {
-            eprintln!("skipped: this CPU has no AVX-512 BF16, the kernel declines and libtorch runs");
+        if !simd::has_avx512_bf16() && !simd::has_avx2_fma() {
+            eprintln!("skipped: this CPU has neither AVX-512 BF16 nor AVX2, the kernel declines and libtorch runs");
             return;
         }
         for (m, n, k) in [(1, 130, 576), (3, 70, 200), (8, 9, 37)] {
@@ -278,33 +372,34 @@ mod tests {
             let largest = f64::try_from(exact.abs().max()).unwrap();
             assert!(max_error(&ours, &exact) <= largest / 256.0, "m {m} n {n} k {k}");
         }
-        // f32 activations (a model with bf16-packed weights) are rounded to bf16 and come back in f32.
+        // f32 activations (a model with bf16-packed weights) come back in f32.
         let x = random(&[2, 96], 6);
         let w = random(&[40, 96], 7).to_kind(Kind::BFloat16);
         let ours = bf16_linear(&x, &w, None).expect("the kernel takes f32 activations");
         assert_eq!(ours.kind(), Kind::Float);
-        let exact = x.to_kind(Kind::BFloat16).to_kind(Kind::Double).matmul(&w.to_kind(Kind::Double).tr());
+        let x_used = if simd::has_avx512_bf16() { x.to_kind(Kind::BFloat16) } else { x };
+        let exact = x_used.to_kind(Kind::Double).matmul(&w.to_kind(Kind::Double).tr());
         assert!(max_error(&ours, &exact) <= f64::try_from(exact.abs().max()).unwrap() * 1e-5);
         let too_many_rows = random(&[MAX_ROWS as i64 + 1, 16], 4).to_kind(Kind::BFloat16);
         assert!(bf16_linear(&too_many_rows, &random(&[4, 16], 5).to_kind(Kind::BFloat16), None).is_none());
     }
 
     /// Both 8-bit paths against `x (min + code * scale)^T + b` in f64 (f32 accumulation error only), for f32 and
-    /// bf16 activations; both bf16 dot products on a 70-long vector (a masked tail).
+    /// bf16 activations, ten blocks a row (eight lanes of block offsets and a tail, the last block 12 wide); the
+    /// dot products of each tier this CPU has on a 70-long vector (a partial last block, a tail of 6).
     #[test]
     fn the_int8_kernel_multiplies_by_min_plus_code_times_scale() {
-        let (n, k) = (50, 150);
+        let (n, k, groups) = (50, 300, 10);
         tch::manual_seed(6);
         let codes = Tensor::randint(256, [n, k], (Kind::Uint8, Device::Cpu));
-        // Five blocks a row (the last 22 wide), each with its own step and minimum.
         let blocks = Blocks {
-            scales: (0..n * 5).map(|i| 0.001 * (i % 17 + 1) as f32).collect(),
-            mins: (0..n * 5).map(|i| -0.1 * (i % 7) as f32).collect(),
+            scales: (0..n * groups).map(|i| 0.001 * (i % 17 + 1) as f32).collect(),
+            mins: (0..n * groups).map(|i| -0.1 * (i % 7) as f32).collect(),
         };
-        let (rows, width) = (n as usize, k as usize);
+        let (rows, width, groups) = (n as usize, k as usize, groups as usize);
         let per_input = |values: &[f32]| -> Tensor {
             let v: Vec<f64> =
-                (0..rows * width).map(|e| f64::from(values[(e / width) * 5 + (e % width) / GROUP])).collect();
+                (0..rows * width).map(|e| f64::from(values[(e / width) * groups + (e % width) / GROUP])).collect();
             Tensor::from_slice(&v).view([n, k])
         };
         let unpacked = per_input(&blocks.mins) + codes.to_kind(Kind::Double) * per_input(&blocks.scales);
@@ -334,6 +429,10 @@ mod tests {
         let exact: f64 =
             a.iter().zip(&b).map(|(&a, &b)| f64::from(bf16::from_bits(a)) * f64::from(bf16::from_bits(b))).sum();
         for dot in [portable::dot_bf16(&a, &b), simd::dot_bf16(&a, &b)] {
+            assert!((f64::from(dot) - exact).abs() < 1e-4, "{dot} vs {exact}");
+        }
+        let exact: f64 = a.iter().zip(&x).map(|(&a, &x)| f64::from(bf16::from_bits(a)) * f64::from(x)).sum();
+        for dot in [portable::dot_bf16_f32(&a, &x), simd::dot_bf16_f32(&a, &x)] {
             assert!((f64::from(dot) - exact).abs() < 1e-4, "{dot} vs {exact}");
         }
     }
