@@ -82,6 +82,10 @@ pub fn bf16_linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Option
     if !matches!(x.kind(), Kind::Float | Kind::BFloat16) || weight.kind() != Kind::BFloat16 {
         return None;
     }
+    let native_bf16 = simd::has_avx512_bf16();
+    if !native_bf16 && !simd::has_avx2_fma() {
+        return None;
+    }
     if weight.device() != Device::Cpu || weight.dim() != 2 || !weight.is_contiguous() {
         return None;
     }
@@ -89,23 +93,21 @@ pub fn bf16_linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Option
     let x_rows = activations(x, k)?;
     let m = x_rows.len() / k.max(1);
     let bias = bias_values(bias, n)?;
+    // AVX-512 BF16 multiplies pairs of bf16 values; the AVX2 tier widens the weights and keeps `x` in f32.
+    let x_bf16: Option<Vec<u16>> = native_bf16.then(|| x_rows.iter().map(|&v| bf16::from_f32(v).to_bits()).collect());
     // SAFETY: a contiguous CPU bf16 tensor of n * k elements, alive (borrowed) for the whole call.
     let w = unsafe { std::slice::from_raw_parts(weight.data_ptr() as *const u16, n * k) };
-    let row_output = |dot: &(dyn Fn(&[u16], usize) -> f32 + Sync)| {
-        for_each_row(n, m, |i, out| {
-            for (j, y) in out.iter_mut().enumerate() {
-                *y = dot(&w[i * k..(i + 1) * k], j) + bias.as_ref().map_or(0.0, |b| b[i]);
-            }
-        })
-    };
-    let values = if simd::has_avx512_bf16() {
-        let x_bf16: Vec<u16> = x_rows.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
-        row_output(&|row, j| simd::dot_bf16(row, &x_bf16[j * k..(j + 1) * k]))
-    } else if simd::has_avx2_fma() {
-        row_output(&|row, j| simd::dot_bf16_f32(row, &x_rows[j * k..(j + 1) * k]))
-    } else {
-        return None;
-    };
+    let values = for_each_row(n, m, |i, out| {
+        let row = &w[i * k..(i + 1) * k];
+        for (j, y) in out.iter_mut().enumerate() {
+            let inputs = j * k..(j + 1) * k;
+            let dot = match &x_bf16 {
+                Some(x_bf16) => simd::dot_bf16(row, &x_bf16[inputs]),
+                None => simd::dot_bf16_f32(row, &x_rows[inputs]),
+            };
+            *y = dot + bias.as_ref().map_or(0.0, |b| b[i]);
+        }
+    });
     Some(output(values, m, n, x.kind()))
 }
 

@@ -164,8 +164,8 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
     x.linear(weight, bias)
 }
 
-/// A bf16 step of a few tokens through the AVX-512 BF16 kernel ([`super::decode_kernels::bf16_linear`]), which
-/// reads the weight at the memory's pace where libtorch's bf16 inner product does not; `None` where it declines.
+/// A bf16 step of a few tokens through the AVX-512 BF16 or AVX2 kernel ([`super::decode_kernels::bf16_linear`]),
+/// which reads the weight at the memory's pace where libtorch's bf16 inner product does not; `None` where it declines.
 fn bf16_step(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Option<Tensor> {
     super::decode_kernels::on_rows(x, weight.size()[0], |rows| super::decode_kernels::bf16_linear(rows, weight, bias))
 }
